@@ -1,0 +1,46 @@
+"""Errors raised by the handlers.
+
+Each class name is the Step Functions error name the state machine catches or retries on
+(Lambda reports the exception class name as `errorType`), so renaming one is a breaking
+change to `statemachine/deploy.asl.json`.
+"""
+
+
+class DeployError(Exception):
+    """Base class: every error a step raises on purpose."""
+
+
+class InvalidInput(DeployError):
+    """The execution input (or a step's payload) is malformed; nothing in AWS was touched."""
+
+
+class NotImplementedYet(DeployError):
+    """The step's handler has not been built yet; the execution must stop here, not pretend to succeed."""
+
+
+class DeploymentInProgress(DeployError):
+    """Another execution holds the lock of a target."""
+
+
+class RefreshInProgress(DeployError):
+    """An instance refresh that is not ours is running on the group."""
+
+
+class ImageNotReady(DeployError):
+    """The image build has not finished yet (the state machine retries on this)."""
+
+
+class ImageBuildFailed(DeployError):
+    """The image build ended FAILED or CANCELLED."""
+
+
+class LaunchTemplateNotFound(DeployError):
+    """A configured launch template (or its default version) does not exist."""
+
+
+class RefreshFailed(DeployError):
+    """The instance refresh failed, was cancelled or rolled back, or the fleet is unhealthy."""
+
+
+class RollbackFailed(DeployError):
+    """Restoring the previous launch template version or fleet did not succeed."""
