@@ -1,0 +1,1 @@
+"""The CDK app: one stack (pipeline_stack.py) wiring one construct per concern."""

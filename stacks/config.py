@@ -1,0 +1,346 @@
+"""`cdk.json` context → one frozen, validated configuration object.
+
+Built once in app.py from the context key `immutableAmi` and passed down to every construct.
+A bad value fails `cdk synth` with the key path and the reason, for example::
+
+    retention.keepLaunchTemplateVersions must be >= 2, got 1
+
+The deploy-time part (application, source, stages, refresh, retention) reuses the very models
+the Lambda functions parse at cold start (lambdas/shared/config.py), so what synth accepts the
+functions accept too. No AWS calls happen here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from lambdas.shared.config import (
+    DeployConfig,
+    RefreshPreferences,
+    Retention,
+    Source,
+    Stage,
+)
+from lambdas.shared.config import _Model as Model
+
+CONTEXT_KEY = "immutableAmi"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_COMPONENT_REF = re.compile(
+    r"^(aws:[a-z0-9-]+|arn:aws[a-z-]*:imagebuilder:[a-z0-9-]*:(aws|\d{12}):component/.+|.+\.ya?ml)$"
+)
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class ConfigError(ValueError):
+    """Invalid `cdk.json` configuration; the message names every bad key."""
+
+
+def _check_components(refs: tuple[str, ...]) -> tuple[str, ...]:
+    for ref in refs:
+        if not _COMPONENT_REF.match(ref):
+            raise ValueError(
+                f"{ref!r} is not a component reference (use aws:<managed-name>, an Image Builder component ARN "
+                "or a path to a component YAML file)"
+            )
+        if ref.endswith((".yml", ".yaml")) and not ref.startswith("arn:") and not (PROJECT_ROOT / ref).is_file():
+            raise ValueError(f"component file {ref!r} does not exist (paths are relative to the project root)")
+    return refs
+
+
+def _check_semver(value: str) -> str:
+    if not _SEMVER.match(value):
+        raise ValueError(f"must be a semantic version like 1.0.0, got {value!r}")
+    return value
+
+
+class BaseImage(Model):
+    parent_image: str = "amazon-linux-2023-x86"
+    schedule: str | None = "cron(0 3 * * ? *)"
+    components: tuple[str, ...] = ("aws:update-linux", "imagebuilder/components/base-hardening.yml")
+    ansible_playbook: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.ya?ml$")
+    build_instance_types: tuple[str, ...] = Field(default=("m7i.large",), min_length=1)
+    version: str = "1.0.0"
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_components(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(
+            r"^(cron\(([^ )]+ ){5}[^ )]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$", value
+        ):
+            raise ValueError(f"must be an EventBridge cron(...) (6 fields) or rate(...) expression, got {value!r}")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        return _check_semver(value)
+
+
+class AppImage(Model):
+    components: tuple[str, ...] = ("imagebuilder/components/app-install.yml",)
+    test_components: tuple[str, ...] = ("imagebuilder/components/app-test.yml",)
+    build_instance_types: tuple[str, ...] = Field(default=("m7i.large",), min_length=1)
+    install_script: str = Field(default="deploy/install.sh", pattern=r"^[A-Za-z0-9._/-]+$")
+    test_script: str = Field(default="deploy/test.sh", pattern=r"^[A-Za-z0-9._/-]+$")
+    version: str = "1.0.0"
+
+    @field_validator("components", "test_components")
+    @classmethod
+    def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_components(value)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        return _check_semver(value)
+
+
+class Build(Model):
+    subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
+    security_group_ids: tuple[str, ...] = ()
+    logs_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    ami_kms_key_id: str | None = None
+    extra_regions: tuple[str, ...] = ()
+    share_with_accounts: tuple[str, ...] = ()
+    poll_interval_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _sgs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for sg in value:
+            if not re.match(r"^sg-[0-9a-f]{8,17}$", sg):
+                raise ValueError(f"{sg!r} is not a security group id (sg-...)")
+        return value
+
+    @field_validator("share_with_accounts")
+    @classmethod
+    def _accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for account in value:
+            if not re.match(r"^\d{12}$", account):
+                raise ValueError(f"{account!r} is not a 12-digit AWS account id")
+        return value
+
+    @model_validator(mode="after")
+    def _security_groups_need_subnet(self) -> Build:
+        if self.security_group_ids and not self.subnet_id:
+            raise ValueError("securityGroupIds needs subnetId (Image Builder requires both or neither)")
+        return self
+
+
+class Lock(Model):
+    ttl_minutes: int = Field(default=180, ge=15, le=1440)
+    wait_seconds: int = Field(default=600, ge=0, le=3600)
+
+
+class Notifications(Model):
+    emails: tuple[str, ...] = ()
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+                raise ValueError(f"{email!r} is not an email address")
+        return value
+
+
+class ExampleFleetConfig(Model):
+    enabled: bool = False
+    instance_type: str = "t3.micro"
+    desired_capacity: int = Field(default=2, ge=1, le=10)
+
+
+class Environment(Model):
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class PipelineConfig(Model):
+    application: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    environment: Environment = Environment()
+    source: Source | None = None
+    base_image: BaseImage = BaseImage()
+    app_image: AppImage = AppImage()
+    build: Build = Build()
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    refresh: RefreshPreferences = RefreshPreferences()
+    retention: Retention = Retention()
+    lock: Lock = Lock()
+    notifications: Notifications = Notifications()
+    example_fleet: ExampleFleetConfig = ExampleFleetConfig()
+    log_retention_days: int = 90
+    powertools_layer_version: int = Field(default=38, ge=1)
+    pass_role_arns: tuple[str, ...] = ()
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_days(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of CloudWatch's periods {', '.join(map(str, LOG_RETENTION_DAYS))}, got {value}"
+            )
+        return value
+
+    @field_validator("pass_role_arns")
+    @classmethod
+    def _roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", arn) or arn.endswith("*"):
+                raise ValueError(f"{arn!r} is not the ARN of one IAM role (no wildcards)")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> PipelineConfig:
+        names = [s.name for s in self.stages]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"stages[{i}].name {name!r} is used by an earlier stage")
+        seen: dict[str, str] = {}
+        for stage in self.stages:
+            for target in stage.targets:
+                if target.auto_scaling_group_name in seen:
+                    raise ValueError(
+                        f"Auto Scaling group {target.auto_scaling_group_name!r} appears in stages "
+                        f"{seen[target.auto_scaling_group_name]!r} and {stage.name!r}"
+                    )
+                seen[target.auto_scaling_group_name] = stage.name
+        percentages = self.refresh.checkpoint_percentages
+        if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
+            raise ValueError(
+                f"refresh.checkpointPercentages must be strictly ascending values in 1..100, got {list(percentages)}"
+            )
+        if self.source and self.source.type == "github" and not re.match(r"^[\w.-]+/[\w.-]+$", self.source.repository):
+            raise ValueError(f"source.repository must be owner/name for GitHub, got {self.source.repository!r}")
+        return self
+
+    def deploy_config(self) -> DeployConfig:
+        """The part the Lambda functions need, as the model they parse."""
+        return DeployConfig(
+            application=self.application,
+            source=self.source,
+            stages=self.stages,
+            refresh=self.refresh,
+            retention=self.retention,
+        )
+
+    def deploy_config_json(self) -> str:
+        return self.deploy_config().model_dump_json(by_alias=True)
+
+
+def _message(err: Any) -> str:
+    path = ""
+    for part in err["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    kind = err["type"]
+    where = path or CONTEXT_KEY
+    if kind == "greater_than_equal":
+        return f"{where} must be >= {ctx['ge']}, got {got!r}"
+    if kind == "less_than_equal":
+        return f"{where} must be <= {ctx['le']}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{where} must match {ctx['pattern']}, got {got!r}"
+    if kind == "literal_error":
+        return f"{where} must be one of {ctx['expected']}, got {got!r}"
+    if kind == "missing":
+        return f"{where} is required"
+    if kind == "extra_forbidden":
+        return f"{where} is not a known key (see README, Configuration)"
+    if kind == "too_short":
+        return f"{where} must have at least {ctx.get('min_length')} item(s), got {len(got) if got is not None else 0}"
+    if kind == "value_error":
+        return f"{where}: {ctx.get('error', err['msg'])!s}"
+    return f"{where}: {err['msg']}, got {got!r}"
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove `// ...` line comments outside strings, so the configuration file can explain itself."""
+    out: list[str] = []
+    in_string = escaped = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+            out.append(char)
+        elif text.startswith("//", i):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _read_context(context: Any) -> Any:
+    """The context value is the configuration object itself, or the path of a .json/.jsonc file holding it."""
+    if not isinstance(context, str):
+        return context
+    text = context
+    if context.endswith((".json", ".jsonc")):
+        path = PROJECT_ROOT / context
+        if not path.is_file():
+            raise ConfigError(f"{CONTEXT_KEY}: configuration file {context!r} does not exist")
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(strip_json_comments(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{CONTEXT_KEY}: not valid JSON ({exc})") from exc
+
+
+def load_config(context: Any) -> PipelineConfig:
+    """Validate the `immutableAmi` context value: an object, a JSON string (`-c`), or a .json/.jsonc file path."""
+    if context is None:
+        raise ConfigError(f"cdk.json has no context key {CONTEXT_KEY!r}: see README, Configuration")
+    context = _read_context(context)
+    try:
+        return PipelineConfig.model_validate(context)
+    except ValidationError as exc:
+        lines = [_message(err) for err in exc.errors(include_url=False)]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

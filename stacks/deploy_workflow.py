@@ -1,0 +1,292 @@
+"""The deploy workflow: the Step Functions state machine, its Lambda functions, the lock table and the topic.
+
+The state machine definition is `statemachine/deploy.asl.json`, loaded as is with
+`DefinitionBody.from_file`; every `${...}` in it is filled from `definition_substitutions` here
+(tests/infra pins that none is left over).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.config import PROJECT_ROOT, PipelineConfig
+from stacks.lambda_function import camel, python_function, retention
+from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, function_versions, wildcard_resource
+
+ASL_FILE = PROJECT_ROOT / "statemachine" / "deploy.asl.json"
+
+# step name (= folder under lambdas/) → (timeout seconds, memory MB)
+STEPS: dict[str, tuple[int, int]] = {
+    "validate_request": (30, 256),
+    "lock": (30, 256),
+    "start_image_build": (30, 256),
+    "check_image_build": (30, 256),
+    "publish_launch_template_version": (90, 256),
+    "start_instance_refresh": (30, 256),
+    "check_refresh": (30, 256),
+    "rollback": (90, 256),
+    "prune_images": (600, 512),
+}
+
+EC2_READ = [
+    "ec2:DescribeImages",
+    "ec2:DescribeImageReferences",
+    "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DescribeSnapshots",
+]
+AUTOSCALING_READ = [
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeInstanceRefreshes",
+    "autoscaling:DescribeScalingActivities",
+]
+
+
+class DeployWorkflow(Construct):
+    """State machine + one least-privilege function per step + lock table + notification topic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.lock_table = self._build_lock_table()
+        self.topic_key, self.topic = self._build_topic()
+        self.functions = {step: self._build_function(step, *limits) for step, limits in STEPS.items()}
+        self._grant_step_permissions()
+        self.state_machine = self._build_state_machine()
+        self._acknowledge_findings()
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _build_lock_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "LockTable",
+            partition_key=dynamodb.Attribute(name="target", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expiresAt",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _build_topic(self) -> tuple[kms.Key, sns.Topic]:
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description=f"Encrypts the {self._config.application} deployment notifications",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # CloudWatch alarms publish to the encrypted topic through this key.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"{self._config.application} deployments",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        for email in self._config.notifications.emails:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return key, topic
+
+    def _build_function(self, step: str, timeout: int, memory: int) -> lambda_.Function:
+        return python_function(
+            self,
+            step=step,
+            config=self._config,
+            timeout_seconds=timeout,
+            memory_mb=memory,
+            environment={"DEPLOY_CONFIG": self._config.deploy_config_json()},
+        )
+
+    def launch_template_arns(self) -> list[str]:
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(service="ec2", resource="launch-template", resource_name=t.launch_template_id)
+            for t in self._config.deploy_config().all_targets()
+        ]
+
+    def auto_scaling_group_arns(self) -> list[str]:
+        return [
+            f"arn:{Aws.PARTITION}:autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:autoScalingGroup:*:"
+            f"autoScalingGroupName/{t.auto_scaling_group_name}"
+            for t in self._config.deploy_config().all_targets()
+        ]
+
+    def _launch_with_templates(self) -> list[iam.PolicyStatement]:
+        """What StartInstanceRefresh checks: the caller may launch from (only) the configured templates."""
+        ec2 = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}"
+        statements = [
+            iam.PolicyStatement(
+                sid="LaunchOnlyFromConfiguredTemplates",
+                actions=["ec2:RunInstances", "ec2:CreateTags"],
+                resources=[
+                    f"{ec2}:{Aws.ACCOUNT_ID}:instance/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:volume/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:network-interface/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:subnet/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:security-group/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:key-pair/*",
+                    f"{ec2}::image/*",
+                ],
+                conditions={"ArnLike": {"ec2:LaunchTemplate": self.launch_template_arns()}},
+            ),
+            iam.PolicyStatement(
+                sid="UseConfiguredTemplates", actions=["ec2:RunInstances"], resources=self.launch_template_arns()
+            ),
+        ]
+        if self._config.pass_role_arns:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="PassFleetInstanceRoles",
+                    actions=["iam:PassRole"],
+                    resources=list(self._config.pass_role_arns),
+                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                )
+            )
+        return statements
+
+    def _grant_step_permissions(self) -> None:
+        fns = self.functions
+        app = self._config.application
+        templates = self.launch_template_arns()
+        groups = self.auto_scaling_group_arns()
+
+        def allow(step: str, actions: list[str], resources: list[str], **kwargs: object) -> None:
+            fns[step].add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, **kwargs))  # type: ignore[arg-type]
+
+        # Describe* calls do not support resource-level permissions: they need "*" (acknowledged in cdk-nag).
+        for step in ("validate_request", "publish_launch_template_version", "prune_images", "rollback"):
+            allow(step, EC2_READ, ["*"])
+        for step in (
+            "publish_launch_template_version",
+            "start_instance_refresh",
+            "check_refresh",
+            "rollback",
+            "prune_images",
+        ):
+            allow(step, AUTOSCALING_READ, ["*"])
+        allow("check_refresh", ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
+        allow("check_refresh", ["ec2:DescribeInstances"], ["*"])
+
+        allow(
+            "publish_launch_template_version",
+            ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:DeleteLaunchTemplateVersions"],
+            templates,
+        )
+        allow("start_instance_refresh", ["autoscaling:StartInstanceRefresh"], groups)
+        allow(
+            "rollback",
+            [
+                "autoscaling:RollbackInstanceRefresh",
+                "autoscaling:CancelInstanceRefresh",
+                "autoscaling:StartInstanceRefresh",
+            ],
+            groups,
+        )
+        allow("rollback", ["ec2:ModifyLaunchTemplate"], templates)
+        for step in ("start_instance_refresh", "rollback"):
+            for statement in self._launch_with_templates():
+                fns[step].add_to_role_policy(statement)
+
+        # Only AMIs tagged with this application can be deregistered; their snapshots go with them.
+        allow(
+            "prune_images",
+            ["ec2:DeregisterImage"],
+            [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::image/*"],
+            conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
+        )
+        allow("prune_images", ["ec2:DeleteSnapshot"], [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::snapshot/*"])
+
+        self.lock_table.grant_read_write_data(fns["lock"])
+        fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
+        fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))
+
+    def _acknowledge_findings(self) -> None:
+        acknowledge(
+            self,
+            "Describe*, DescribeTargetHealth and X-Ray calls have no resource-level permissions; mutations are scoped",
+            wildcard_resource("*"),
+        )
+        acknowledge(
+            self,
+            "The state machine invokes any version of this workflow's own step functions",
+            *(function_versions(fn) for fn in self.functions.values()),
+        )
+        acknowledge(
+            self,
+            "Publishing to the KMS-encrypted topic needs data keys of its own key only",
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+        )
+        acknowledge(
+            self,
+            "A group ARN embeds a random id unknown before creation; the group name pins each configured group",
+            *(
+                wildcard_resource(
+                    arn.replace(Aws.PARTITION, PARTITION).replace(Aws.REGION, REGION).replace(Aws.ACCOUNT_ID, ACCOUNT)
+                )
+                for arn in self.auto_scaling_group_arns()
+            ),
+        )
+        acknowledge(
+            self,
+            "RunInstances/CreateTags are conditioned on ec2:LaunchTemplate = a configured template",
+            *(
+                wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}:{ACCOUNT}:{kind}/*")
+                for kind in ("instance", "volume", "network-interface", "subnet", "security-group", "key-pair")
+            ),
+        )
+        acknowledge(
+            self,
+            "Deregistering is conditioned on the application tag; the AMI's own snapshots go with it",
+            wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::image/*"),
+            wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::snapshot/*"),
+        )
+
+    def _build_state_machine(self) -> sfn.StateMachine:
+        config = self._config
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{config.application}-deploy",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        substitutions = {f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.functions.items()}
+        substitutions["NotificationTopicArn"] = self.topic.topic_arn
+        substitutions["PollIntervalSeconds"] = str(config.refresh.poll_interval_seconds)
+        substitutions["ImagePollIntervalSeconds"] = str(config.build.poll_interval_seconds)
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{config.application}-deploy",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        for fn in self.functions.values():
+            fn.grant_invoke(state_machine)
+        self.topic.grant_publish(state_machine)
+        return state_machine

@@ -1,0 +1,291 @@
+"""EC2 Image Builder: components, the base and app recipes, infrastructure and distribution, two pipelines.
+
+How a commit reaches the build: an image pipeline takes no per-run parameters, so the deploy
+workflow writes the build source (commit, branch, repository, clone URL) to the SSM parameter
+`source_parameter` right before it starts the app pipeline; the app components read it on the
+build and test instances (imagebuilder/components/app-install.yml, app-test.yml).
+
+The app recipe's parent is the newest base image (`<app>-base/x.x.x`), so every app image is
+built on the latest patched base. Neither pipeline has a schedule of its own: the daily base
+rebuild is a state machine run (`rebuild-base`), so the app image is rebuilt on the new base and
+rolled out, not just baked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_imagebuilder as imagebuilder
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
+from lambdas.shared.tags import PIPELINE as PIPELINE_TAG
+from stacks.config import PROJECT_ROOT, PipelineConfig
+from stacks.nag import acknowledge, managed_policy
+
+ANSIBLE_COMPONENT = "imagebuilder/components/ansible-playbook.yml"
+IMAGE_TESTS_TIMEOUT_MINUTES = 120
+
+
+@dataclass(frozen=True)
+class PipelineParts:
+    """What the workflow needs to know about one pipeline."""
+
+    pipeline: imagebuilder.CfnImagePipeline
+    recipe_name: str
+    latest_ami_parameter_name: str
+
+
+def _content_version(major_minor_from: str, *parts: str) -> str:
+    """Image Builder versions are immutable: derive the patch number from the content, so any change ships a new one."""
+    major, minor, _ = major_minor_from.split(".")
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return f"{major}.{minor}.{int(digest[:7], 16) % 1_000_000}"
+
+
+class ImageBuilderPipelines(Construct):
+    """Base and app image pipelines, with their own least-privilege build instance profile."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        app = config.application
+        self.source_parameter = self._build_source_parameter()
+        self.instance_role = self._build_instance_role()
+        infrastructure = self._build_infrastructure(self.instance_role)
+
+        base_components = list(config.base_image.components)
+        if config.base_image.ansible_playbook:
+            base_components.append(ANSIBLE_COMPONENT)
+        self.base = self._build_pipeline(
+            kind="base",
+            parent_image=self._parent_image(config.base_image.parent_image),
+            component_refs=base_components,
+            version=config.base_image.version,
+            infrastructure=infrastructure,
+        )
+        app_parent = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{app}-base/x.x.x"
+        self.app = self._build_pipeline(
+            kind="app",
+            parent_image=app_parent,
+            component_refs=[*config.app_image.components, *config.app_image.test_components],
+            version=config.app_image.version,
+            infrastructure=infrastructure,
+        )
+        self.app.pipeline.node.add_dependency(self.base.pipeline)
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _build_source_parameter(self) -> ssm.StringParameter:
+        return ssm.StringParameter(
+            self,
+            "BuildSource",
+            parameter_name=f"/immutable-ami/{self._config.application}/build-source",
+            description="Source of the next app image build; written by the deploy state machine before each bake.",
+            string_value='{"commit": null}',
+        )
+
+    def _build_instance_role(self) -> iam.Role:
+        config = self._config
+        role = iam.Role(
+            self,
+            "BuildInstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"Image Builder build and test instances of {config.application}",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
+                iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
+            ],
+        )
+        self.source_parameter.grant_read(role)
+        source = config.source
+        if source and source.type == "codecommit":
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["codecommit:GitPull"],
+                    resources=[Stack.of(self).format_arn(service="codecommit", resource=source.repository)],
+                )
+            )
+        playbook = config.base_image.ansible_playbook
+        if playbook:
+            bucket_and_key = playbook.removeprefix("s3://")
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_and_key}"])
+            )
+        if config.build.logs_bucket:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:s3:::{config.build.logs_bucket}/image-builder/{config.application}/*"
+                    ],
+                )
+            )
+        acknowledge(
+            role,
+            "Build instances need the SSM agent and Image Builder's instance permissions, which AWS maintains",
+            managed_policy("AmazonSSMManagedInstanceCore"),
+            managed_policy("EC2InstanceProfileForImageBuilder"),
+        )
+        return role
+
+    def _build_infrastructure(self, role: iam.Role) -> imagebuilder.CfnInfrastructureConfiguration:
+        config = self._config
+        profile = iam.CfnInstanceProfile(self, "BuildInstanceProfile", roles=[role.role_name])
+        logging = None
+        if config.build.logs_bucket:
+            logging = imagebuilder.CfnInfrastructureConfiguration.LoggingProperty(
+                s3_logs=imagebuilder.CfnInfrastructureConfiguration.S3LogsProperty(
+                    s3_bucket_name=config.build.logs_bucket, s3_key_prefix=f"image-builder/{config.application}"
+                )
+            )
+        instance_types = sorted({*config.base_image.build_instance_types, *config.app_image.build_instance_types})
+        infrastructure = imagebuilder.CfnInfrastructureConfiguration(
+            self,
+            "Infrastructure",
+            name=f"{config.application}-build",
+            description="Build and test instances: IMDSv2 only, terminated on failure",
+            instance_profile_name=profile.ref,
+            instance_types=instance_types,
+            terminate_instance_on_failure=True,
+            subnet_id=config.build.subnet_id,
+            security_group_ids=list(config.build.security_group_ids) or None,
+            logging=logging,
+            instance_metadata_options=imagebuilder.CfnInfrastructureConfiguration.InstanceMetadataOptionsProperty(
+                http_tokens="required", http_put_response_hop_limit=2
+            ),
+            resource_tags={APPLICATION_TAG: config.application},
+        )
+        infrastructure.add_resource_dependency(profile)
+        return infrastructure
+
+    def _parent_image(self, parent: str) -> str:
+        if parent.startswith(("ami-", "arn:", "ssm:")):
+            return parent
+        return f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:aws:image/{parent}/x.x.x"
+
+    def _component(self, ref: str, kind: str) -> imagebuilder.CfnImageRecipe.ComponentConfigurationProperty:
+        if ref.startswith("arn:"):
+            arn = ref
+        elif ref.startswith("aws:"):
+            arn = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:aws:component/{ref.removeprefix('aws:')}/x.x.x"
+        else:
+            data = (PROJECT_ROOT / ref).read_text(encoding="utf-8")
+            stem = Path(ref).stem
+            component = imagebuilder.CfnComponent(
+                self,
+                f"Component-{kind}-{stem}",
+                name=f"{self._config.application}-{stem}",
+                platform="Linux",
+                version=_content_version("1.0.0", data),
+                data=data,
+                description=f"{stem} ({ref})",
+                change_description="content changed",
+            )
+            arn = component.attr_arn
+        return imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+            component_arn=arn, parameters=self._component_parameters(ref) or None
+        )
+
+    def _component_parameters(self, ref: str) -> list[imagebuilder.CfnImageRecipe.ComponentParameterProperty]:
+        param = imagebuilder.CfnImageRecipe.ComponentParameterProperty
+        stem = Path(ref).stem if not ref.startswith(("arn:", "aws:")) else ""
+        config = self._config
+        if stem == "app-install":
+            return [
+                param(name="SourceParameterName", value=[self.source_parameter.parameter_name]),
+                param(name="InstallScript", value=[config.app_image.install_script]),
+            ]
+        if stem == "app-test":
+            return [
+                param(name="SourceParameterName", value=[self.source_parameter.parameter_name]),
+                param(name="TestScript", value=[config.app_image.test_script]),
+            ]
+        if stem == "ansible-playbook" and config.base_image.ansible_playbook:
+            return [param(name="PlaybookS3Uri", value=[config.base_image.ansible_playbook])]
+        return []
+
+    def _distribution(self, kind: str) -> tuple[imagebuilder.CfnDistributionConfiguration, str]:
+        config = self._config
+        parameter_name = f"/immutable-ami/{config.application}/{kind}/latest-ami"
+        ami = {
+            "Name": f"{config.application}-{kind}-{{{{ imagebuilder:buildDate }}}}",
+            "Description": f"{config.application} {kind} image, built by the immutable AMI pipeline",
+            "AmiTags": {APPLICATION_TAG: config.application, PIPELINE_TAG: kind},
+        }
+        if config.build.ami_kms_key_id:
+            ami["KmsKeyId"] = config.build.ami_kms_key_id
+        if config.build.share_with_accounts:
+            ami["LaunchPermissionConfiguration"] = {"UserIds": list(config.build.share_with_accounts)}
+        home = imagebuilder.CfnDistributionConfiguration.DistributionProperty(
+            region=Aws.REGION,
+            ami_distribution_configuration=ami,
+            ssm_parameter_configurations=[
+                imagebuilder.CfnDistributionConfiguration.SsmParameterConfigurationProperty(
+                    parameter_name=parameter_name, data_type="aws:ec2:image"
+                )
+            ],
+        )
+        others = [
+            imagebuilder.CfnDistributionConfiguration.DistributionProperty(
+                region=region, ami_distribution_configuration=ami
+            )
+            for region in config.build.extra_regions
+        ]
+        distribution = imagebuilder.CfnDistributionConfiguration(
+            self,
+            f"Distribution-{kind}",
+            name=f"{config.application}-{kind}",
+            description=f"{kind} AMI: dated name, application tags, latest id in SSM {parameter_name}",
+            distributions=[home, *others],
+        )
+        return distribution, parameter_name
+
+    def _build_pipeline(
+        self,
+        *,
+        kind: str,
+        parent_image: str,
+        component_refs: list[str],
+        version: str,
+        infrastructure: imagebuilder.CfnInfrastructureConfiguration,
+    ) -> PipelineParts:
+        app = self._config.application
+        components = [self._component(ref, kind) for ref in component_refs]
+        recipe_name = f"{app}-{kind}"
+        recipe = imagebuilder.CfnImageRecipe(
+            self,
+            f"Recipe-{kind}",
+            name=recipe_name,
+            version=_content_version(version, parent_image, *component_refs, repr(self._config.app_image)),
+            parent_image=parent_image,
+            components=components,
+            description=f"{app} {kind} image",
+            additional_instance_configuration=imagebuilder.CfnImageRecipe.AdditionalInstanceConfigurationProperty(
+                systems_manager_agent=imagebuilder.CfnImageRecipe.SystemsManagerAgentProperty(
+                    uninstall_after_build=False
+                )
+            ),
+        )
+        distribution, parameter_name = self._distribution(kind)
+        pipeline = imagebuilder.CfnImagePipeline(
+            self,
+            f"Pipeline-{kind}",
+            name=f"{app}-{kind}",
+            description=f"{app} {kind} image; started by the deploy state machine",
+            image_recipe_arn=recipe.attr_arn,
+            infrastructure_configuration_arn=infrastructure.attr_arn,
+            distribution_configuration_arn=distribution.attr_arn,
+            enhanced_image_metadata_enabled=True,
+            image_tests_configuration=imagebuilder.CfnImagePipeline.ImageTestsConfigurationProperty(
+                image_tests_enabled=True, timeout_minutes=IMAGE_TESTS_TIMEOUT_MINUTES
+            ),
+            status="ENABLED",
+            tags={APPLICATION_TAG: app, PIPELINE_TAG: kind},
+        )
+        return PipelineParts(pipeline=pipeline, recipe_name=recipe_name, latest_ami_parameter_name=parameter_name)
