@@ -272,17 +272,19 @@ class DeployWorkflow(Construct):
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        substitutions = {f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.functions.items()}
-        substitutions["NotificationTopicArn"] = self.topic.topic_arn
-        substitutions["PollIntervalSeconds"] = str(config.refresh.poll_interval_seconds)
-        substitutions["ImagePollIntervalSeconds"] = str(config.build.poll_interval_seconds)
+        self.definition_substitutions = {
+            **{f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.functions.items()},
+            "NotificationTopicArn": self.topic.topic_arn,
+            "PollIntervalSeconds": str(config.refresh.poll_interval_seconds),
+            "ImagePollIntervalSeconds": str(config.build.poll_interval_seconds),
+        }
         state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=f"{config.application}-deploy",
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
-            definition_substitutions=substitutions,
+            definition_substitutions=self.definition_substitutions,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
         )

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from stacks.config import PipelineConfig
 from stacks.lambda_function import retention
+from stacks.nag import acknowledge, managed_policy
 
 USER_DATA = """#!/bin/bash
 set -euo pipefail
@@ -96,6 +97,11 @@ class ExampleFleet(Construct):
             targets=[self.group],
             health_check=elbv2.HealthCheck(path="/", healthy_threshold_count=2, interval=Duration.seconds(15)),
             deregistration_delay=Duration.seconds(30),
+        )
+        acknowledge(alb_sg, "The example ALB serves a public demo page on port 80", "AwsSolutions-EC23")
+        acknowledge(alb, "A sandbox example; enable access logs for a real fleet", "AwsSolutions-ELB2")
+        acknowledge(
+            role, "Session Manager access to the example instances", managed_policy("AmazonSSMManagedInstanceCore")
         )
         CfnOutput(self, "ExampleLaunchTemplateId", value=self.launch_template.launch_template_id or "")
         CfnOutput(self, "ExampleAutoScalingGroupName", value=self.group.auto_scaling_group_name)

@@ -26,7 +26,7 @@ from constructs import Construct
 from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
 from lambdas.shared.tags import PIPELINE as PIPELINE_TAG
 from stacks.config import PROJECT_ROOT, PipelineConfig
-from stacks.nag import acknowledge, managed_policy
+from stacks.nag import PARTITION, acknowledge, managed_policy, wildcard_resource
 
 ANSIBLE_COMPONENT = "imagebuilder/components/ansible-playbook.yml"
 IMAGE_TESTS_TIMEOUT_MINUTES = 120
@@ -118,13 +118,14 @@ class ImageBuilderPipelines(Construct):
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{Aws.PARTITION}:s3:::{bucket_and_key}"])
             )
         if config.build.logs_bucket:
+            prefix = f"{config.build.logs_bucket}/image-builder/{config.application}/*"
             role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:PutObject"],
-                    resources=[
-                        f"arn:{Aws.PARTITION}:s3:::{config.build.logs_bucket}/image-builder/{config.application}/*"
-                    ],
-                )
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"arn:{Aws.PARTITION}:s3:::{prefix}"])
+            )
+            acknowledge(
+                role,
+                "Build logs are written under this application's own prefix of the logs bucket",
+                wildcard_resource(f"arn:{PARTITION}:s3:::{prefix}"),
             )
         acknowledge(
             role,
@@ -262,7 +263,10 @@ class ImageBuilderPipelines(Construct):
             self,
             f"Recipe-{kind}",
             name=recipe_name,
-            version=_content_version(version, parent_image, *component_refs, repr(self._config.app_image)),
+            # parent_image holds tokens (partition, region) whose text changes between synths: hash config values only.
+            version=_content_version(
+                version, kind, self._config.base_image.parent_image, *component_refs, repr(self._config.app_image)
+            ),
             parent_image=parent_image,
             components=components,
             description=f"{app} {kind} image",

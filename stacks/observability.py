@@ -64,7 +64,7 @@ class Observability(Construct):
         rejections = cloudwatch.Alarm(
             self,
             "WebhookRejections",
-            alarm_description="Many GitHub webhook deliveries were rejected (bad signature): secret mismatch or a probe",
+            alarm_description="Many GitHub webhook deliveries were rejected (bad signature): wrong secret or a probe",
             metric=self._custom("WebhookRejected"),
             threshold=WEBHOOK_REJECTIONS_THRESHOLD,
             evaluation_periods=1,

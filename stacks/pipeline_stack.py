@@ -67,7 +67,6 @@ class PipelineStack(Stack):
         )
         if triggers.webhook_function:
             workflow.state_machine.grant_start_execution(triggers.webhook_function)
-            workflow.state_machine.grant_read(triggers.webhook_function)
 
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=workflow.topic.topic_arn)

@@ -7,9 +7,18 @@ No test may reach AWS: credentials are fake, the region is fixed and sockets are
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import pytest
+
+# Powertools' Tracer imports the X-Ray SDK, whose UDP emitter opens a socket at import time:
+# import it here, at collection, before pytest-socket blocks sockets for the tests themselves.
+# Metrics and Logger read their namespace/service once, at import: set them first, as the stack does.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "web-app")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ImmutableAmiPipeline")
+import shared.observability
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -67,7 +76,5 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture(autouse=True)
 def _reset_metrics() -> None:
     """Powertools Metrics is a process-wide singleton: start every test with no buffered metrics."""
-    from shared.observability import metrics
-
-    metrics.clear_metrics()
-    metrics.clear_default_dimensions()
+    shared.observability.metrics.clear_metrics()
+    shared.observability.metrics.clear_default_dimensions()

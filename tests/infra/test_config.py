@@ -1,0 +1,129 @@
+"""Configuration: defaults, the example file, and the exact error of every kind of bad value."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, load_config, strip_json_comments
+from tests.infra.conftest import example_config
+
+MINIMAL: dict[str, Any] = {
+    "application": "web-app",
+    "stages": [
+        {"name": "test", "targets": [{"autoScalingGroupName": "g", "launchTemplateId": "lt-0123456789abcdef0"}]}
+    ],
+}
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    """MINIMAL with one key (dotted path) set."""
+    config = json.loads(json.dumps(MINIMAL))
+    node = config
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return config
+
+
+def test_example_configuration_loads_with_every_section() -> None:
+    config = load_config("config/example.jsonc")
+
+    assert config.application == "web-app"
+    assert [s.name for s in config.stages] == ["test", "prod"]
+    assert config.stages[1].approval is True
+    assert config.source is not None
+    assert config.source.type == "codecommit"
+
+
+def test_defaults_are_the_safe_ones() -> None:
+    config = load_config(MINIMAL)
+
+    assert config.retention.keep_images == 5
+    assert config.retention.keep_launch_template_versions == 5
+    assert config.refresh.min_healthy_percentage == 90
+    assert config.refresh.auto_rollback is True
+    assert config.base_image.schedule == "cron(0 3 * * ? *)"
+    assert config.example_fleet.enabled is False
+    assert config.source is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (with_("retention.keepLaunchTemplateVersions", 1), "retention.keepLaunchTemplateVersions must be >= 2, got 1"),
+        (with_("retention.keepImages", 0), "retention.keepImages must be >= 1, got 0"),
+        (with_("refresh.minHealthyPercentage", 101), "refresh.minHealthyPercentage must be <= 100, got 101"),
+        (with_("refresh.maxHealthyPercentage", 99), "refresh.maxHealthyPercentage must be >= 100, got 99"),
+        (with_("application", "Web App"), "application must match ^[a-z0-9][a-z0-9-]{0,39}$, got 'Web App'"),
+        (with_("stages", []), "stages must have at least 1 item(s), got 0"),
+        (
+            with_("stages", [{"name": "t", "targets": [{"autoScalingGroupName": "g", "launchTemplateId": "lt-x"}]}]),
+            "stages[0].targets[0].launchTemplateId must match ^lt-[0-9a-f]{8,17}$, got 'lt-x'",
+        ),
+        (with_("baseImage.schedule", "cron(0 3 * * *)"), "baseImage.schedule: must be an EventBridge cron(...)"),
+        (with_("baseImage.components", ["missing.yml"]), "component file 'missing.yml' does not exist"),
+        (
+            with_("refresh.standbyInstances", "Keep"),
+            "refresh.standbyInstances must be one of 'Terminate', 'Ignore' or 'Wait'",
+        ),
+        (with_("source", {"type": "gitlab", "repository": "r", "branch": "main"}), "source.type must be one of"),
+        (
+            with_("source", {"type": "github", "repository": "no-owner", "branch": "main"}),
+            "must be owner/name for GitHub",
+        ),
+        (with_("logRetentionDays", 10), "logRetentionDays: must be one of CloudWatch's periods"),
+        (with_("build.securityGroupIds", ["sg-0123456789abcdef0"]), "securityGroupIds needs subnetId"),
+        (with_("refresh.checkpointPercentages", [50, 20]), "refresh.checkpointPercentages must be strictly ascending"),
+        (with_("notifications.emails", ["not-an-email"]), "'not-an-email' is not an email address"),
+        (with_("passRoleArns", ["arn:aws:iam::123456789012:role/*"]), "is not the ARN of one IAM role"),
+        (with_("retention.keepForever", True), "retention.keepForever is not a known key"),
+        (
+            with_("stages", [MINIMAL["stages"][0], MINIMAL["stages"][0]]),
+            "stages[1].name 'test' is used by an earlier stage",
+        ),
+    ],
+)
+def test_bad_configuration_fails_with_key_path_and_reason(config: dict[str, Any], message: str) -> None:
+    # Given a configuration with one bad value / When it is loaded / Then the error names the key and reason
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(config)
+
+    assert message in str(excinfo.value)
+
+
+def test_missing_context_key_points_to_the_readme() -> None:
+    with pytest.raises(ConfigError, match="has no context key 'immutableAmi'"):
+        load_config(None)
+
+
+def test_missing_configuration_file_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"configuration file 'config/nope\.jsonc' does not exist"):
+        load_config("config/nope.jsonc")
+
+
+def test_json_comments_are_stripped_but_not_inside_strings() -> None:
+    text = '{"url": "https://example.com//x", // a comment\n "q": "say \\"//\\""} // end'
+
+    assert json.loads(strip_json_comments(text)) == {"url": "https://example.com//x", "q": 'say "//"'}
+
+
+def test_cdk_synth_fails_on_bad_configuration_with_the_key_and_reason(tmp_path: Any) -> None:
+    # Given cdk.json context with one bad value (what `cdk synth -c` or an edited cdk.json produce)
+    bad = example_config()
+    bad["retention"]["keepLaunchTemplateVersions"] = 1
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({"immutableAmi": bad}), "CDK_OUTDIR": str(tmp_path)}
+
+    # When the CDK app runs as `cdk synth` runs it
+    result = subprocess.run([sys.executable, "app.py"], env=env, capture_output=True, text=True, check=False)
+
+    # Then it exits non-zero with the key path and the reason, and writes no template
+    assert result.returncode == 1
+    assert "retention.keepLaunchTemplateVersions must be >= 2, got 1" in result.stderr
+    assert not list(tmp_path.glob("*.template.json"))
