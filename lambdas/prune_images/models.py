@@ -1,0 +1,56 @@
+"""Payload and result of the prune_images step."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+_AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+
+
+def _ami_id(value: str) -> str:
+    if not _AMI_ID.match(value):
+        raise PydanticCustomError("ami_id", "must be an AMI id like ami-0123456789abcdef0")
+    return value
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class PruneImagesInput(_Input):
+    execution_id: str = Field(min_length=1)
+    dry_run: bool = False
+    # AMIs this execution must keep whatever the rules say (the image just deployed, the rollback target).
+    # A null entry (an optional id the state machine did not have) protects nothing and is dropped.
+    protect_ami_ids: list[Annotated[str, AfterValidator(_ami_id)] | None] = Field(default_factory=list)
+
+    def protected(self) -> frozenset[str]:
+        return frozenset(i for i in self.protect_ami_ids if i is not None)
+
+
+class SkippedImage(_Output):
+    ami_id: str
+    reason: str
+
+
+class PruneFailure(_Output):
+    ami_id: str
+    code: str
+    message: str
+
+
+class PruneImagesOutput(_Output):
+    images_kept: list[str]
+    images_pruned: list[str]  # in a dry run: the images that would be pruned
+    snapshots_deleted: list[str]  # in a dry run: the snapshots that would be deleted with them
+    skipped: list[SkippedImage]
+    failures: list[PruneFailure]

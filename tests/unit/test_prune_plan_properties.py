@@ -1,0 +1,199 @@
+"""Property tests of the prune plan over random fleets (hypothesis): safety rule 2 holds for every fleet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prune_images.plan import PruneFacts, PrunePlan, plan_prune
+
+from shared import tags
+from shared.aws.images import ImageRecord
+
+APPLICATION = "web-app"
+STATES = ["available"] * 8 + ["pending", "transient", "failed", "error", "deregistered", "disabled"]
+GONE = {"deregistered", "disabled"}
+SETTLED = {"available", "failed", "error", "invalid"}
+
+
+@dataclass(frozen=True)
+class Fleet:
+    facts: PruneFacts  # with DescribeImageReferences answered (or failed)
+
+    @property
+    def draft(self) -> PruneFacts:
+        return replace(self.facts, image_references=None, image_references_error=None)
+
+
+@st.composite
+def fleets(draw: st.DrawFn) -> Fleet:
+    count = draw(st.integers(min_value=0, max_value=12))
+    ids = [f"ami-{n:08x}" for n in range(count)]
+    pipelines = [draw(st.sampled_from(["app", "app", "base", "base", None, "other"])) for _ in ids]
+    base_ids = [i for i, p in zip(ids, pipelines, strict=True) if p == "base"]
+    images = []
+    for image_id, pipeline in zip(ids, pipelines, strict=True):
+        image_tags = {tags.APPLICATION: draw(st.sampled_from([APPLICATION] * 9 + ["other-app"]))}
+        if pipeline is not None:
+            image_tags[tags.PIPELINE] = pipeline
+        if pipeline == "app" and draw(st.booleans()):
+            image_tags[tags.BASE_IMAGE] = draw(st.sampled_from([*base_ids, "ami-0fffffff"]))
+        images.append(
+            ImageRecord(
+                image_id=image_id,
+                state=draw(st.sampled_from(STATES)),
+                # few distinct days: equal creation dates happen and must be ordered deterministically
+                creation_date=f"2025-01-{draw(st.integers(min_value=1, max_value=9)):02d}T00:00:00.000Z",
+                tags=image_tags,
+                snapshot_ids=tuple(draw(st.sets(st.sampled_from(["snap-1", "snap-2", "snap-3", f"snap-{image_id}"])))),
+                deregistration_protection=draw(
+                    st.sampled_from([None, None, "disabled", "disabled", "enabled-with-cooldown", "enabled"])
+                ),
+            )
+        )
+
+    def refs() -> dict[str, tuple[str, ...]]:
+        chosen = draw(st.sets(st.sampled_from(ids))) if ids else set()
+        return {i: (f"user-of-{i}",) for i in chosen}
+
+    failed = draw(st.sampled_from([None, None, None, "DescribeImageReferences failed: UnauthorizedOperation"]))
+    return Fleet(
+        PruneFacts(
+            application=APPLICATION,
+            keep_images=draw(st.integers(min_value=1, max_value=4)),
+            images=tuple(images),
+            launch_template_refs=refs(),
+            instance_refs=refs(),
+            refresh_refs=refs(),
+            protected_ids=frozenset(draw(st.sets(st.sampled_from(ids))) if ids else ()),
+            image_references=None if failed else refs(),
+            image_references_error=failed,
+        )
+    )
+
+
+def _managed(image: ImageRecord) -> bool:
+    return image.tags.get(tags.APPLICATION) == APPLICATION and image.tags.get(tags.PIPELINE) in ("app", "base")
+
+
+def _newer_available_of_same_pipeline(image: ImageRecord, facts: PruneFacts) -> int:
+    """How many available images of the image's pipeline are newer (ties broken by id)."""
+    return sum(
+        1
+        for other in facts.images
+        if other.state == "available"
+        and _managed(other)
+        and other.tags.get(tags.PIPELINE) == image.tags.get(tags.PIPELINE)
+        and (other.creation_date, other.image_id) > (image.creation_date, image.image_id)
+    )
+
+
+def _is_newest(image: ImageRecord, facts: PruneFacts) -> bool:
+    return (
+        image.state == "available"
+        and _managed(image)
+        and _newer_available_of_same_pipeline(image, facts) < facts.keep_images
+    )
+
+
+def _directly_used(image_id: str, facts: PruneFacts) -> bool:
+    return (
+        image_id in facts.launch_template_refs
+        or image_id in facts.instance_refs
+        or image_id in facts.refresh_refs
+        or image_id in facts.protected_ids
+        or image_id in (facts.image_references or {})
+    )
+
+
+def _protected_from_deregistration(image: ImageRecord) -> bool:
+    return image.deregistration_protection not in (None, "disabled")
+
+
+def expected_actions(facts: PruneFacts) -> dict[str, str]:
+    """The rules of DESIGN.md safety rule 2, written out independently of plan.py."""
+    candidates = [i for i in facts.images if i.state not in GONE]
+    kept = {
+        i.image_id
+        for i in candidates
+        if _is_newest(i, facts) or _directly_used(i.image_id, facts) or i.state not in SETTLED or not _managed(i)
+    }
+    cannot_delete = {
+        i.image_id for i in candidates if _protected_from_deregistration(i) or facts.image_references_error is not None
+    }
+    for app in candidates:
+        if app.tags.get(tags.PIPELINE) == "app" and (app.image_id in kept or app.image_id in cannot_delete):
+            parent = app.tags.get(tags.BASE_IMAGE)
+            if parent in {c.image_id for c in candidates}:
+                kept.add(parent)
+    return {
+        i.image_id: "keep" if i.image_id in kept else "skip" if i.image_id in cannot_delete else "delete"
+        for i in candidates
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets())
+def test_plan_keeps_exactly_what_the_rules_say(fleet: Fleet) -> None:
+    # Given a random fleet / When planning
+    facts = fleet.facts
+    plan: PrunePlan = plan_prune(facts)
+    images = {i.image_id: i for i in facts.images}
+
+    # Then every candidate gets the decision the rules give it, and gone images get none
+    assert {d.image_id: d.action for d in plan.decisions} == expected_actions(facts)
+    # and each decision names the rules that keep it (none for a skip or a delete), with a reason in words
+    for decision in plan.decisions:
+        image_id = decision.image_id
+        assert decision.reasons
+        assert bool(decision.rules) == (decision.action == "keep")
+        assert ("newest" in decision.rules) == _is_newest(images[image_id], facts)
+        assert ("launch-template" in decision.rules) == (image_id in facts.launch_template_refs)
+        assert ("instance" in decision.rules) == (image_id in facts.instance_refs)
+        assert ("refresh" in decision.rules) == (image_id in facts.refresh_refs)
+        assert ("protected" in decision.rules) == (image_id in facts.protected_ids)
+        assert ("referenced" in decision.rules) == (image_id in (facts.image_references or {}))
+    # and the snapshots planned for deletion are those of deleted images that no staying image shares
+    staying = {s for i in plan.ids("keep") + plan.ids("skip") for s in images[i].snapshot_ids}
+    deleted = {s for i in plan.ids("delete") for s in images[i].snapshot_ids}
+    assert set(plan.snapshots_to_delete()) == deleted - staying
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets())
+def test_plan_never_deletes_referenced_protected_newest_or_in_use_images(fleet: Fleet) -> None:
+    # Given a random fleet / When planning
+    facts = fleet.facts
+    images = {i.image_id: i for i in facts.images}
+    plan = plan_prune(facts)
+
+    # Then nothing deleted is referenced, protected, newest N, unsettled, unmanaged or deregistration-protected
+    for image_id in plan.ids("delete"):
+        image = images[image_id]
+        assert image_id not in facts.launch_template_refs
+        assert image_id not in facts.instance_refs
+        assert image_id not in facts.refresh_refs
+        assert image_id not in facts.protected_ids
+        assert image_id not in (facts.image_references or {})
+        assert not _is_newest(image, facts)
+        assert image.state in SETTLED
+        assert _managed(image)
+        assert not _protected_from_deregistration(image)
+        assert facts.image_references_error is None
+    # and no deleted base image is the parent of an app image that stays
+    staying = [images[i] for i in plan.ids("keep") + plan.ids("skip")]
+    parents = {i.tags.get(tags.BASE_IMAGE) for i in staying if i.tags.get(tags.PIPELINE) == "app"}
+    assert not parents & set(plan.ids("delete"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(fleets())
+def test_image_reference_check_only_ever_turns_deletes_into_keeps(fleet: Fleet) -> None:
+    # Given the draft plan (before DescribeImageReferences) and the final one (after)
+    draft = plan_prune(fleet.draft)
+    final = plan_prune(fleet.facts)
+
+    # Then the final plan deletes a subset of what the draft would have, and keeps everything the draft kept
+    assert set(final.ids("delete")) <= set(draft.ids("delete"))
+    assert set(draft.ids("keep")) <= set(final.ids("keep"))
