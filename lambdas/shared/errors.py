@@ -44,3 +44,25 @@ class RefreshFailed(DeployError):
 
 class RollbackFailed(DeployError):
     """Restoring the previous launch template version or fleet did not succeed."""
+
+
+class ImageDeregistrationFailed(DeployError):
+    """DeregisterImage failed for one AMI with an unexpected AWS error (prune reports it and goes on)."""
+
+    def __init__(self, image_id: str, code: str, message: str) -> None:
+        super().__init__(f"{image_id}: {code}: {message}")
+        self.image_id = image_id
+        self.code = code
+        self.message = message
+
+
+class AutoScalingGroupNotFound(DeployError):
+    """A configured Auto Scaling group does not exist."""
+
+
+class InstanceRefreshNotFound(DeployError):
+    """The instance refresh named in the payload is not (yet) visible on the group; retry briefly, then fail."""
+
+
+class TargetGroupNotFound(DeployError):
+    """A target group attached to the Auto Scaling group does not exist."""

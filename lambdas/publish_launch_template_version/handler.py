@@ -1,0 +1,44 @@
+"""Step: publish the new AMI as the default launch template version and prune old versions."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from publish_launch_template_version import logic
+from publish_launch_template_version.models import PublishInput
+
+from shared.aws.autoscaling import AutoScaling
+from shared.aws.launch_templates import LaunchTemplates
+from shared.config import load_deploy_config
+from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+
+
+@cache
+def launch_templates() -> LaunchTemplates:
+    return LaunchTemplates()
+
+
+@cache
+def autoscaling() -> AutoScaling:
+    return AutoScaling()
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, PublishInput)
+    logger.info(
+        "publishing launch template version",
+        extra={
+            "launchTemplateId": request.target.launch_template_id,
+            "amiId": request.ami_id,
+            "dryRun": request.dry_run,
+        },
+    )
+    output = logic.run(request, CONFIG, launch_templates(), autoscaling())
+    return output.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,236 @@
+"""Publish the new AMI as a launch template version, make it the default, prune old versions.
+
+Safety rules: the new version is copied from the current default with only ImageId changed and
+becomes the default (rule 1); at most `keepLaunchTemplateVersions` are kept, never the default, the
+previous default or a version the group or an in-flight refresh uses, deleted in batches of at most
+200 with every unexpected per-version error reported (rule 3); a retry finds the version this
+execution made through the marker in its description and the ClientToken (rule 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from publish_launch_template_version.models import PruneFailure, PublishInput, PublishOutput
+from start_instance_refresh.logic import require_configured_target
+
+from shared.aws.autoscaling import Group, Refresh
+from shared.aws.launch_templates import MAX_VERSIONS_PER_DELETE, DeleteOutcome, TemplateVersion
+from shared.config import DeployConfig
+from shared.errors import InvalidInput, LaunchTemplateNotFound
+from shared.observability import logger, metrics
+
+MARKER_PREFIX = "immutable-ami"
+MAX_DESCRIPTION_LENGTH = 255  # VersionDescription: max 255
+VERSION_ALREADY_GONE = "launchTemplateVersionDoesNotExist"
+_SOURCE_RE = re.compile(r" src=(\d+) ")
+
+
+class LaunchTemplateStore(Protocol):
+    def list_versions(self, template_id: str) -> list[TemplateVersion]: ...
+
+    def create_version(
+        self, template_id: str, *, source_version: int, image_id: str, description: str, client_token: str
+    ) -> TemplateVersion: ...
+
+    def set_default_version(self, template_id: str, version: int) -> None: ...
+
+    def delete_versions(self, template_id: str, versions: Sequence[int]) -> DeleteOutcome: ...
+
+
+class GroupReader(Protocol):
+    def describe_group(self, name: str) -> Group: ...
+
+    def describe_refreshes(self, group_name: str, refresh_ids: Sequence[str] = ()) -> list[Refresh]: ...
+
+
+def execution_digest(execution_id: str, template_id: str) -> str:
+    return hashlib.sha256(f"{execution_id}|{template_id}".encode()).hexdigest()[:32]
+
+
+def client_token(execution_id: str, template_id: str) -> str:
+    """Deterministic per (execution, template): EC2 returns the same version when a create is retried."""
+    return f"ia-{execution_digest(execution_id, template_id)}"
+
+
+def marker(execution_id: str, template_id: str) -> str:
+    return f"{MARKER_PREFIX} {execution_digest(execution_id, template_id)} "
+
+
+def version_description(request: PublishInput, source_version: int) -> str:
+    """Marker first (so truncation to 255 characters never cuts it), then what a human wants to read."""
+    execution_name = request.execution_id.rsplit(":", 1)[-1]
+    text = f"{marker(request.execution_id, request.target.launch_template_id)}src={source_version} ami={request.ami_id}"
+    if request.commit:
+        text += f" commit={request.commit}"
+    text += f" execution={execution_name}"
+    return text[:MAX_DESCRIPTION_LENGTH]
+
+
+def plan_prune(existing: Iterable[int], keep: int, protected: Iterable[int]) -> list[int]:
+    """Versions to delete: all but the newest `keep`, never a protected one; oldest first."""
+    if keep < 2:
+        raise ValueError("keepLaunchTemplateVersions must be at least 2")
+    newest_first = sorted(set(existing), reverse=True)
+    kept = set(newest_first[:keep]) | set(protected)
+    return sorted(v for v in newest_first if v not in kept)
+
+
+def _numbered(version: str | None) -> int | None:
+    return int(version) if version is not None and version.isdigit() else None
+
+
+def versions_in_use(template_id: str, group: Group, refreshes: Iterable[Refresh]) -> set[int]:
+    """Version numbers of this template that the group, its instances or an in-flight refresh name.
+
+    A refresh naming its template by name only cannot be matched to the id: its version is kept anyway.
+    """
+    in_use: set[int] = set()
+    n = _numbered(group.launch_template_version)
+    if group.launch_template_id == template_id and n is not None:
+        in_use.add(n)
+    for instance in group.instances:
+        n = _numbered(instance.launch_template_version)
+        if instance.launch_template_id == template_id and n is not None:
+            in_use.add(n)
+    for refresh in refreshes:
+        if not refresh.active:
+            continue
+        same_template = refresh.launch_template_id == template_id or refresh.launch_template_id is None
+        n = _numbered(refresh.launch_template_version)
+        if same_template and n is not None:
+            in_use.add(n)
+    return in_use
+
+
+@dataclass(frozen=True)
+class _Published:
+    version: int
+    previous_version: int
+    created: bool
+
+
+def _previous_of(ours: TemplateVersion, versions: list[TemplateVersion]) -> int:
+    """The default this execution replaced, recorded as src=N in the description of the version it made."""
+    match = _SOURCE_RE.search(ours.description)
+    if match:
+        return int(match.group(1))
+    older = [v.number for v in versions if v.number < ours.number]
+    return max(older) if older else ours.number
+
+
+def _publish(
+    request: PublishInput, launch_templates: LaunchTemplateStore, versions: list[TemplateVersion]
+) -> _Published:
+    template_id = request.target.launch_template_id
+    default = next((v for v in versions if v.is_default), None)
+    if default is None:
+        raise LaunchTemplateNotFound(f"launch template {template_id} has no default version")
+    own_marker = marker(request.execution_id, template_id)
+    ours = next((v for v in versions if v.description.startswith(own_marker)), None)
+
+    if ours is not None:
+        if ours.image_id != request.ami_id:
+            raise InvalidInput(
+                f"this execution already published {template_id} version {ours.number} with {ours.image_id}; "
+                f"refusing to publish a different AMI ({request.ami_id}) in the same execution"
+            )
+        if ours.is_default:
+            logger.info("this execution's version is already the default", extra={"version": ours.number})
+            return _Published(version=ours.number, previous_version=_previous_of(ours, versions), created=False)
+        logger.info("found this execution's version; making it the default", extra={"version": ours.number})
+        if not request.dry_run:
+            launch_templates.set_default_version(template_id, ours.number)
+        return _Published(version=ours.number, previous_version=default.number, created=False)
+
+    if request.dry_run:
+        # EC2 numbers versions sequentially after the highest ever created: a prediction, exact unless the
+        # latest version was deleted by hand.
+        predicted = max(v.number for v in versions) + 1
+        return _Published(version=predicted, previous_version=default.number, created=True)
+    new = launch_templates.create_version(
+        template_id,
+        source_version=default.number,
+        image_id=request.ami_id,
+        description=version_description(request, default.number),
+        client_token=client_token(request.execution_id, template_id),
+    )
+    launch_templates.set_default_version(template_id, new.number)
+    metrics.add_metric(name="LaunchTemplateVersionsCreated", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "published launch template version",
+        extra={"launchTemplateId": template_id, "version": new.number, "previousVersion": default.number},
+    )
+    return _Published(version=new.number, previous_version=default.number, created=True)
+
+
+def _delete(
+    template_id: str, doomed: list[int], launch_templates: LaunchTemplateStore
+) -> tuple[list[int], list[PruneFailure]]:
+    pruned: list[int] = []
+    failures: list[PruneFailure] = []
+    for start in range(0, len(doomed), MAX_VERSIONS_PER_DELETE):
+        outcome = launch_templates.delete_versions(template_id, doomed[start : start + MAX_VERSIONS_PER_DELETE])
+        pruned.extend(outcome.deleted)
+        for failure in outcome.failures:
+            if failure.code == VERSION_ALREADY_GONE:
+                pruned.append(failure.version)
+                continue
+            failures.append(PruneFailure(version=failure.version, code=failure.code, message=failure.message))
+            logger.warning(
+                "could not delete launch template version",
+                extra={
+                    "launchTemplateId": template_id,
+                    "version": failure.version,
+                    "code": failure.code,
+                    "reason": failure.message,
+                },
+            )
+    return sorted(pruned), failures
+
+
+def run(
+    request: PublishInput,
+    config: DeployConfig,
+    launch_templates: LaunchTemplateStore,
+    autoscaling: GroupReader,
+) -> PublishOutput:
+    require_configured_target(config, request.target)
+    template_id = request.target.launch_template_id
+    group_name = request.target.auto_scaling_group_name
+
+    # Every read first: a missing template or group fails before anything changes.
+    versions = launch_templates.list_versions(template_id)
+    group = autoscaling.describe_group(group_name)
+    in_use = versions_in_use(template_id, group, autoscaling.describe_refreshes(group_name))
+
+    published = _publish(request, launch_templates, versions)
+
+    existing = {v.number for v in versions} | {published.version}
+    protected = {published.version, published.previous_version} | in_use
+    doomed = plan_prune(existing, config.retention.keep_launch_template_versions, protected)
+    logger.info(
+        "launch template versions to prune",
+        extra={"launchTemplateId": template_id, "versions": doomed, "protected": sorted(protected)},
+    )
+    if request.dry_run:
+        pruned, failures = doomed, list[PruneFailure]()
+    else:
+        pruned, failures = _delete(template_id, doomed, launch_templates)
+        metrics.add_metric(name="LaunchTemplateVersionsPruned", unit=MetricUnit.Count, value=len(pruned))
+        if failures:
+            metrics.add_metric(name="LaunchTemplateVersionPruneFailures", unit=MetricUnit.Count, value=len(failures))
+
+    return PublishOutput(
+        launch_template_id=template_id,
+        version=published.version,
+        previous_version=published.previous_version,
+        created=published.created,
+        pruned_versions=pruned,
+        prune_failures=failures,
+    )

@@ -1,0 +1,37 @@
+"""Input and output of the publish_launch_template_version step."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.config import Target
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class PublishInput(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    execution_id: str = Field(min_length=1)
+    dry_run: bool = False
+    target: Target
+    ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    commit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,128}$")
+
+
+class PruneFailure(_Model):
+    version: int
+    code: str
+    message: str
+
+
+class PublishOutput(_Model):
+    launch_template_id: str
+    version: int
+    previous_version: int
+    created: bool
+    pruned_versions: list[int]
+    prune_failures: list[PruneFailure]

@@ -1,0 +1,593 @@
+"""publish_launch_template_version: copy the default with the new AMI, make it the default, prune safely."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
+from moto import mock_aws
+from publish_launch_template_version import logic
+from publish_launch_template_version.models import PublishInput
+
+from shared.aws.autoscaling import AutoScaling
+from shared.aws.launch_templates import (
+    MAX_VERSIONS_PER_DELETE,
+    DeleteOutcome,
+    LaunchTemplates,
+    TemplateVersion,
+    VersionDeleteFailure,
+)
+from shared.config import DeployConfig, Retention, Target
+from shared.errors import InvalidInput, LaunchTemplateNotFound
+from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+from tests.unit.test_start_instance_refresh import (
+    CONFIG,
+    EXECUTION,
+    GROUP,
+    STARTED,
+    TARGET,
+    TEMPLATE,
+    FakeAutoScaling,
+    _powertools_metrics,  # noqa: F401 (autouse fixture)
+    instance,
+    make_group,
+    make_refresh,
+)
+
+AMI = "ami-0123456789abcdef0"
+OLD_AMI = "ami-00000000000000001"
+
+
+class FakeLaunchTemplates:
+    """In-memory launch template with EC2's rules: sequential numbers, ClientToken idempotency,
+    at most 200 versions per delete, the default cannot be deleted."""
+
+    def __init__(self, versions: Sequence[int] = (1,), default: int | None = None, template_id: str = TEMPLATE) -> None:
+        self.template_id = template_id
+        self.versions: dict[int, TemplateVersion] = {
+            n: TemplateVersion(number=n, image_id=OLD_AMI, description=f"v{n}", is_default=False) for n in versions
+        }
+        self.default = default if default is not None else max(versions)
+        self.next_number = max(versions) + 1
+        self.tokens: dict[str, int] = {}
+        self.created: list[dict[str, Any]] = []
+        self.delete_batches: list[list[int]] = []
+        self.delete_failures: dict[int, tuple[str, str]] = {}
+        self.default_changes: list[int] = []
+
+    def _check(self, template_id: str) -> None:
+        if template_id != self.template_id:
+            raise LaunchTemplateNotFound(f"launch template {template_id}: InvalidLaunchTemplateId.NotFound")
+
+    def _view(self, n: int) -> TemplateVersion:
+        v = self.versions[n]
+        return TemplateVersion(number=n, image_id=v.image_id, description=v.description, is_default=n == self.default)
+
+    def list_versions(self, template_id: str) -> list[TemplateVersion]:
+        self._check(template_id)
+        return [self._view(n) for n in sorted(self.versions)]
+
+    def default_version(self, template_id: str) -> TemplateVersion:
+        self._check(template_id)
+        return self._view(self.default)
+
+    def create_version(
+        self, template_id: str, *, source_version: int, image_id: str, description: str, client_token: str
+    ) -> TemplateVersion:
+        self._check(template_id)
+        if client_token in self.tokens:
+            return self._view(self.tokens[client_token])
+        n = self.next_number
+        self.next_number += 1
+        self.versions[n] = TemplateVersion(number=n, image_id=image_id, description=description, is_default=False)
+        self.tokens[client_token] = n
+        self.created.append(
+            {"source": source_version, "image": image_id, "description": description, "token": client_token}
+        )
+        return self._view(n)
+
+    def set_default_version(self, template_id: str, version: int) -> None:
+        self._check(template_id)
+        if version not in self.versions:
+            raise LaunchTemplateNotFound(f"launch template {template_id}: InvalidLaunchTemplateId.VersionNotFound")
+        self.default = version
+        self.default_changes.append(version)
+
+    def delete_versions(self, template_id: str, versions: Sequence[int]) -> DeleteOutcome:
+        self._check(template_id)
+        assert len(versions) <= MAX_VERSIONS_PER_DELETE, "DeleteLaunchTemplateVersions takes at most 200 versions"
+        self.delete_batches.append(list(versions))
+        deleted: list[int] = []
+        failures: list[VersionDeleteFailure] = []
+        for n in versions:
+            if n in self.delete_failures:
+                code, message = self.delete_failures[n]
+                failures.append(VersionDeleteFailure(version=n, code=code, message=message))
+            elif n not in self.versions:
+                failures.append(VersionDeleteFailure(n, "launchTemplateVersionDoesNotExist", "no such version"))
+            elif n == self.default:
+                failures.append(VersionDeleteFailure(n, "unexpectedError", "cannot delete the default version"))
+            else:
+                del self.versions[n]
+                deleted.append(n)
+        return DeleteOutcome(deleted=tuple(deleted), failures=tuple(failures))
+
+
+def publish_request(
+    *, execution: str = EXECUTION, ami: str = AMI, dry_run: bool = False, commit: str | None = "3f2c1e9"
+) -> PublishInput:
+    return PublishInput(execution_id=execution, dry_run=dry_run, target=TARGET, ami_id=ami, commit=commit)
+
+
+def config_keeping(keep: int) -> DeployConfig:
+    return CONFIG.model_copy(update={"retention": Retention(keep_images=3, keep_launch_template_versions=keep)})
+
+
+# --- publish -------------------------------------------------------------------------------------
+
+
+def test_publish_copies_the_default_version_with_the_new_ami_and_makes_it_the_default() -> None:
+    # Given versions 1..4 with version 3 as the default
+    store = FakeLaunchTemplates(versions=[1, 2, 3, 4], default=3)
+    # When the new AMI is published
+    output = logic.run(publish_request(), config_keeping(10), store, FakeAutoScaling())
+    # Then version 5 is copied from the default (3) with only the image changed, and is the new default
+    assert store.created[0]["source"] == 3
+    assert store.created[0]["image"] == AMI
+    assert (output.version, output.previous_version, output.created) == (5, 3, True)
+    assert store.default == 5
+
+
+def test_publish_retry_with_the_same_execution_returns_the_version_it_already_made() -> None:
+    # Given a first successful publish
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    first = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    # When the same execution retries the step
+    second = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    # Then no second version is made and the answer is the same, with created=false
+    assert len(store.created) == 1
+    assert (second.version, second.previous_version, second.created) == (first.version, 2, False)
+
+
+def test_publish_retry_after_a_crash_before_the_default_switch_makes_the_found_version_default() -> None:
+    # Given our version was created (found by its description marker) but the default was never switched
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    description = logic.version_description(publish_request(), source_version=2)
+    store.create_version(TEMPLATE, source_version=2, image_id=AMI, description=description, client_token="x")
+    # When the step is retried
+    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    # Then it sets that version as the default without creating another
+    assert (output.version, output.previous_version, output.created) == (3, 2, False)
+    assert store.default == 3
+    assert len(store.created) == 1
+
+
+def test_publish_a_new_execution_with_the_same_ami_still_creates_a_new_version() -> None:
+    # Given the default already uses the AMI, made by another execution
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    logic.run(publish_request(execution=f"{EXECUTION}-earlier"), config_keeping(5), store, FakeAutoScaling())
+    # When a new execution publishes the same AMI
+    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    # Then it gets its own version
+    assert (output.version, output.previous_version, output.created) == (4, 3, True)
+
+
+def test_publish_refuses_a_different_ami_in_the_same_execution() -> None:
+    # Given this execution already published AMI
+    store = FakeLaunchTemplates(versions=[1], default=1)
+    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    # When it tries another AMI
+    # Then it fails clearly instead of reusing the ClientToken with other parameters
+    with pytest.raises(InvalidInput, match="refusing to publish a different AMI"):
+        logic.run(publish_request(ami="ami-0fffffffffffffff0"), config_keeping(5), store, FakeAutoScaling())
+
+
+def test_publish_description_keeps_the_marker_within_255_characters() -> None:
+    # Given a very long execution id and commit
+    request = publish_request(execution="arn:aws:states:eu-west-1:1:execution:deploy:" + "x" * 300, commit="c" * 128)
+    # When the description is built
+    description = logic.version_description(request, source_version=12)
+    # Then it fits and still starts with the marker (so a retry finds the version)
+    assert len(description) <= 255
+    assert description.startswith(logic.marker(request.execution_id, TEMPLATE))
+    assert " src=12 " in description
+    assert len(logic.client_token(request.execution_id, TEMPLATE)) <= 64
+
+
+def test_publish_client_token_differs_per_execution_and_per_template() -> None:
+    # Given / When tokens for two executions and two templates
+    tokens = {
+        logic.client_token(EXECUTION, TEMPLATE),
+        logic.client_token(f"{EXECUTION}-2", TEMPLATE),
+        logic.client_token(EXECUTION, "lt-0bbbbbbbbbbbbbbb2"),
+    }
+    # Then they are distinct
+    assert len(tokens) == 3
+
+
+def test_publish_missing_template_raises_launch_template_not_found() -> None:
+    # Given a configured template that does not exist in EC2
+    store = FakeLaunchTemplates(template_id="lt-0ffffffffffffffff")
+    # When / Then
+    with pytest.raises(LaunchTemplateNotFound):
+        logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+
+
+def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
+    # Given a target that is not configured
+    store = FakeLaunchTemplates()
+    request = PublishInput(
+        execution_id=EXECUTION,
+        target=Target(auto_scaling_group_name="other", launch_template_id=TEMPLATE),
+        ami_id=AMI,
+    )
+    # When / Then
+    with pytest.raises(InvalidInput, match="not a configured target"):
+        logic.run(request, config_keeping(5), store, FakeAutoScaling())
+    assert store.created == []
+
+
+# --- prune ---------------------------------------------------------------------------------------
+
+
+def test_prune_keeps_the_newest_versions_the_previous_default_and_in_flight_refresh_versions() -> None:
+    # Given versions 1..10, default 4 (older than the newest), a group on version 5 and a refresh to 2 in flight
+    store = FakeLaunchTemplates(versions=range(1, 11), default=4)
+    autoscaling = FakeAutoScaling(
+        group=make_group([instance("i-1", "5")], version="5"),
+        refreshes=[make_refresh("r-1", "InProgress", "2"), make_refresh("r-0", "Successful", "1")],
+    )
+    # When version 11 is published with keep=3
+    output = logic.run(publish_request(), config_keeping(3), store, autoscaling)
+    # Then kept: newest 3 (11, 10, 9), previous default 4, group/instance version 5, in-flight 2
+    assert output.pruned_versions == [1, 3, 6, 7, 8]
+    assert sorted(store.versions) == [2, 4, 5, 9, 10, 11]
+    assert output.prune_failures == []
+
+
+def test_prune_keeps_the_version_a_template_named_refresh_uses() -> None:
+    # Given an in-flight refresh naming its template by name (its id is unknown)
+    store = FakeLaunchTemplates(versions=range(1, 6), default=5)
+    refresh = make_refresh("r-1", "Baking", "1", template=None)
+    # When version 6 is published with keep=2
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]))
+    # Then version 1 is kept anyway
+    assert output.pruned_versions == [2, 3, 4]
+
+
+def test_prune_ignores_versions_of_other_templates() -> None:
+    # Given a refresh in flight on another template's version 2
+    store = FakeLaunchTemplates(versions=range(1, 6), default=5)
+    refresh = make_refresh("r-1", "InProgress", "2", template="lt-0ccccccccccccccc3")
+    # When version 6 is published with keep=2
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]))
+    # Then version 2 of our template is pruned (the group runs version 1, which stays)
+    assert output.pruned_versions == [2, 3, 4]
+
+
+def test_prune_deletes_in_batches_of_at_most_200() -> None:
+    # Given 451 versions, default 451: after publishing 452 and keeping 2, 450 versions are deletable
+    store = FakeLaunchTemplates(versions=range(1, 452), default=451)
+    autoscaling = FakeAutoScaling(group=make_group(version="451"))
+    # When the new version is published
+    output = logic.run(publish_request(), config_keeping(2), store, autoscaling)
+    # Then deletion takes 3 calls of 200, 200 and 50
+    assert [len(batch) for batch in store.delete_batches] == [200, 200, 50]
+    assert output.pruned_versions == list(range(1, 451))
+    assert sorted(store.versions) == [451, 452]
+
+
+def test_prune_reports_unexpected_per_version_errors_and_counts_missing_versions_as_done() -> None:
+    # Given version 2 fails with an unexpected error and version 3 disappears before deletion
+    store = FakeLaunchTemplates(versions=range(1, 6), default=5)
+    store.delete_failures[2] = ("unexpectedError", "throttled")
+    store.delete_failures[3] = ("launchTemplateVersionDoesNotExist", "gone")
+    # When version 6 is published with keep=2
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling())
+    # Then 3 counts as pruned, 2 is reported with its code and message
+    assert output.pruned_versions == [3, 4]
+    assert [f.model_dump(by_alias=True) for f in output.prune_failures] == [
+        {"version": 2, "code": "unexpectedError", "message": "throttled"}
+    ]
+
+
+def test_publish_dry_run_reports_the_versions_and_the_prune_plan_and_changes_nothing() -> None:
+    # Given versions 1..6, default 6
+    store = FakeLaunchTemplates(versions=range(1, 7), default=6)
+    # When publishing in dry run with keep=3
+    output = logic.run(publish_request(dry_run=True), config_keeping(3), store, FakeAutoScaling())
+    # Then it predicts version 7 and pruning 1..4 (the group's version 1 is kept), and changes nothing
+    assert (output.version, output.previous_version, output.created) == (7, 6, True)
+    assert output.pruned_versions == [2, 3, 4]
+    assert store.created == []
+    assert store.default_changes == []
+    assert store.delete_batches == []
+
+
+@given(
+    existing=st.sets(st.integers(min_value=1, max_value=60), min_size=1, max_size=40),
+    keep=st.integers(min_value=2, max_value=10),
+    protected=st.sets(st.integers(min_value=1, max_value=60), max_size=5),
+)
+def test_prune_plan_never_deletes_protected_or_newest_and_only_existing_versions(
+    existing: set[int], keep: int, protected: set[int]
+) -> None:
+    # Given any set of versions, keep count and protected versions
+    # When the plan is made
+    doomed = logic.plan_prune(existing, keep, protected)
+    # Then it deletes only existing, unprotected versions outside the newest `keep`, and all others
+    newest = set(sorted(existing, reverse=True)[:keep])
+    assert set(doomed) <= existing
+    assert not set(doomed) & (newest | protected)
+    assert set(doomed) == existing - newest - protected
+    assert doomed == sorted(doomed)
+
+
+def test_prune_plan_refuses_keeping_fewer_than_two() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        logic.plan_prune({1, 2, 3}, 1, set())
+
+
+# --- adapter (Stubber) ---------------------------------------------------------------------------
+
+
+def _version_item(n: int, *, default: bool = False, description: str = "", image: str = OLD_AMI) -> dict[str, Any]:
+    return {
+        "LaunchTemplateId": TEMPLATE,
+        "VersionNumber": n,
+        "DefaultVersion": default,
+        "VersionDescription": description,
+        "LaunchTemplateData": {"ImageId": image, "InstanceType": "t3.micro"},
+    }
+
+
+def test_publish_sends_source_version_client_token_and_only_the_image_then_deletes_with_real_shapes() -> None:
+    # Given EC2 with versions 1..5 (default 5) and a group on version 5, behind Stubbers
+    ec2 = boto3.client("ec2", region_name=REGION)
+    asg = boto3.client("autoscaling", region_name=REGION)
+    request = publish_request()
+    with Stubber(ec2) as ec2_stub, Stubber(asg) as asg_stub:
+        ec2_stub.add_response(
+            "describe_launch_template_versions",
+            {"LaunchTemplateVersions": [_version_item(n, default=n == 5) for n in range(1, 6)]},
+            {"LaunchTemplateId": TEMPLATE, "MaxResults": 200},
+        )
+        asg_stub.add_response(
+            "describe_auto_scaling_groups",
+            {
+                "AutoScalingGroups": [
+                    {
+                        "AutoScalingGroupName": GROUP,
+                        "MinSize": 1,
+                        "MaxSize": 2,
+                        "DesiredCapacity": 1,
+                        "DefaultCooldown": 300,
+                        "AvailabilityZones": ["eu-west-1a"],
+                        "HealthCheckType": "EC2",
+                        "CreatedTime": STARTED,
+                        "LaunchTemplate": {"LaunchTemplateId": TEMPLATE, "Version": "5"},
+                    }
+                ]
+            },
+            {"AutoScalingGroupNames": [GROUP]},
+        )
+        asg_stub.add_response(
+            "describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": GROUP, "MaxRecords": 100}
+        )
+        ec2_stub.add_response(
+            "create_launch_template_version",
+            {"LaunchTemplateVersion": _version_item(6, image=AMI)},
+            {
+                "LaunchTemplateId": TEMPLATE,
+                "SourceVersion": "5",
+                "LaunchTemplateData": {"ImageId": AMI},
+                "VersionDescription": logic.version_description(request, 5),
+                "ClientToken": logic.client_token(EXECUTION, TEMPLATE),
+            },
+        )
+        ec2_stub.add_response(
+            "modify_launch_template",
+            {"LaunchTemplate": {"LaunchTemplateId": TEMPLATE, "DefaultVersionNumber": 6}},
+            {"LaunchTemplateId": TEMPLATE, "DefaultVersion": "6"},
+        )
+        ec2_stub.add_response(
+            "delete_launch_template_versions",
+            {
+                "SuccessfullyDeletedLaunchTemplateVersions": [{"LaunchTemplateId": TEMPLATE, "VersionNumber": 1}],
+                "UnsuccessfullyDeletedLaunchTemplateVersions": [
+                    {
+                        "LaunchTemplateId": TEMPLATE,
+                        "VersionNumber": 2,
+                        "ResponseError": {"Code": "launchTemplateVersionDoesNotExist", "Message": "gone"},
+                    },
+                    {
+                        "LaunchTemplateId": TEMPLATE,
+                        "VersionNumber": 3,
+                        "ResponseError": {"Code": "unexpectedError", "Message": "try later"},
+                    },
+                ],
+            },
+            {"LaunchTemplateId": TEMPLATE, "Versions": ["1", "2", "3"]},
+        )
+        # When version 6 is published with keep=3
+        output = logic.run(request, config_keeping(3), LaunchTemplates(ec2), AutoScaling(asg))
+        ec2_stub.assert_no_pending_responses()
+        asg_stub.assert_no_pending_responses()
+    # Then the results are translated: 2 (already gone) counts as pruned, 3 is reported
+    assert output.model_dump(by_alias=True) == {
+        "launchTemplateId": TEMPLATE,
+        "version": 6,
+        "previousVersion": 5,
+        "created": True,
+        "prunedVersions": [1, 2],
+        "pruneFailures": [{"version": 3, "code": "unexpectedError", "message": "try later"}],
+    }
+
+
+def test_adapter_reports_a_failed_delete_call_for_every_version_of_the_batch() -> None:
+    # Given DeleteLaunchTemplateVersions fails as a whole
+    ec2 = boto3.client("ec2", region_name=REGION)
+    with Stubber(ec2) as stub:
+        stub.add_client_error("delete_launch_template_versions", service_error_code="UnauthorizedOperation")
+        # When two versions are deleted
+        outcome = LaunchTemplates(ec2).delete_versions(TEMPLATE, [1, 2])
+    # Then both are reported as failures with the code, none silently dropped
+    assert [(f.version, f.code) for f in outcome.failures] == [
+        (1, "UnauthorizedOperation"),
+        (2, "UnauthorizedOperation"),
+    ]
+
+
+def test_adapter_refuses_more_than_200_versions_per_delete() -> None:
+    with pytest.raises(ValueError, match="at most 200"):
+        LaunchTemplates(boto3.client("ec2", region_name=REGION)).delete_versions(TEMPLATE, list(range(1, 202)))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "InvalidLaunchTemplateId.NotFound",
+        "InvalidLaunchTemplateId.Malformed",
+        "InvalidLaunchTemplateName.NotFoundException",
+    ],
+)
+def test_adapter_translates_ec2_not_found_codes_into_launch_template_not_found(code: str) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    with Stubber(ec2) as stub:
+        # Given EC2 answers a not-found code
+        stub.add_client_error("describe_launch_template_versions", service_error_code=code)
+        # When / Then
+        with pytest.raises(LaunchTemplateNotFound, match=code):
+            LaunchTemplates(ec2).list_versions(TEMPLATE)
+
+
+# --- handler end to end (moto EC2, stubbed Auto Scaling) ---------------------------------------------
+
+
+@pytest.fixture
+def moto_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The handler with EC2 in moto and a Stubber-backed Auto Scaling (moto has no instance refreshes)."""
+    with mock_aws():
+        handler = importlib.import_module("publish_launch_template_version.handler")
+        ec2 = boto3.client("ec2", region_name=REGION)
+        template_id = ec2.create_launch_template(
+            LaunchTemplateName="web-app", LaunchTemplateData={"ImageId": OLD_AMI, "InstanceType": "t3.micro"}
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        config = dict(SAMPLE_DEPLOY_CONFIG)
+        config["stages"] = [
+            {"name": "test", "targets": [{"autoScalingGroupName": GROUP, "launchTemplateId": template_id}]}
+        ]
+        monkeypatch.setattr(handler, "CONFIG", DeployConfig.model_validate(config))
+        monkeypatch.setattr(handler, "launch_templates", lambda: LaunchTemplates(ec2))
+        asg = boto3.client("autoscaling", region_name=REGION)
+        monkeypatch.setattr(handler, "autoscaling", lambda: AutoScaling(asg))
+        yield handler, ec2, asg, template_id
+
+
+def _stub_group_reads(stub: Stubber, template_id: str) -> None:
+    stub.add_response(
+        "describe_auto_scaling_groups",
+        {
+            "AutoScalingGroups": [
+                {
+                    "AutoScalingGroupName": GROUP,
+                    "MinSize": 0,
+                    "MaxSize": 2,
+                    "DesiredCapacity": 0,
+                    "DefaultCooldown": 300,
+                    "AvailabilityZones": ["eu-west-1a"],
+                    "HealthCheckType": "EC2",
+                    "CreatedTime": STARTED,
+                    "LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "1"},
+                }
+            ]
+        },
+    )
+    stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []})
+
+
+def test_handler_publishes_with_moto_and_a_retry_returns_the_same_version(
+    moto_handler: Any, lambda_context: Any
+) -> None:
+    handler, ec2, asg, template_id = moto_handler
+    event = {
+        "executionId": EXECUTION,
+        "target": {"autoScalingGroupName": GROUP, "launchTemplateId": template_id},
+        "amiId": AMI,
+        "commit": "3f2c1e9",
+    }
+    with Stubber(asg) as stub:
+        _stub_group_reads(stub, template_id)
+        _stub_group_reads(stub, template_id)
+        # Given a template with one version; When the handler runs twice for the same execution
+        first = handler.lambda_handler(event, lambda_context)
+        second = handler.lambda_handler(event, lambda_context)
+    # Then one version 2 exists, it is the default with the new AMI, and the retry reports created=false
+    assert first == {
+        "launchTemplateId": template_id,
+        "version": 2,
+        "previousVersion": 1,
+        "created": True,
+        "prunedVersions": [],
+        "pruneFailures": [],
+    }
+    assert second == {**first, "created": False}
+    versions = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"]
+    assert len(versions) == 2
+    default = next(v for v in versions if v["DefaultVersion"])
+    assert (default["VersionNumber"], default["LaunchTemplateData"]["ImageId"]) == (2, AMI)
+
+
+def test_handler_reports_a_missing_template_as_launch_template_not_found(
+    moto_handler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, _, _, _ = moto_handler
+    # Given a configured template id that EC2 (moto) does not know
+    missing = "lt-0123456789abcdef0"
+    config = dict(SAMPLE_DEPLOY_CONFIG)
+    config["stages"] = [{"name": "test", "targets": [{"autoScalingGroupName": GROUP, "launchTemplateId": missing}]}]
+    monkeypatch.setattr(handler, "CONFIG", DeployConfig.model_validate(config))
+    event = {
+        "executionId": EXECUTION,
+        "target": {"autoScalingGroupName": GROUP, "launchTemplateId": missing},
+        "amiId": AMI,
+    }
+    # When / Then the real EC2 error code is translated
+    with pytest.raises(LaunchTemplateNotFound, match=r"InvalidLaunchTemplateId\.NotFound"):
+        handler.lambda_handler(event, lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"amiId": "ami-XYZ"}, "amiId"),
+        ({"amiId": None}, "amiId"),
+        ({"target": {"autoScalingGroupName": GROUP, "launchTemplateId": "$Default"}}, "launchTemplateId"),
+        ({"dryRun": "yes"}, "dryRun"),
+        ({"extra": 1}, "extra: unknown field"),
+    ],
+)
+def test_handler_rejects_malformed_payloads_before_touching_aws(
+    lambda_context: Any, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any], message: str
+) -> None:
+    # Given clients behind Stubbers with no responses: any AWS call would fail the test
+    handler = importlib.import_module("publish_launch_template_version.handler")
+    ec2 = boto3.client("ec2", region_name=REGION)
+    asg = boto3.client("autoscaling", region_name=REGION)
+    monkeypatch.setattr(handler, "launch_templates", lambda: LaunchTemplates(ec2))
+    monkeypatch.setattr(handler, "autoscaling", lambda: AutoScaling(asg))
+    event = {
+        "executionId": EXECUTION,
+        "target": {"autoScalingGroupName": GROUP, "launchTemplateId": TEMPLATE},
+        "amiId": AMI,
+        **change,
+    }
+    # When / Then the payload is rejected with the field named
+    with Stubber(ec2), Stubber(asg), pytest.raises(InvalidInput, match=message):
+        handler.lambda_handler(event, lambda_context)
