@@ -187,6 +187,20 @@ class DeployWorkflow(Construct):
         ):
             allow(step, AUTOSCALING_READ, ["*"])
         allow("check_refresh", ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
+        # DescribeImageReferences reads SSM parameters and Image Builder recipes as the caller; so does
+        # DescribeLaunchTemplateVersions(ResolveAlias=True) for templates whose image is an SSM alias.
+        allow(
+            "prune_images",
+            [
+                "ssm:DescribeParameters",
+                "ssm:GetParameters",
+                "imagebuilder:ListImageRecipes",
+                "imagebuilder:ListContainerRecipes",
+                "imagebuilder:GetImageRecipe",
+                "imagebuilder:GetContainerRecipe",
+            ],
+            ["*"],
+        )
         allow("check_refresh", ["ec2:DescribeInstances"], ["*"])
 
         allow(

@@ -1,0 +1,52 @@
+# Targets a CDK user expects. Every target installs what it needs first (venv, pip packages, the CDK CLI).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := npx --no-install cdk
+PYTEST_WORKERS ?= 2
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup local synth test lint check diff deploy snapshot-update clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+## The main job on the local default: synthesize the whole pipeline offline (no account, no Docker).
+local: synth
+
+synth: setup
+	$(CDK) synth --quiet
+	@echo "Templates written to cdk.out/:"; ls -1 cdk.out/*.template.json
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy app.py stacks tests/infra
+	$(VENV)/bin/mypy lambdas tests/unit
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+## What CI runs (.ci/run) and the README's test command.
+check: lint test
+
+snapshot-update: setup
+	$(PY) -m pytest -q tests/infra/test_snapshot.py --snapshot-update
+
+diff: setup
+	$(CDK) diff
+
+deploy: setup
+	$(CDK) deploy --require-approval broadening
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
