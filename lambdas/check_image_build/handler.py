@@ -1,5 +1,39 @@
-"""The check_image_build step. Its logic arrives with issue #4; until then it fails loudly (NotImplementedYet)."""
+"""Step: report an image build's status; when AVAILABLE, this region's AMI, tagged (polled by the state machine)."""
 
-from shared.not_implemented import not_implemented_handler
+from __future__ import annotations
 
-lambda_handler = not_implemented_handler("check_image_build", issue=4)
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from check_image_build import logic
+from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuildInput
+
+from shared.aws.imagebuilder import ImageBuilder, ImageTags
+from shared.environment import load_environment
+from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.parsing import parse_step_input
+
+ENV = load_environment(CheckImageBuildEnvironment, "check_image_build")
+
+
+@cache
+def imagebuilder() -> ImageBuilder:
+    return ImageBuilder()
+
+
+@cache
+def image_tags() -> ImageTags:
+    return ImageTags()
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, CheckImageBuildInput)
+    logger.info(
+        "checking image build",
+        extra={"imageBuildVersionArn": request.build.image_build_version_arn, "pipeline": request.build.pipeline},
+    )
+    output = logic.run(request, ENV.aws_region, imagebuilder(), image_tags())
+    return output.model_dump(by_alias=True, mode="json")

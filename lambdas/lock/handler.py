@@ -1,5 +1,41 @@
-"""The lock step. Its logic arrives with issue #4; until then it fails loudly (NotImplementedYet)."""
+"""Step: acquire or release the per-target locks of a deployment (safety rule 4)."""
 
-from shared.not_implemented import not_implemented_handler
+from __future__ import annotations
 
-lambda_handler = not_implemented_handler("lock", issue=4)
+import time
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from lock import logic
+from lock.models import LockEnvironment, LockInput
+
+from shared.aws.lock_table import LockTable
+from shared.config import load_deploy_config
+from shared.environment import load_environment
+from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+ENV = load_environment(LockEnvironment, "lock")
+
+
+def now() -> int:
+    return int(time.time())
+
+
+@cache
+def lock_table() -> LockTable:
+    return LockTable(ENV.lock_table_name)
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, LockInput)
+    logger.info(
+        f"lock: {request.action}",
+        extra={"targets": request.target_names(), "attempt": request.attempt, "dryRun": request.dry_run},
+    )
+    output = logic.run(request, CONFIG, lock_table(), ENV.lock_ttl_seconds, now)
+    return output.model_dump(by_alias=True, mode="json")

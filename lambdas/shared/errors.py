@@ -66,3 +66,11 @@ class InstanceRefreshNotFound(DeployError):
 
 class TargetGroupNotFound(DeployError):
     """A target group attached to the Auto Scaling group does not exist."""
+
+
+class ImagePipelineNotFound(DeployError):
+    """The configured Image Builder pipeline does not exist."""
+
+
+class ImageBuildNotFound(DeployError):
+    """The image build named in the payload does not exist in Image Builder."""

@@ -1,5 +1,60 @@
-"""The start_image_build step. Its logic arrives with issue #4; until then it fails loudly (NotImplementedYet)."""
+"""Step: record the build source and start the Image Builder pipeline (idempotent per execution)."""
 
-from shared.not_implemented import not_implemented_handler
+from __future__ import annotations
 
-lambda_handler = not_implemented_handler("start_image_build", issue=4)
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from start_image_build import logic
+from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput
+
+from shared.aws.imagebuilder import ImageBuilder
+from shared.aws.images import Images
+from shared.aws.parameters import Parameters
+from shared.aws.references import FleetReferences
+from shared.config import load_deploy_config
+from shared.environment import load_environment
+from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+ENV = load_environment(StartImageBuildEnvironment, "start_image_build")
+
+
+@cache
+def imagebuilder() -> ImageBuilder:
+    return ImageBuilder()
+
+
+@cache
+def parameters() -> Parameters:
+    return Parameters()
+
+
+@cache
+def fleet() -> FleetReferences:
+    return FleetReferences()
+
+
+@cache
+def images() -> Images:
+    return Images()
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, StartImageBuildInput)
+    logger.info(
+        "starting image build",
+        extra={
+            "pipeline": request.pipeline,
+            "action": request.request.action,
+            "commit": request.request.commit,
+            "baseAmiId": request.base_ami_id,
+            "dryRun": request.dry_run,
+        },
+    )
+    output = logic.run(request, CONFIG, ENV, imagebuilder(), parameters(), fleet(), images())
+    return output.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,44 @@
+"""Input, output and environment of the check_image_build step."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from start_image_build.models import AMI_ID_PATTERN, Pipeline, StartImageBuildOutput, StepRequest
+
+BuildStatus = Literal["BUILDING", "AVAILABLE", "FAILED", "CANCELLED"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class CheckImageBuildInput(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    execution_id: str = Field(min_length=1, max_length=2048)
+    dry_run: bool = False
+    build: StartImageBuildOutput
+    request: StepRequest
+    base_ami_id: str | None = Field(default=None, pattern=AMI_ID_PATTERN)
+
+
+class CheckImageBuildOutput(_Model):
+    status: BuildStatus
+    ami_id: str | None  # the AMI of this region, when AVAILABLE
+    image_build_version_arn: str | None
+    reason: str
+    pipeline: Pipeline
+
+
+class CheckImageBuildEnvironment(BaseModel):
+    """What the check_image_build function needs besides DEPLOY_CONFIG (Lambda sets AWS_REGION)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Lambda sets both; AWS_DEFAULT_REGION lets local runs (the rehearsal) work with either.
+    aws_region: str = Field(
+        alias="AWS_REGION", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"), min_length=1
+    )

@@ -1,0 +1,57 @@
+"""Input, output and environment of the lock step."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.config import Target
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class LockStage(_Model):
+    """A stage as validate_request outputs it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    approval: bool = False
+    targets: list[Target] = Field(min_length=1)
+
+
+class LockInput(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["acquire", "release"]
+    execution_id: str = Field(min_length=1, max_length=2048)
+    dry_run: bool = False
+    stages: list[LockStage] = Field(min_length=1)
+    attempt: int = Field(default=0, ge=0)
+
+    def target_names(self) -> list[str]:
+        """Every target's Auto Scaling group name, once, sorted (the lock order of every execution)."""
+        return sorted({t.auto_scaling_group_name for s in self.stages for t in s.targets})
+
+
+class LockOutput(_Model):
+    action: Literal["acquire", "release"]
+    acquired: bool
+    released: bool
+    targets: list[str]
+    holder: str | None  # the other execution holding a target, when not acquired
+    held_until: int | None  # its lock's expiry (epoch seconds)
+    attempt: int
+
+
+class LockEnvironment(BaseModel):
+    """What the stack sets on the lock function (validated once, at cold start)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    lock_table_name: str = Field(alias="LOCK_TABLE_NAME", min_length=1)
+    lock_ttl_seconds: int = Field(alias="LOCK_TTL_SECONDS", gt=0)

@@ -1,0 +1,110 @@
+"""EC2 Image Builder: start a pipeline execution, read an image build; EC2 CreateTags on the AMIs it made.
+
+Error translation: a pipeline that does not exist becomes `ImagePipelineNotFound`, an image build that
+does not exist `ImageBuildNotFound`, an AMI EC2 does not list yet (just distributed) `ImageNotReady`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shared.aws.clients import client as aws_client
+from shared.errors import ImageBuildNotFound, ImageNotReady, ImagePipelineNotFound
+
+# ClientToken of StartImagePipelineExecution: 1 to 64 characters (botocore imagebuilder model).
+MAX_CLIENT_TOKEN_LENGTH = 64
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
+_AMI_NOT_VISIBLE_CODES = frozenset({"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"})
+MAX_TAG_VALUE_LENGTH = 256  # EC2 tag values: at most 256 characters
+
+
+@dataclass(frozen=True)
+class OutputAmi:
+    region: str
+    image_id: str
+    account_id: str | None
+
+
+@dataclass(frozen=True)
+class BuildImage:
+    arn: str
+    status: str  # Image Builder ImageStatus: PENDING ... AVAILABLE, FAILED, CANCELLED, ...
+    reason: str
+    failed_during: str | None  # failureContext.imageStatus: the stage that failed
+    amis: tuple[OutputAmi, ...]
+
+
+def _error(exc: ClientError) -> tuple[str, str]:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+class ImageBuilder:
+    def __init__(self, imagebuilder: Any = None) -> None:
+        self._imagebuilder = imagebuilder if imagebuilder is not None else aws_client("imagebuilder")
+
+    def start_pipeline(self, pipeline_arn: str, client_token: str) -> str:
+        """StartImagePipelineExecution; returns the image build version ARN.
+
+        Image Builder answers a repeated client token with the original response, so a retried start
+        returns the build the first call started instead of starting a second one.
+        """
+        if not 1 <= len(client_token) <= MAX_CLIENT_TOKEN_LENGTH:
+            raise ValueError(f"clientToken must be 1 to {MAX_CLIENT_TOKEN_LENGTH} characters, got {len(client_token)}")
+        try:
+            response = self._imagebuilder.start_image_pipeline_execution(
+                imagePipelineArn=pipeline_arn, clientToken=client_token
+            )
+        except ClientError as exc:
+            code, message = _error(exc)
+            if code == "ResourceNotFoundException":
+                raise ImagePipelineNotFound(f"image pipeline {pipeline_arn}: {code}: {message}") from exc
+            raise
+        return str(response["imageBuildVersionArn"])
+
+    def get_image(self, build_version_arn: str) -> BuildImage:
+        try:
+            response = self._imagebuilder.get_image(imageBuildVersionArn=build_version_arn)
+        except ClientError as exc:
+            code, message = _error(exc)
+            if code in _NOT_FOUND_CODES:
+                raise ImageBuildNotFound(f"image build {build_version_arn}: {code}: {message}") from exc
+            raise
+        image = response.get("image") or {}
+        state = image.get("state") or {}
+        return BuildImage(
+            arn=str(image.get("arn", build_version_arn)),
+            status=str(state.get("status", "")),
+            reason=str(state.get("reason", "")),
+            failed_during=(state.get("failureContext") or {}).get("imageStatus"),
+            amis=tuple(
+                OutputAmi(region=str(ami["region"]), image_id=str(ami["image"]), account_id=ami.get("accountId"))
+                for ami in (image.get("outputResources") or {}).get("amis", [])
+                if ami.get("region") and ami.get("image")
+            ),
+        )
+
+
+class ImageTags:
+    """EC2 CreateTags on an AMI Image Builder distributed (idempotent: the same tags again change nothing)."""
+
+    def __init__(self, ec2: Any = None) -> None:
+        self._ec2 = ec2 if ec2 is not None else aws_client("ec2")
+
+    def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        try:
+            self._ec2.create_tags(
+                Resources=[image_id],
+                Tags=[{"Key": key, "Value": value[:MAX_TAG_VALUE_LENGTH]} for key, value in tags.items()],
+            )
+        except ClientError as exc:
+            code, message = _error(exc)
+            if code in _AMI_NOT_VISIBLE_CODES:
+                raise ImageNotReady(f"{image_id} is not visible to EC2 yet: {code}: {message}") from exc
+            raise

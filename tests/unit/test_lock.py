@@ -1,0 +1,450 @@
+"""lock: one deployment per target (safety rule 4), all-or-nothing, with expiry and re-entrant retries."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from lock import logic
+from lock.models import LockEnvironment, LockInput
+from moto import mock_aws
+
+from shared.aws.lock_table import LockItem, LockTable, PutOutcome
+from shared.config import ConfigurationError, DeployConfig
+from shared.environment import load_environment
+from shared.errors import InvalidInput
+from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+
+CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
+TABLE = "web-app-locks"
+TTL = 3600
+NOW = 1_750_000_000
+ME = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1"
+OTHER = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-0"
+TEST_STAGE = {
+    "name": "test",
+    "approval": False,
+    "targets": [{"autoScalingGroupName": "web-app-test", "launchTemplateId": "lt-0aaaaaaaaaaaaaaa1"}],
+}
+PROD_STAGE = {
+    "name": "prod",
+    "approval": True,
+    "targets": [{"autoScalingGroupName": "web-app-prod", "launchTemplateId": "lt-0bbbbbbbbbbbbbbb2"}],
+}
+
+
+class Clock:
+    def __init__(self, now: int = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class RecordingStore:
+    """The real adapter, with every call recorded in order."""
+
+    def __init__(self, table: LockTable) -> None:
+        self.table = table
+        self.calls: list[tuple[str, str]] = []
+
+    def put_if_free(self, target: str, *, holder: str, now: int, expires_at: int) -> PutOutcome:
+        self.calls.append(("put", target))
+        return self.table.put_if_free(target, holder=holder, now=now, expires_at=expires_at)
+
+    def get(self, target: str) -> LockItem | None:
+        self.calls.append(("get", target))
+        return self.table.get(target)
+
+    def delete_if_held_by(self, target: str, holder: str) -> bool:
+        self.calls.append(("delete", target))
+        return self.table.delete_if_held_by(target, holder)
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+@pytest.fixture
+def store(dynamodb: Any) -> RecordingStore:
+    return RecordingStore(LockTable(TABLE, dynamodb))
+
+
+def lock_request(
+    action: str = "acquire",
+    *,
+    execution: str = ME,
+    stages: list[dict[str, Any]] | None = None,
+    dry_run: bool = False,
+    attempt: int = 0,
+) -> LockInput:
+    return LockInput.model_validate(
+        {
+            "action": action,
+            "executionId": execution,
+            "dryRun": dry_run,
+            "stages": stages if stages is not None else [TEST_STAGE],
+            "attempt": attempt,
+        }
+    )
+
+
+def items(dynamodb: Any) -> dict[str, dict[str, str]]:
+    """Every lock item as {target: {attribute: value}}."""
+    found = dynamodb.scan(TableName=TABLE)["Items"]
+    return {i["target"]["S"]: {k: next(iter(v.values())) for k, v in i.items() if k != "target"} for i in found}
+
+
+def hold(dynamodb: Any, target: str, holder: str, expires_at: int) -> None:
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "target": {"S": target},
+            "holder": {"S": holder},
+            "expiresAt": {"N": str(expires_at)},
+            "acquiredAt": {"N": str(expires_at - TTL)},
+        },
+    )
+
+
+def run(request: LockInput, store: RecordingStore, clock: Clock | None = None) -> dict[str, Any]:
+    output = logic.run(request, CONFIG, store, TTL, clock or Clock())
+    return output.model_dump(by_alias=True, mode="json")
+
+
+# --- acquire -------------------------------------------------------------------------------------
+
+
+def test_acquire_free_target_writes_our_lock_with_expiry(store: RecordingStore, dynamodb: Any) -> None:
+    # Given no lock on web-app-test
+    # When this execution acquires
+    output = run(lock_request(), store)
+    # Then it holds the lock until now + TTL
+    assert output == {
+        "action": "acquire",
+        "acquired": True,
+        "released": False,
+        "targets": ["web-app-test"],
+        "holder": None,
+        "heldUntil": None,
+        "attempt": 0,
+    }
+    assert items(dynamodb) == {"web-app-test": {"holder": ME, "expiresAt": str(NOW + TTL), "acquiredAt": str(NOW)}}
+
+
+def test_acquire_held_by_another_live_execution_is_refused_and_leaves_nothing_of_ours(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given another execution holds web-app-test (sorted after web-app-prod) for 10 more minutes
+    hold(dynamodb, "web-app-test", OTHER, NOW + 600)
+    # When this execution acquires both stages (it takes web-app-prod first, then meets the held lock)
+    output = run(lock_request(stages=[TEST_STAGE, PROD_STAGE], attempt=2), store)
+    # Then it is refused with the holder and its expiry, the attempt counts up, and web-app-prod is given back
+    assert output == {
+        "action": "acquire",
+        "acquired": False,
+        "released": False,
+        "targets": ["web-app-prod", "web-app-test"],
+        "holder": OTHER,
+        "heldUntil": NOW + 600,
+        "attempt": 3,
+    }
+    assert store.calls == [("put", "web-app-prod"), ("put", "web-app-test"), ("delete", "web-app-prod")]
+    assert items(dynamodb) == {
+        "web-app-test": {"holder": OTHER, "expiresAt": str(NOW + 600), "acquiredAt": str(NOW + 600 - TTL)}
+    }
+
+
+def test_acquire_takes_over_an_expired_lock_of_another_execution(store: RecordingStore, dynamodb: Any) -> None:
+    # Given another execution's lock expired a second ago (DynamoDB's TTL has not deleted it yet)
+    hold(dynamodb, "web-app-test", OTHER, NOW - 1)
+    # When this execution acquires
+    output = run(lock_request(), store)
+    # Then the lock is ours with a fresh expiry
+    assert output["acquired"] is True
+    assert items(dynamodb)["web-app-test"]["holder"] == ME
+    assert items(dynamodb)["web-app-test"]["expiresAt"] == str(NOW + TTL)
+
+
+def test_acquire_a_lock_expiring_exactly_now_is_still_held(store: RecordingStore, dynamodb: Any) -> None:
+    # Given another execution's lock expires at this very second
+    hold(dynamodb, "web-app-test", OTHER, NOW)
+    # When this execution acquires
+    output = run(lock_request(), store)
+    # Then it is still the other's (expired means expiresAt < now)
+    assert (output["acquired"], output["holder"]) == (False, OTHER)
+
+
+def test_acquire_retried_by_the_same_execution_succeeds_and_refreshes_the_expiry(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given this execution acquired 10 minutes ago
+    run(lock_request(), store, Clock(NOW - 600))
+    # When the same execution acquires again (a retried or looping state)
+    output = run(lock_request(), store, Clock(NOW))
+    # Then it succeeds and the expiry moves forward
+    assert output["acquired"] is True
+    assert items(dynamodb)["web-app-test"] == {"holder": ME, "expiresAt": str(NOW + TTL), "acquiredAt": str(NOW)}
+
+
+def test_acquire_refused_keeps_the_locks_this_execution_held_before_the_call(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given this execution already holds web-app-prod, and another execution holds web-app-test
+    run(lock_request(stages=[PROD_STAGE]), store, Clock(NOW - 60))
+    hold(dynamodb, "web-app-test", OTHER, NOW + 600)
+    store.calls.clear()
+    # When this execution acquires both
+    output = run(lock_request(stages=[TEST_STAGE, PROD_STAGE]), store)
+    # Then it is refused, and only what this call newly took would be given back: web-app-prod stays ours
+    assert output["acquired"] is False
+    assert ("delete", "web-app-prod") not in store.calls
+    assert items(dynamodb)["web-app-prod"]["holder"] == ME
+
+
+def test_acquire_locks_every_target_of_every_stage_once_in_sorted_order(store: RecordingStore, dynamodb: Any) -> None:
+    # Given two stages, and the test stage listed twice
+    stages = [TEST_STAGE, PROD_STAGE, TEST_STAGE]
+    # When this execution acquires
+    output = run(lock_request(stages=stages), store)
+    # Then each target is locked once, in sorted order
+    assert output["acquired"] is True
+    assert output["targets"] == ["web-app-prod", "web-app-test"]
+    assert store.calls == [("put", "web-app-prod"), ("put", "web-app-test")]
+    assert {t: i["holder"] for t, i in items(dynamodb).items()} == {"web-app-prod": ME, "web-app-test": ME}
+
+
+def test_acquire_second_execution_is_refused_while_the_first_holds_then_gets_it_after_release(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given the first execution holds both stages
+    run(lock_request(stages=[TEST_STAGE, PROD_STAGE], execution=OTHER), store)
+    # When a second execution asks for the test stage
+    refused = run(lock_request(), store)
+    # Then it is refused; after the first releases, it gets the lock
+    assert (refused["acquired"], refused["holder"], refused["heldUntil"]) == (False, OTHER, NOW + TTL)
+    run(lock_request("release", stages=[TEST_STAGE, PROD_STAGE], execution=OTHER), store)
+    assert run(lock_request(attempt=refused["attempt"]), store)["acquired"] is True
+
+
+def test_acquire_dry_run_reports_it_would_acquire_and_writes_nothing(store: RecordingStore, dynamodb: Any) -> None:
+    # Given free targets
+    # When acquiring in dry run
+    output = run(lock_request(stages=[TEST_STAGE, PROD_STAGE], dry_run=True), store)
+    # Then it would acquire, reading only
+    assert output["acquired"] is True
+    assert {call for call, _ in store.calls} == {"get"}
+    assert items(dynamodb) == {}
+
+
+def test_acquire_dry_run_reports_the_holder_that_would_block_and_writes_nothing(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given another execution holds web-app-prod
+    hold(dynamodb, "web-app-prod", OTHER, NOW + 60)
+    # When acquiring in dry run
+    output = run(lock_request(stages=[TEST_STAGE, PROD_STAGE], dry_run=True), store)
+    # Then it reports the holder and its expiry, and writes nothing
+    assert (output["acquired"], output["holder"], output["heldUntil"], output["attempt"]) == (False, OTHER, NOW + 60, 1)
+    assert list(items(dynamodb)) == ["web-app-prod"]
+    assert {call for call, _ in store.calls} == {"get"}
+
+
+# --- release -------------------------------------------------------------------------------------
+
+
+def test_release_deletes_only_our_own_locks(store: RecordingStore, dynamodb: Any) -> None:
+    # Given this execution holds web-app-test and another execution holds web-app-prod
+    run(lock_request(), store)
+    hold(dynamodb, "web-app-prod", OTHER, NOW + 600)
+    # When this execution releases both stages
+    output = run(lock_request("release", stages=[TEST_STAGE, PROD_STAGE]), store)
+    # Then its own lock is gone and the other's stays
+    assert output == {
+        "action": "release",
+        "acquired": False,
+        "released": True,
+        "targets": ["web-app-prod", "web-app-test"],
+        "holder": None,
+        "heldUntil": None,
+        "attempt": 0,
+    }
+    assert {t: i["holder"] for t, i in items(dynamodb).items()} == {"web-app-prod": OTHER}
+
+
+def test_release_of_a_lock_already_gone_is_fine(store: RecordingStore, dynamodb: Any) -> None:
+    # Given nothing is locked (expired and deleted by TTL, or released twice)
+    # When this execution releases
+    output = run(lock_request("release"), store)
+    # Then that counts as released
+    assert output["released"] is True
+    assert items(dynamodb) == {}
+
+
+def test_release_dry_run_deletes_nothing(store: RecordingStore, dynamodb: Any) -> None:
+    # Given this execution holds a lock
+    run(lock_request(), store)
+    store.calls.clear()
+    # When releasing in dry run
+    output = run(lock_request("release", dry_run=True), store)
+    # Then nothing is deleted and nothing is reported released
+    assert output["released"] is False
+    assert store.calls == []
+    assert list(items(dynamodb)) == ["web-app-test"]
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ({**TEST_STAGE, "name": "staging"}, r"stages\[0\]\.name: 'staging' is not a configured stage"),
+        (
+            {
+                **TEST_STAGE,
+                "targets": [{"autoScalingGroupName": "someone-else", "launchTemplateId": "lt-0aaaaaaaaaaaaaaa1"}],
+            },
+            r"stages\[0\]\.targets\[0\]: someone-else / lt-0aaaaaaaaaaaaaaa1 is not a configured target",
+        ),
+    ],
+)
+def test_lock_refuses_unconfigured_stages_and_targets_before_touching_dynamodb(
+    stage: dict[str, Any], message: str
+) -> None:
+    # Given a DynamoDB client behind a Stubber with no responses: any call would fail the test
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    # When / Then
+    with Stubber(dynamodb), pytest.raises(InvalidInput, match=message):
+        logic.run(lock_request(stages=[stage]), CONFIG, LockTable(TABLE, dynamodb), TTL, Clock())
+
+
+def test_adapter_sends_the_documented_conditional_put() -> None:
+    # Given DynamoDB behind a Stubber that checks the exact request
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    with Stubber(dynamodb) as stub:
+        stub.add_response(
+            "put_item",
+            {},
+            {
+                "TableName": TABLE,
+                "Item": {
+                    "target": {"S": "web-app-test"},
+                    "holder": {"S": ME},
+                    "expiresAt": {"N": str(NOW + TTL)},
+                    "acquiredAt": {"N": str(NOW)},
+                },
+                "ConditionExpression": "attribute_not_exists(#t) OR expiresAt < :now OR holder = :me",
+                "ExpressionAttributeNames": {"#t": "target"},
+                "ExpressionAttributeValues": {":now": {"N": str(NOW)}, ":me": {"S": ME}},
+                "ReturnValues": "ALL_OLD",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+        )
+        # When a lock is put
+        outcome = LockTable(TABLE, dynamodb).put_if_free("web-app-test", holder=ME, now=NOW, expires_at=NOW + TTL)
+        stub.assert_no_pending_responses()
+    # Then it is written, with no previous item
+    assert outcome == PutOutcome(written=True, previous=None)
+
+
+def test_adapter_lets_other_dynamodb_errors_through() -> None:
+    # Given the table does not exist
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    with Stubber(dynamodb) as stub:
+        stub.add_client_error("delete_item", service_error_code="ResourceNotFoundException")
+        # When / Then the error is not mistaken for "not ours"
+        with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
+            LockTable(TABLE, dynamodb).delete_if_held_by("web-app-test", ME)
+
+
+# --- environment and handler ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LOCK_TTL_SECONDS": "3600"}, "LOCK_TABLE_NAME: required field is missing"),
+        ({"LOCK_TABLE_NAME": TABLE}, "LOCK_TTL_SECONDS: required field is missing"),
+        ({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "soon"}, "LOCK_TTL_SECONDS: Input should be a valid integer"),
+        ({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "0"}, "LOCK_TTL_SECONDS: Input should be greater than 0"),
+    ],
+)
+def test_lock_environment_names_the_missing_or_bad_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"lock function environment: {message}"):
+        load_environment(LockEnvironment, "lock", environ)
+
+
+def test_lock_environment_reads_the_table_and_ttl() -> None:
+    env = load_environment(LockEnvironment, "lock", {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "7200"})
+    assert (env.lock_table_name, env.lock_ttl_seconds) == (TABLE, 7200)
+
+
+@pytest.fixture
+def handler(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("LOCK_TABLE_NAME", TABLE)
+    monkeypatch.setenv("LOCK_TTL_SECONDS", str(TTL))
+    module = importlib.import_module("lock.handler")
+    monkeypatch.setattr(module, "lock_table", lambda: LockTable(TABLE, dynamodb))
+    monkeypatch.setattr(module, "now", Clock())
+    monkeypatch.setattr(
+        module, "ENV", LockEnvironment.model_validate({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": TTL})
+    )
+    return module
+
+
+def test_handler_acquires_refuses_a_second_execution_and_releases(
+    handler: Any, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given the state machine's acquire payload for two stages
+    acquire = {"action": "acquire", "executionId": ME, "stages": [TEST_STAGE, PROD_STAGE]}
+    # When this execution acquires, another tries, and this one releases
+    first = handler.lambda_handler(acquire, lambda_context)
+    second = handler.lambda_handler({**acquire, "executionId": OTHER, "attempt": 4}, lambda_context)
+    released = handler.lambda_handler({**acquire, "action": "release"}, lambda_context)
+    # Then the JSON answers are the documented shapes
+    assert first == {
+        "action": "acquire",
+        "acquired": True,
+        "released": False,
+        "targets": ["web-app-prod", "web-app-test"],
+        "holder": None,
+        "heldUntil": None,
+        "attempt": 0,
+    }
+    assert second == {**first, "acquired": False, "holder": ME, "heldUntil": NOW + TTL, "attempt": 5}
+    assert released == {**first, "action": "release", "acquired": False, "released": True}
+    assert items(dynamodb) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"action": "steal"}, "action"),
+        ({"stages": []}, "stages"),
+        ({"executionId": ""}, "executionId"),
+        ({"attempt": -1}, "attempt"),
+        ({"dryRun": "false"}, "dryRun"),
+        ({"ttl": 5}, "ttl: unknown field"),
+    ],
+)
+def test_handler_rejects_malformed_payloads(
+    handler: Any, dynamodb: Any, lambda_context: Any, change: dict[str, Any], message: str
+) -> None:
+    event = {"action": "acquire", "executionId": ME, "stages": [TEST_STAGE], **change}
+    with pytest.raises(InvalidInput, match=message):
+        handler.lambda_handler(event, lambda_context)
+    assert items(dynamodb) == {}
