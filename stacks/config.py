@@ -139,6 +139,7 @@ class Build(Model):
     extra_regions: tuple[str, ...] = ()
     share_with_accounts: tuple[str, ...] = ()
     poll_interval_seconds: int = Field(default=60, ge=0, le=3600)
+    timeout_minutes: int = Field(default=240, ge=15, le=1440)
 
     @field_validator("security_group_ids")
     @classmethod
@@ -166,6 +167,7 @@ class Build(Model):
 class Lock(Model):
     ttl_minutes: int = Field(default=180, ge=15, le=1440)
     wait_seconds: int = Field(default=600, ge=0, le=3600)
+    poll_seconds: int = Field(default=30, ge=1, le=600)
 
 
 class Notifications(Model):

@@ -7,6 +7,8 @@ The state machine definition is `statemachine/deploy.asl.json`, loaded as is wit
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -291,6 +293,10 @@ class DeployWorkflow(Construct):
             "NotificationTopicArn": self.topic.topic_arn,
             "PollIntervalSeconds": str(config.refresh.poll_interval_seconds),
             "ImagePollIntervalSeconds": str(config.build.poll_interval_seconds),
+            "LockPollSeconds": str(config.lock.poll_seconds),
+            "LockMaxAttempts": str(max(1, math.ceil(config.lock.wait_seconds / config.lock.poll_seconds))),
+            "RefreshMaxChecks": str(_checks(config.refresh.timeout_minutes, config.refresh.poll_interval_seconds)),
+            "ImageMaxChecks": str(_checks(config.build.timeout_minutes, config.build.poll_interval_seconds)),
         }
         state_machine = sfn.StateMachine(
             self,
@@ -306,3 +312,8 @@ class DeployWorkflow(Construct):
             fn.grant_invoke(state_machine)
         self.topic.grant_publish(state_machine)
         return state_machine
+
+
+def _checks(timeout_minutes: int, poll_seconds: int) -> int:
+    """How many polls fit in the timeout: the state machine's bound on a wait loop."""
+    return max(1, math.ceil(timeout_minutes * 60 / max(poll_seconds, 1)))
