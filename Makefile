@@ -6,7 +6,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse test lint check diff deploy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -20,8 +20,13 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
-## The main job on the local default: synthesize the whole pipeline offline (no account, no Docker).
-local: synth
+## The main job on the local default: synthesize the whole pipeline offline (no account, no Docker),
+## then rehearse a full deployment locally (the real ASL and handlers against an emulated AWS).
+local: synth rehearse
+
+SCENARIO ?= deploy-two-stages-with-approval
+rehearse: setup
+	$(PY) -m rehearsal --scenario $(SCENARIO)
 
 synth: setup
 	$(CDK) synth --quiet
@@ -30,7 +35,7 @@ synth: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app.py stacks tests/infra
+	$(VENV)/bin/mypy app.py stacks rehearsal tests/infra tests/statemachine
 	$(VENV)/bin/mypy lambdas tests/unit
 
 test: setup

@@ -1,0 +1,36 @@
+"""The readable timeline of a rehearsal and its final state."""
+
+from __future__ import annotations
+
+from rehearsal.runner import Result
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_report(result: Result) -> None:
+    print(f"Rehearsal: {result.scenario}")
+    print(f"{'sim time':>9}  state")
+    for at, state, kind, notes in result.timeline:
+        if kind in {"Pass", "Choice"} and not notes:
+            continue  # bookkeeping: counters and branches (the JSON has every transition)
+        print(f"{_clock(at):>9}  {state}")
+        for note in notes:
+            print(f"{'':>11}  - {note}")
+    print()
+    outcome = result.status + (f" ({result.error}: {result.cause})" if result.error else "")
+    print(f"Outcome: {outcome}")
+    for template_id, lt in result.launch_templates.items():
+        print(f"  {lt['group']}: {template_id} default version {lt['defaultVersion']} → {lt['amiId']}")
+    print(f"  AMIs kept: {len(result.images_kept)}; pruned: {', '.join(result.images_pruned) or 'none'}")
+    print(f"  snapshots deleted: {len(result.snapshots_deleted)}; lock: {result.lock}")
+    print(f"  notifications: {', '.join(n['event'] for n in result.notifications) or 'none'}")
+    print(
+        f"  {result.transitions} state transitions, {result.history_events} history events, "
+        f"{result.lambda_invocations} Lambda invocations, {sum(result.api_calls.values())} AWS API calls"
+    )
+    print(f"  simulated {_clock(result.simulated_seconds)} in {result.wall_seconds:.1f}s wall")
+    for violation in result.invariant_violations:
+        print(f"  INVARIANT VIOLATED: {violation}")

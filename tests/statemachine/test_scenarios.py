@@ -1,0 +1,97 @@
+"""Every scenario in statemachine/scenarios runs the real ASL with the real handlers against the
+emulated account; its `expect` block and the invariants are checked after each one.
+
+Invariants (every scenario): each launch template default points to an existing AMI; no AMI that a
+kept launch template version or a running instance references was deleted; our lock is released;
+exactly one outcome notification, matching the execution's status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rehearsal.runner import Result, load_scenario, run, scenario_names
+
+FLEET_CALLS = (
+    "ec2.CreateLaunchTemplateVersion",
+    "ec2.ModifyLaunchTemplate",
+    "ec2.DeleteLaunchTemplateVersions",
+    "ec2.DeregisterImage",
+    "autoscaling.StartInstanceRefresh",
+)
+ALL_CHANGING_CALLS = (*FLEET_CALLS, "ec2.CreateTags", "ssm.PutParameter", "imagebuilder.StartImagePipelineExecution")
+
+
+def resolve(value: Any, result: Result) -> Any:
+    if isinstance(value, str) and value.startswith(("@app-image:", "@base-image:")):
+        kind, index = value[1:].split(":")
+        return result.world_images["app" if kind == "app-image" else "base"][int(index)]
+    if isinstance(value, list):
+        return [resolve(v, result) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> None:
+    # Given the scenario's world and script / When the deployment runs
+    scenario = load_scenario(name)
+    expect = scenario["expect"]
+    result = run(scenario)
+
+    # Then it ends as the scenario says
+    assert result.invariant_violations == []
+    assert result.status == expect["status"]
+    assert result.error == expect.get("error")
+    assert result.lock == "released"
+    current_app = result.world_images["app"][-1]
+    defaults = {t["amiId"] for t in result.launch_templates.values()}
+    if "defaultAmi" in expect:
+        assert defaults == {resolve(expect["defaultAmi"], result)}
+    if expect.get("newImageDeployed"):
+        assert len(defaults) == 1
+        assert defaults.isdisjoint(result.world_images["app"])
+    if expect.get("unchanged"):
+        assert defaults == {current_app}
+        assert result.images_pruned == []
+        assert not [call for call in FLEET_CALLS if result.api_calls.get(call)]
+    if expect.get("nothingTouched"):
+        assert not [call for call in ALL_CHANGING_CALLS if result.api_calls.get(call)]
+    if expect.get("prodUnchanged"):
+        prod = [t for t in result.launch_templates.values() if t["group"].startswith("web-app-prod")]
+        assert prod
+        assert {t["amiId"] for t in prod} == {current_app}
+    if "imagesPruned" in expect:
+        assert len(result.images_pruned) == expect["imagesPruned"]
+    for image in resolve(expect.get("kept", []), result):
+        assert image in result.images_kept
+    if "notifications" in expect:
+        assert [n["event"] for n in result.notifications] == expect["notifications"]
+    if "builds" in expect:
+        assert result.builds == expect["builds"]
+    if expect.get("foreignLockKept"):
+        assert result.other_locks
+
+
+def test_default_rehearsal_reports_every_field_the_cli_promises() -> None:
+    result = run(load_scenario("deploy-two-stages-with-approval")).to_json()
+
+    for key in (
+        "status",
+        "error",
+        "transitions",
+        "historyEvents",
+        "lambdaInvocations",
+        "apiCalls",
+        "launchTemplates",
+        "imagesKept",
+        "imagesPruned",
+        "snapshotsDeleted",
+        "lock",
+        "notifications",
+    ):
+        assert key in result
+    assert result["status"] == "SUCCEEDED"
+    assert result["apiCalls"]["autoscaling.StartInstanceRefresh"] == 3
+    assert len(result["snapshotsDeleted"]) == len(result["imagesPruned"]) > 0
