@@ -6,7 +6,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth rehearse test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse start test lint check diff deploy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -36,7 +36,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app.py stacks rehearsal tests/infra tests/statemachine
-	$(VENV)/bin/mypy lambdas tests/unit
+	$(VENV)/bin/mypy lambdas tests/unit scripts
 
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
@@ -46,6 +46,12 @@ check: lint test
 
 snapshot-update: setup
 	$(PY) -m pytest -q tests/infra/test_snapshot.py --snapshot-update
+
+## A manual run: make start ACTION=deploy COMMIT=… [STAGES=a,b] [DRY_RUN=1] [PRINT=1]
+start: setup
+	$(PY) scripts/start_deployment.py $(ACTION) \
+	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
+	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print)
 
 diff: setup
 	$(CDK) diff
