@@ -1,5 +1,59 @@
-"""The github_webhook step. Its logic arrives with issue #5; until then it fails loudly (NotImplementedYet)."""
+"""GitHub webhook receiver behind a Lambda function URL (auth NONE: the HMAC signature is the authentication).
 
-from shared.not_implemented import not_implemented_handler
+A plain handler rather than Powertools' LambdaFunctionUrlResolver: the signature covers the exact bytes
+GitHub sent, so the handler keeps the raw body (base64-decoded when the function URL encoded it) instead
+of a resolver's decoded text. The event is never logged: it carries the signature.
+"""
 
-lambda_handler = not_implemented_handler("github_webhook", issue=5)
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from github_webhook import logic
+from github_webhook.models import FunctionUrlRequest, GithubWebhookEnvironment
+
+from shared.aws.secrets import CachedSecret
+from shared.aws.stepfunctions import StepFunctions
+from shared.environment import load_environment
+from shared.errors import InvalidInput
+from shared.observability import logger, metrics, tracer
+from shared.parsing import parse_step_input
+
+ENV = load_environment(GithubWebhookEnvironment, "github_webhook")
+# A delivery has no execution yet: its GitHub delivery id is the correlation id of every log line.
+DELIVERY_ID_PATH = 'headers."x-github-delivery"'
+SECRET_MAX_AGE_SECONDS = 300
+# A signature mismatch fetches the secret again, but not more often than this per process.
+SECRET_MIN_REFRESH_SECONDS = 5
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@cache
+def webhook_secret() -> CachedSecret:
+    return CachedSecret(
+        ENV.webhook_secret_arn,
+        max_age_seconds=SECRET_MAX_AGE_SECONDS,
+        min_refresh_seconds=SECRET_MIN_REFRESH_SECONDS,
+    )
+
+
+@cache
+def stepfunctions() -> StepFunctions:
+    return StepFunctions()
+
+
+@logger.inject_lambda_context(correlation_id_path=DELIVERY_ID_PATH, log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    try:
+        request = parse_step_input(event, FunctionUrlRequest)
+    except InvalidInput as exc:
+        return logic.rejected(400, f"not a Lambda function URL request: {exc}"[:500]).to_function_url()
+    response = logic.receive(request, ENV, webhook_secret(), stepfunctions(), now)
+    return response.to_function_url()

@@ -74,3 +74,11 @@ class ImagePipelineNotFound(DeployError):
 
 class ImageBuildNotFound(DeployError):
     """The image build named in the payload does not exist in Image Builder."""
+
+
+class SecretNotFound(DeployError):
+    """A configured Secrets Manager secret does not exist, is scheduled for deletion or holds no string value."""
+
+
+class StateMachineNotFound(DeployError):
+    """The configured state machine does not exist (or is being deleted): nothing can be started."""

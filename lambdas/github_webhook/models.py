@@ -1,0 +1,108 @@
+"""The function URL request, the GitHub push payload, the execution request, the response, the environment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+# ARNs as botocore's secretsmanager and stepfunctions models spell them (secret ARNs end in a random suffix).
+SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"  # noqa: S105 (a pattern, not a password)
+STATE_MACHINE_ARN_PATTERN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
+# GitHub's owner/name: owners are letters, digits and hyphens; repository names add "." and "_".
+REPOSITORY_PATTERN = r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$"
+COMMIT_PATTERN = r"^[0-9a-fA-F]{40}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class FunctionUrlRequest(_Model):
+    """The parts of a Lambda function URL event (payload format 2.0) the webhook reads.
+
+    Other fields (requestContext, rawPath, ...) are AWS's and ignored; header names are lower-cased
+    (function URLs already do so; this makes the lookups independent of that).
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    is_base64_encoded: bool = False
+
+    @field_validator("headers")
+    @classmethod
+    def _lower_case_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        return {name.lower(): value for name, value in headers.items()}
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class _GitHub(BaseModel):
+    """GitHub's payload objects: snake_case field names, many fields the webhook does not read."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class Repository(_GitHub):
+    full_name: str = Field(min_length=3, max_length=255)
+
+
+class Pusher(_GitHub):
+    name: str = Field(min_length=1)
+
+
+class PushEvent(_GitHub):
+    """The fields of a `push` delivery that decide whether to deploy (docs.github.com: webhook events, push)."""
+
+    ref: str = Field(min_length=1)
+    after: str = Field(pattern=COMMIT_PATTERN)
+    deleted: bool = False
+    repository: Repository
+    pusher: Pusher
+
+
+class DeployRequest(_Model):
+    """The execution input for an accepted push: the `deploy` request validate_request accepts from GitHub."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["deploy"] = "deploy"
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$")
+    branch: str = Field(min_length=1, max_length=255)
+    repository: str = Field(min_length=1, max_length=255)
+    trigger: Literal["github"] = "github"
+    pusher: str | None = Field(default=None, max_length=255)
+    delivery_id: str | None = Field(default=None, max_length=255)
+
+    def execution_input(self) -> str:
+        """Compact JSON in field order: a redelivery serialises to the very same string."""
+        return json.dumps(self.model_dump(by_alias=True, mode="json", exclude_none=True), separators=(",", ":"))
+
+
+class WebhookResponse(_Model):
+    status_code: int
+    body: dict[str, Any]
+
+    def to_function_url(self) -> dict[str, Any]:
+        """The function URL response: status code, JSON content type, JSON body."""
+        return {
+            "statusCode": self.status_code,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(self.body, separators=(",", ":")),
+        }
+
+
+class GithubWebhookEnvironment(BaseModel):
+    """What the stack sets on the github_webhook function (validated once, at cold start)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    webhook_secret_arn: str = Field(alias="WEBHOOK_SECRET_ARN", pattern=SECRET_ARN_PATTERN)
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN_PATTERN)
+    github_repository: str = Field(alias="GITHUB_REPOSITORY", pattern=REPOSITORY_PATTERN, max_length=255)
+    deploy_branch: str = Field(alias="DEPLOY_BRANCH", min_length=1, max_length=255)
