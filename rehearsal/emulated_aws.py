@@ -22,8 +22,8 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -32,6 +32,14 @@ from botocore.awsrequest import AWSResponse
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 ACTIVE_REFRESH = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+BUILD_TERMINAL = {"AVAILABLE", "FAILED", "CANCELLED"}
+REFRESH_EVENTS = {
+    "Successful": "EC2 Auto Scaling Instance Refresh Succeeded",
+    "Failed": "EC2 Auto Scaling Instance Refresh Failed",
+    "Cancelled": "EC2 Auto Scaling Instance Refresh Cancelled",
+    "RollbackSuccessful": "EC2 Auto Scaling Instance Refresh Rollback Succeeded",
+    "RollbackFailed": "EC2 Auto Scaling Instance Refresh Rollback Failed",
+}
 # Calls the harness itself makes (start/poll the execution, read approvals) are not the workflow's.
 THROTTLING_XML = (
     b"<Response><Errors><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></Errors></Response>"
@@ -78,7 +86,8 @@ class Refresh:
     statuses: list[str]
     previous_version: str
     preferences: dict[str, Any]
-    start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sim_start: float = 0.0
+    sim_now: Callable[[], float] = lambda: 0.0
     status: str = "Pending"
     calls: int = 0
     applied: bool = False
@@ -90,7 +99,8 @@ class Refresh:
             "AutoScalingGroupName": self.group,
             "Status": self.status,
             "StatusReason": f"emulated: {self.status}",
-            "StartTime": self.start,
+            # Started as long ago as simulated time says, so elapsed-time bounds work in a rehearsal.
+            "StartTime": datetime.now(UTC) - timedelta(seconds=max(0.0, self.sim_now() - self.sim_start)),
             "PercentageComplete": percentage,
             "InstancesToUpdate": 0 if self.status == "Successful" else 2,
             "Preferences": self.preferences,
@@ -105,19 +115,30 @@ class Build:
     statuses: list[str]
     calls: int = 0
     ami_id: str | None = None
+    sim_start: float = 0.0
 
 
 class EmulatedAws:
     """Installs the hooks on boto3's default session; `log` receives a line per change it makes."""
 
-    def __init__(self, scenario: dict[str, Any], builder_instance_id: str, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        scenario: dict[str, Any],
+        builder_instance_id: str,
+        log: Callable[[str], None],
+        sim_now: Callable[[], float] = lambda: 0.0,
+        touch: Callable[[], None] = lambda: None,
+    ) -> None:
         self.scenario = scenario
+        self.sim_now = sim_now
+        self.touch = touch
         self.builder_instance_id = builder_instance_id
         self.log = log
         self.api_calls: Counter[str] = Counter()
         self.counting = False
         self.refreshes: dict[str, Refresh] = {}
         self.builds: dict[str, Build] = {}
+        self._build_tokens: dict[str, str] = {}
         self.deleted_versions: dict[str, set[int]] = {}
         self.snapshots_deleted: list[str] = []
         self._throttles = {k: int(v) for k, v in scenario.get("throttle", {}).items()}
@@ -164,6 +185,7 @@ class EmulatedAws:
         service = model.service_model.endpoint_prefix
         key = f"{service}.{model.name}"
         if self.counting and service not in NOT_COUNTED:
+            self.touch()  # the workflow is doing something (the harness's own polling does not count)
             self.api_calls[key] += 1
         handler = self._handlers.get(key)
         return handler(params) if handler else None
@@ -214,9 +236,38 @@ class EmulatedAws:
         self, group: str, template_id: str, version: str, statuses: list[str], prefs: dict[str, Any]
     ) -> Refresh:
         refresh_id = f"{next(self._ids):08d}-aaaa-bbbb-cccc-{uuid.uuid4().hex[:12]}"
-        refresh = Refresh(refresh_id, group, template_id, version, statuses, "", prefs)
+        refresh = Refresh(refresh_id, group, template_id, version, statuses, "", prefs, self.sim_now(), self.sim_now)
         self.refreshes[refresh_id] = refresh
         return refresh
+
+    def event(self, kind: str, resource_id: str, status: str) -> dict[str, Any]:
+        """The EventBridge event AWS sends when the resource reaches `status` (AWS's documented shapes)."""
+        base = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "account": ACCOUNT,
+            "region": REGION,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if kind == "refresh":
+            refresh = self.refreshes[resource_id]
+            group_arn = (
+                f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:uuid:autoScalingGroupName/{refresh.group}"
+            )
+            return {
+                **base,
+                "detail-type": REFRESH_EVENTS[status],
+                "source": "aws.autoscaling",
+                "resources": [group_arn],
+                "detail": {"InstanceRefreshId": resource_id, "AutoScalingGroupName": refresh.group},
+            }
+        return {
+            **base,
+            "detail-type": "EC2 Image Builder Image State Change",
+            "source": "aws.imagebuilder",
+            "resources": [resource_id],
+            "detail": {"previous-state": {"status": "TESTING"}, "state": {"status": status}},
+        }
 
     def _advance(self, refresh: Refresh) -> None:
         if refresh.status not in ACTIVE_REFRESH:
@@ -286,21 +337,47 @@ class EmulatedAws:
         ]
         return _ok({"Activities": activities})
 
+    def _remaining(self, sim_start: float, duration: float) -> float:
+        """Simulated seconds until a resource started at `sim_start` and taking `duration` is done."""
+        return max(0.0, sim_start + duration - self.sim_now())
+
+    def finish(self, kind: str, resource_id: str) -> tuple[str | None, float]:
+        """Let the resource run to its end as time passes: (its terminal status or None if it never ends, seconds)."""
+        if kind == "refresh":
+            refresh = self.refreshes.get(resource_id)
+            if refresh is None:
+                return None, 0.0
+            while refresh.status in ACTIVE_REFRESH and refresh.statuses:
+                self._advance(refresh)
+            seconds = self._remaining(refresh.sim_start, float(self.scenario.get("refreshSeconds", 1200)))
+            return (None if refresh.status in ACTIVE_REFRESH else refresh.status), seconds
+        build = self.builds.get(resource_id)
+        if build is None:
+            return None, 0.0
+        while build.statuses and build.statuses[0] not in BUILD_TERMINAL and len(build.statuses) > 1:
+            build.statuses.pop(0)
+        seconds = self._remaining(build.sim_start, float(self.scenario.get("buildSeconds", 1800)))
+        status = build.statuses[0] if build.statuses else None
+        if status not in BUILD_TERMINAL:
+            return None, seconds
+        if status == "AVAILABLE" and build.ami_id is None:
+            build.ami_id = self._bake(build)
+        return status, seconds
+
     # -- Image Builder -----------------------------------------------------------------------
 
     def _start_build(self, params: dict[str, Any]) -> Any:
         pipeline_arn = params["imagePipelineArn"]
         token = params["clientToken"]
-        existing = next((b for b in self.builds.values() if b.arn.endswith(token[:8])), None)
-        if existing:
-            return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": existing.arn})
+        if token in self._build_tokens:  # Image Builder is idempotent on the client token
+            arn = self._build_tokens[token]
+            return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
         pipeline = "base" if pipeline_arn.endswith("-base") else "app"
         statuses = list(self.scenario.get("imageBuilder", {}).get(pipeline, ["BUILDING", "TESTING", "AVAILABLE"]))
-        arn = (
-            f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-{pipeline}/1.0.{len(self.builds) + 1}/1-{token[:8]}"
-        )
-        self.builds[arn] = Build(arn, pipeline, statuses)
-        self.log(f"image build started: {pipeline} pipeline ({arn.rsplit('/', 2)[-2]})")
+        arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-{pipeline}/1.0.0/{len(self.builds) + 1}"
+        self.builds[arn] = Build(arn, pipeline, statuses, sim_start=self.sim_now())
+        self._build_tokens[token] = arn
+        self.log(f"image build started: {pipeline} pipeline (build {len(self.builds)})")
         return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
 
     def _get_image(self, params: dict[str, Any]) -> Any:

@@ -11,6 +11,11 @@ must change, and this module is the only place that changes them:
    simulated clock instead.
 3. Retry intervals really sleep: the `time` module seen by `retrier_decl` is replaced by one whose
    `sleep` advances the simulated clock.
+4. A task token's timeout is a real wait: `StateTaskServiceCallback._wait_for_task_token_timeout`
+   is replaced by one that returns the callback as soon as it arrives, or, when the rehearsal knows
+   the token will not be answered (a lost event, a resource that never finishes) and is idle,
+   times out at once and advances the simulated clock by the timeout. The fallback poll after a
+   lost event then costs no real time. Approvals (heartbeat waits) and other tasks are untouched.
 
 `install()` checks the moto version and that every patched name still exists, and raises
 `SeamBrokenError` otherwise; tests/statemachine/test_moto_seam.py runs that check, so an upgrade of moto
@@ -32,12 +37,15 @@ PINNED_MOTO_VERSION = "5.2.5"
 _LAMBDA_UTILS = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
 _WAIT_FUNCTION = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function"
 _RETRIER = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
+_CALLBACK = "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback"
+MAX_REAL_WAIT_SECONDS = 30.0  # a token unanswered this long in real time is a rehearsal bug: time it out
 
 # (module, attribute) pairs this seam replaces.
 PATCHED = (
     (_LAMBDA_UTILS, "_invoke_lambda_function"),
     (_WAIT_FUNCTION, "WaitFunction"),
     (_RETRIER, "time"),
+    (_CALLBACK, "StateTaskServiceCallback"),
 )
 
 InvokeFn = Callable[[str, Any], dict[str, Any]]
@@ -57,9 +65,12 @@ def check() -> None:
         module = importlib.import_module(module_name)
         if not hasattr(module, attribute):
             raise SeamBrokenError(f"{module_name}.{attribute} is gone: the rehearsal seam must be updated")
-    wait_function = importlib.import_module(_WAIT_FUNCTION).WaitFunction
-    if not hasattr(wait_function, "_wait_interval"):
-        raise SeamBrokenError(f"{_WAIT_FUNCTION}.WaitFunction._wait_interval is gone: the seam must be updated")
+    for module_name, class_name, method in (
+        (_WAIT_FUNCTION, "WaitFunction", "_wait_interval"),
+        (_CALLBACK, "StateTaskServiceCallback", "_wait_for_task_token_timeout"),
+    ):
+        if not hasattr(getattr(importlib.import_module(module_name), class_name), method):
+            raise SeamBrokenError(f"{module_name}.{class_name}.{method} is gone: the rehearsal seam must be updated")
 
 
 class _SimulatedTime:
@@ -76,12 +87,16 @@ class _SimulatedTime:
 
 
 @contextlib.contextmanager
-def install(invoke: InvokeFn, advance: Callable[[float], None]) -> Iterator[None]:
+def install(
+    invoke: InvokeFn, advance: Callable[[float], None], take_timeout: Callable[[], bool] = lambda: False
+) -> Iterator[None]:
+    """`take_timeout()` answers True (once per expected timeout) when a task token will not be answered."""
     """Patch moto's interpreter for the duration of the block; restore everything afterwards."""
     check()
     lambda_utils = importlib.import_module(_LAMBDA_UTILS)
     wait_function = importlib.import_module(_WAIT_FUNCTION).WaitFunction
     retrier = importlib.import_module(_RETRIER)
+    callback_task = importlib.import_module(_CALLBACK).StateTaskServiceCallback
 
     def invoke_lambda_function(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
         return invoke(parameters["FunctionName"], parameters.get("Payload"))
@@ -89,10 +104,21 @@ def install(invoke: InvokeFn, advance: Callable[[float], None]) -> Iterator[None
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         advance(float(wait_seconds))
 
+    def wait_for_task_token_timeout(self: Any, timeout_seconds: int, callback_endpoint: Any) -> Any:
+        deadline = time.time() + MAX_REAL_WAIT_SECONDS
+        while True:
+            outcome = callback_endpoint.wait(timeout=0.02)
+            if outcome is not None:
+                return outcome
+            if take_timeout() or time.time() > deadline:
+                advance(float(timeout_seconds))
+                return None
+
     replacements = (
         (lambda_utils, "_invoke_lambda_function", invoke_lambda_function),
         (wait_function, "_wait_interval", wait_interval),
         (retrier, "time", _SimulatedTime(advance)),
+        (callback_task, "_wait_for_task_token_timeout", wait_for_task_token_timeout),
     )
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
     for owner, name, replacement in replacements:

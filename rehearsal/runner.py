@@ -34,9 +34,11 @@ STEPS = (
     "check_refresh",
     "rollback",
     "prune_images",
+    "register_wait",
+    "relay_event",
 )
 TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
-RUN_TIMEOUT_SECONDS = 60
+RUN_TIMEOUT_SECONDS = 20
 
 
 def scenario_names() -> list[str]:
@@ -50,6 +52,44 @@ def load_scenario(name: str) -> dict[str, Any]:
     scenario = json.loads(path.read_text())
     scenario.setdefault("name", name)
     return scenario
+
+
+IDLE_SECONDS = 0.2  # no activity for this long: an unanswered task token can time out
+
+
+class Activity:
+    """What the rehearsal is doing: tokens nobody will answer time out once everything else is quiet."""
+
+    def __init__(self) -> None:
+        self._last = time.time()
+        self._busy = 0
+        self._unanswered = 0
+        self._lock = threading.Lock()
+
+    def unanswered_token(self) -> None:
+        with self._lock:
+            self._unanswered += 1
+
+    def take_timeout(self) -> bool:
+        """True once per unanswered token, when nothing else is happening."""
+        with self._lock:
+            if self._unanswered and not self._busy and time.time() - self._last >= IDLE_SECONDS:
+                self._unanswered -= 1
+                return True
+            return False
+
+    def touch(self) -> None:
+        self._last = time.time()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._busy += 1
+        self.touch()
+
+    def end(self) -> None:
+        with self._lock:
+            self._busy -= 1
+        self.touch()
 
 
 class SimClock:
@@ -142,13 +182,18 @@ class _Context:
 class Dispatcher:
     """Runs the real handler of a step in-process, answering like Lambda."""
 
-    def __init__(self, scenario: dict[str, Any], events: list[Event]) -> None:
+    def __init__(self, scenario: dict[str, Any], events: list[Event], activity: Activity | None = None) -> None:
+        self.activity = activity or Activity()
+        self.after: dict[str, Any] = {}  # step → callable(event, result): what happens in the world meanwhile
         self._faults = {step: list(errors) for step, errors in scenario.get("lambdaFaults", {}).items()}
         self._events = events
         self.invocations: dict[str, int] = {}
         self.logs: list[str] = []
         self._handlers: dict[str, Any] = {}
         self.before: dict[str, Any] = {}  # step → callable(event), the world moving on between attempts
+        # One invocation at a time: handlers share module state (Powertools' metrics, stdout capture) in this
+        # process, where Lambda would give each concurrent invocation its own. Reentrant for the relay hook.
+        self._serial = threading.RLock()
 
     def load(self) -> None:
         lambdas = str(PROJECT_ROOT / "lambdas")
@@ -163,6 +208,14 @@ class Dispatcher:
                 self._handlers[step] = importlib.import_module(f"{step}.handler").lambda_handler
 
     def invoke(self, function_name: str, payload: Any) -> dict[str, Any]:
+        with self._serial:
+            self.activity.begin()
+            try:
+                return self._invoke(function_name, payload)
+            finally:
+                self.activity.end()
+
+    def _invoke(self, function_name: str, payload: Any) -> dict[str, Any]:
         step = function_name.removeprefix(FUNCTION_PREFIX)
         event = json.loads(payload) if isinstance(payload, bytes | str) else payload or {}
         self.invocations[step] = self.invocations.get(step, 0) + 1
@@ -193,6 +246,8 @@ class Dispatcher:
         summary = summarize(step, result)
         if summary:
             self._events.append(Event(time.time(), summary))
+        if step in self.after:
+            self.after[step](event, result)
         return {"StatusCode": 200, "Payload": result}
 
 
@@ -230,11 +285,52 @@ def summarize(step: str, out: dict[str, Any]) -> str:
         return "pruned {} AMI(s), {} snapshot(s); kept {}".format(*counts)
     if step == "check_image_build":
         return f"image build {out['status']}{' → ' + out['amiId'] if out.get('amiId') else ''}"
+    if step == "register_wait":
+        return f"waiting for the {event_kind(out)} to finish" if not out.get("alreadyDone") else ""
+    if step == "relay_event":
+        return (
+            f"event relayed: {out.get('kind')} {out.get('resourceId')} resumed the execution"
+            if out.get("resumed")
+            else (f"event not relayed: {out.get('reason')}")
+        )
     if step == "start_image_build":
         return f"{out['pipeline']} image build requested" + (
             f" for commit {out['commit']}" if out.get("commit") else ""
         )
     return ""
+
+
+def event_kind(out: dict[str, Any]) -> str:
+    return "image build" if out.get("kind") == "image" else "refresh"
+
+
+def _relay_completion(
+    dispatcher: Dispatcher, emulated: Any, clock: SimClock, scenario: dict[str, Any], events: list[Event]
+) -> Any:
+    """After register_wait: the resource runs to its end in simulated time and AWS emits its event.
+
+    The event goes to the real relay_event handler, as EventBridge would deliver it, unless the
+    scenario loses it (`lostEvents`): then the task token times out and the fallback poll takes over.
+    """
+    lost = {kind: int(count) for kind, count in scenario.get("lostEvents", {}).items()}
+
+    def after_register(event: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get("alreadyDone"):
+            return
+        kind, resource_id = event["kind"], event["resourceId"]
+        status, seconds = emulated.finish(kind, resource_id)
+        if status is None:
+            dispatcher.activity.unanswered_token()  # still running for good: only the fallback poll can see it
+            return
+        clock.advance(seconds)
+        if lost.get(kind, 0) > 0:
+            lost[kind] -= 1
+            events.append(Event(time.time(), f"{kind} {status}: its event was lost (scenario)"))
+            dispatcher.activity.unanswered_token()
+            return
+        dispatcher.invoke(FUNCTION_PREFIX + "relay_event", json.dumps(emulated.event(kind, resource_id, status)))
+
+    return after_register
 
 
 def definition(settings: dict[str, Any], topic_arn: str) -> str:
@@ -243,11 +339,12 @@ def definition(settings: dict[str, Any], topic_arn: str) -> str:
         **{f"{''.join(p.capitalize() for p in step.split('_'))}FunctionArn": FUNCTION_PREFIX + step for step in STEPS},
         "NotificationTopicArn": topic_arn,
         "PollIntervalSeconds": str(settings.get("pollIntervalSeconds", 30)),
-        "ImagePollIntervalSeconds": str(settings.get("imagePollIntervalSeconds", 60)),
-        "LockPollSeconds": str(settings.get("lockPollSeconds", 60)),
-        "LockMaxAttempts": str(settings.get("lockMaxAttempts", 10)),
-        "RefreshMaxChecks": str(settings.get("refreshMaxChecks", 120)),
-        "ImageMaxChecks": str(settings.get("imageMaxChecks", 180)),
+        "RefreshFallbackSeconds": str(settings.get("refreshFallbackSeconds", 300)),
+        "RefreshTimeoutSeconds": str(settings.get("refreshTimeoutSeconds", 3600)),
+        "ImageFallbackSeconds": str(settings.get("imageFallbackSeconds", 600)),
+        "ImageMaxChecks": str(settings.get("imageMaxChecks", 34)),
+        "LockPollSeconds": str(settings.get("lockPollSeconds", 30)),
+        "LockMaxAttempts": str(settings.get("lockMaxAttempts", 20)),
     }
     for key, value in substitutions.items():
         text = text.replace("${" + key + "}", value)
@@ -303,18 +400,24 @@ def run(scenario: dict[str, Any]) -> Result:
             world = world_module.build(scenario)
             saved_env.update({k: os.environ.get(k) for k in world.env})
             os.environ.update(world.env)
+            clock = SimClock()
+            activity = Activity()
             emulated = EmulatedAws(
-                scenario, world.builder_instance_id, lambda text: events.append(Event(time.time(), text))
+                scenario,
+                world.builder_instance_id,
+                lambda text: events.append(Event(time.time(), text)),
+                sim_now=clock.now,
+                touch=activity.touch,
             )
             saved_modules = {name: m for name, m in sys.modules.items() if name.split(".")[0] in STEPS}
             emulated.install()
             try:
-                dispatcher = Dispatcher(scenario, events)
+                dispatcher = Dispatcher(scenario, events, activity)
                 dispatcher.load()
+                dispatcher.after["register_wait"] = _relay_completion(dispatcher, emulated, clock, scenario, events)
                 release_after = scenario.get("foreignLockReleasedAfterAttempts")
                 if release_after is not None:
                     dispatcher.before["lock"] = _foreign_lock_release(int(release_after), emulated, events)
-                clock = SimClock()
                 sfn = boto3.client("stepfunctions", region_name=REGION)
                 machine = sfn.create_state_machine(
                     name="web-app-deploy",
@@ -323,7 +426,7 @@ def run(scenario: dict[str, Any]) -> Result:
                 )["stateMachineArn"]
                 initial_images = set(world.app_images + world.base_images)
                 emulated.counting = True
-                with moto_seam.install(dispatcher.invoke, clock.advance):
+                with moto_seam.install(dispatcher.invoke, clock.advance, activity.take_timeout):
                     execution = sfn.start_execution(
                         stateMachineArn=machine,
                         name=f"rehearsal-{scenario['name']}"[:80],

@@ -98,7 +98,14 @@ def build(scenario: dict[str, Any]) -> World:
             )
             templates[group] = lt["LaunchTemplateId"]
             targets.append({"autoScalingGroupName": group, "launchTemplateId": lt["LaunchTemplateId"]})
-        stages.append({"name": stage["name"], "approval": bool(stage.get("approval")), "targets": targets})
+        stages.append(
+            {
+                "name": stage["name"],
+                "approval": bool(stage.get("approval")),
+                "waveSize": int(stage.get("waveSize", 1)),
+                "targets": targets,
+            }
+        )
 
     boto3.client("dynamodb", region_name=REGION).create_table(
         TableName=LOCK_TABLE,
@@ -139,6 +146,7 @@ def build(scenario: dict[str, Any]) -> World:
         "DEPLOY_CONFIG": json.dumps(config),
         "LOCK_TABLE_NAME": LOCK_TABLE,
         "LOCK_TTL_SECONDS": "10800",
+        "WAIT_TTL_SECONDS": "172800",
         "BUILD_SOURCE_PARAMETER": BUILD_SOURCE_PARAMETER,
         "BASE_PIPELINE_ARN": BASE_PIPELINE_ARN,
         "APP_PIPELINE_ARN": APP_PIPELINE_ARN,

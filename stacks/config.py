@@ -138,7 +138,7 @@ class Build(Model):
     ami_kms_key_id: str | None = None
     extra_regions: tuple[str, ...] = ()
     share_with_accounts: tuple[str, ...] = ()
-    poll_interval_seconds: int = Field(default=60, ge=0, le=3600)
+    fallback_poll_seconds: int = Field(default=600, ge=1, le=3600)
     timeout_minutes: int = Field(default=240, ge=15, le=1440)
 
     @field_validator("security_group_ids")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -25,6 +27,14 @@ from stacks.lambda_function import camel, python_function, retention
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, function_versions, wildcard_resource
 
 ASL_FILE = PROJECT_ROOT / "statemachine" / "deploy.asl.json"
+WAIT_TTL_SECONDS = 2 * 24 * 3600  # a wait item outlives any wait; DynamoDB's TTL removes forgotten ones
+# The Auto Scaling events that end (or pause at a checkpoint) a refresh: they resume a waiting execution.
+REFRESH_EVENTS = [
+    f"EC2 Auto Scaling Instance Refresh {what}"
+    for what in ("Succeeded", "Failed", "Cancelled", "Rollback Succeeded", "Rollback Failed", "Checkpoint Reached")
+]
+EVENT_ALLOWANCE = 10  # resumptions by events (e.g. a base then an app build) on top of the fallback polls
+IMAGE_FINAL_STATUSES = ["AVAILABLE", "FAILED", "CANCELLED", "DEPRECATED", "DELETED", "DISABLED"]
 
 # step name (= folder under lambdas/) → (timeout seconds, memory MB)
 STEPS: dict[str, tuple[int, int]] = {
@@ -37,6 +47,8 @@ STEPS: dict[str, tuple[int, int]] = {
     "check_refresh": (30, 256),
     "rollback": (90, 256),
     "prune_images": (600, 512),
+    "register_wait": (30, 256),
+    "relay_event": (30, 256),
 }
 
 EC2_READ = [
@@ -65,6 +77,7 @@ class DeployWorkflow(Construct):
         self.functions = {step: self._build_function(step, *limits) for step, limits in STEPS.items()}
         self._grant_step_permissions()
         self.state_machine = self._build_state_machine()
+        self.refresh_events_rule, self.image_events_rule = self._build_event_relay()
         self._acknowledge_findings()
 
     # -- parts -------------------------------------------------------------------------------
@@ -119,6 +132,18 @@ class DeployWorkflow(Construct):
             timeout_seconds=timeout,
             memory_mb=memory,
             environment={"DEPLOY_CONFIG": self._config.deploy_config_json()},
+        )
+
+    def state_machine_steps(self) -> dict[str, lambda_.Function]:
+        """The functions the state machine invokes (relay_event is invoked by EventBridge)."""
+        return {step: fn for step, fn in self.functions.items() if step != "relay_event"}
+
+    def state_machine_arn_by_name(self) -> str:
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=f"{self._config.application}-deploy",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
     def launch_template_arns(self) -> list[str]:
@@ -235,6 +260,19 @@ class DeployWorkflow(Construct):
         allow("prune_images", ["ec2:DeleteSnapshot"], [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::snapshot/*"])
 
         self.lock_table.grant_read_write_data(fns["lock"])
+        # Waits: register_wait stores a task token per build/refresh; relay_event resumes it on the AWS event.
+        for step in ("register_wait", "relay_event"):
+            self.lock_table.grant_read_write_data(fns[step])
+            fns[step].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
+            fns[step].add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess"],
+                    # By name, not by reference: the state machine's definition refers to these functions.
+                    resources=[self.state_machine_arn_by_name()],
+                )
+            )
+        fns["register_wait"].add_environment("WAIT_TTL_SECONDS", str(WAIT_TTL_SECONDS))
+        allow("register_wait", ["autoscaling:DescribeInstanceRefreshes"], ["*"])
         fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
         fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))
 
@@ -247,7 +285,7 @@ class DeployWorkflow(Construct):
         acknowledge(
             self,
             "The state machine invokes any version of this workflow's own step functions",
-            *(function_versions(fn) for fn in self.functions.values()),
+            *(function_versions(fn) for fn in self.state_machine_steps().values()),
         )
         acknowledge(
             self,
@@ -279,6 +317,37 @@ class DeployWorkflow(Construct):
             wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::snapshot/*"),
         )
 
+    def _build_event_relay(self) -> tuple[events.Rule, events.Rule]:
+        """AWS's completion events → relay_event → the waiting execution (best effort: the ASL polls as well)."""
+        app = self._config.application
+        relay = targets.LambdaFunction(self.functions["relay_event"], retry_attempts=8, max_event_age=Duration.hours(2))
+        groups = sorted({t.auto_scaling_group_name for t in self._config.deploy_config().all_targets()})
+        refresh_rule = events.Rule(
+            self,
+            "RefreshEvents",
+            description=f"Instance refresh outcomes of {app}'s groups resume the deployment waiting for them",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"], detail_type=REFRESH_EVENTS, detail={"AutoScalingGroupName": groups}
+            ),
+        )
+        refresh_rule.add_target(relay)
+        image_prefix = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{app}-"
+        image_rule = events.Rule(
+            self,
+            "ImageEvents",
+            description=f"Final states of {app}'s image builds resume the deployment waiting for them",
+            event_pattern=events.EventPattern(
+                source=["aws.imagebuilder"],
+                detail_type=["EC2 Image Builder Image State Change"],
+                resources=events.Match.any_of(
+                    events.Match.prefix(f"{image_prefix}base/"), events.Match.prefix(f"{image_prefix}app/")
+                ),
+                detail={"state": {"status": IMAGE_FINAL_STATUSES}},
+            ),
+        )
+        image_rule.add_target(relay)
+        return refresh_rule, image_rule
+
     def _build_state_machine(self) -> sfn.StateMachine:
         config = self._config
         log_group = logs.LogGroup(
@@ -289,14 +358,15 @@ class DeployWorkflow(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.definition_substitutions = {
-            **{f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.functions.items()},
+            **{f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.state_machine_steps().items()},
             "NotificationTopicArn": self.topic.topic_arn,
             "PollIntervalSeconds": str(config.refresh.poll_interval_seconds),
-            "ImagePollIntervalSeconds": str(config.build.poll_interval_seconds),
+            "RefreshFallbackSeconds": str(config.refresh.fallback_poll_seconds),
+            "RefreshTimeoutSeconds": str(config.refresh.timeout_minutes * 60),
+            "ImageFallbackSeconds": str(config.build.fallback_poll_seconds),
             "LockPollSeconds": str(config.lock.poll_seconds),
             "LockMaxAttempts": str(max(1, math.ceil(config.lock.wait_seconds / config.lock.poll_seconds))),
-            "RefreshMaxChecks": str(_checks(config.refresh.timeout_minutes, config.refresh.poll_interval_seconds)),
-            "ImageMaxChecks": str(_checks(config.build.timeout_minutes, config.build.poll_interval_seconds)),
+            "ImageMaxChecks": str(_checks(config.build.timeout_minutes, config.build.fallback_poll_seconds)),
         }
         state_machine = sfn.StateMachine(
             self,
@@ -308,12 +378,12 @@ class DeployWorkflow(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
         )
-        for fn in self.functions.values():
+        for fn in self.state_machine_steps().values():
             fn.grant_invoke(state_machine)
         self.topic.grant_publish(state_machine)
         return state_machine
 
 
-def _checks(timeout_minutes: int, poll_seconds: int) -> int:
-    """How many polls fit in the timeout: the state machine's bound on a wait loop."""
-    return max(1, math.ceil(timeout_minutes * 60 / max(poll_seconds, 1)))
+def _checks(timeout_minutes: int, fallback_seconds: int) -> int:
+    """The bound on an image wait loop: fallback polls that fit in the timeout, plus room for early events."""
+    return max(1, math.ceil(timeout_minutes * 60 / max(fallback_seconds, 1))) + EVENT_ALLOWANCE

@@ -40,15 +40,20 @@ class PipelineStack(Stack):
         start_build.add_environment("BASE_PIPELINE_ARN", images.base.pipeline.attr_arn)
         start_build.add_environment("APP_PIPELINE_ARN", images.app.pipeline.attr_arn)
         check_build = workflow.functions["check_image_build"]
-        check_build.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["imagebuilder:GetImage"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{parts.recipe_name}/*"
-                    for parts in (images.base, images.app)
-                ],
+        image_arns = [
+            f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{parts.recipe_name}/*"
+            for parts in (images.base, images.app)
+        ]
+        for reader in (check_build, workflow.functions["register_wait"]):
+            reader.add_to_role_policy(iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=image_arns))
+            acknowledge(
+                reader.role,  # type: ignore[arg-type]
+                "Image build versions are created by the pipeline (recipe/version/build); the recipe name pins them",
+                *(
+                    wildcard_resource(f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:image/{p.recipe_name}/*")
+                    for p in (images.base, images.app)
+                ),
             )
-        )
         # Tag the new AMI with commit, branch, trigger and execution (only this application's images).
         check_build.add_to_role_policy(
             iam.PolicyStatement(
@@ -56,14 +61,6 @@ class PipelineStack(Stack):
                 resources=[f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::image/*"],
                 conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": config.application}},
             )
-        )
-        acknowledge(
-            check_build.role,  # type: ignore[arg-type]
-            "Image build versions are created by the pipeline (recipe/version/build); the recipe name pins them",
-            *(
-                wildcard_resource(f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:image/{p.recipe_name}/*")
-                for p in (images.base, images.app)
-            ),
         )
         if triggers.webhook_function:
             workflow.state_machine.grant_start_execution(triggers.webhook_function)

@@ -8,7 +8,7 @@ waiting out AWS's hour of retries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
@@ -104,12 +104,17 @@ def stuck_reason(refresh: Refresh, activities: Sequence[ScalingActivity]) -> str
 
 
 def _output(verdict: Verdict, refresh: Refresh, reason: str) -> CheckRefreshOutput:
+    elapsed = 0
+    if refresh.start_time is not None:
+        started = refresh.start_time if refresh.start_time.tzinfo else refresh.start_time.replace(tzinfo=UTC)
+        elapsed = max(0, int((datetime.now(UTC) - started).total_seconds()))
     return CheckRefreshOutput(
         verdict=verdict,
         status=refresh.status,
         percentage_complete=refresh.percentage_complete,
         reason=reason,
         instances_to_update=refresh.instances_to_update,
+        elapsed_seconds=elapsed,
     )
 
 

@@ -32,3 +32,5 @@ class CheckRefreshOutput(_Model):
     percentage_complete: int
     reason: str
     instances_to_update: int | None
+    # Seconds since the refresh started: the state machine's time bound on waiting for it.
+    elapsed_seconds: int = 0

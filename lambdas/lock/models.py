@@ -21,6 +21,7 @@ class LockStage(_Model):
 
     name: str = Field(min_length=1)
     approval: bool = False
+    wave_size: int = Field(default=1, ge=1)
     targets: list[Target] = Field(min_length=1)
 
 

@@ -31,6 +31,8 @@ class Stage(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
     targets: tuple[Target, ...] = Field(min_length=1)
     approval: bool = False
+    # Targets are rolled out in waves of this many groups at once; the stage stops at the first failed wave.
+    wave_size: int = Field(default=1, ge=1, le=40)
 
 
 class RefreshPreferences(_Model):
@@ -46,7 +48,10 @@ class RefreshPreferences(_Model):
     scale_in_protected_instances: Literal["Refresh", "Ignore", "Wait"] = "Ignore"
     standby_instances: Literal["Terminate", "Ignore", "Wait"] = "Ignore"
     timeout_minutes: int = Field(default=60, ge=5, le=1440)
+    # Health is confirmed by polling this often once the refresh itself has finished (target groups).
     poll_interval_seconds: int = Field(default=30, ge=0, le=3600)
+    # The wait for a refresh is resumed by its completion event; without one it polls this often.
+    fallback_poll_seconds: int = Field(default=300, ge=1, le=3600)
 
 
 class Retention(_Model):

@@ -73,6 +73,7 @@ def validate_request(
             StageOut(
                 name=s.name,
                 approval=s.approval,
+                wave_size=s.wave_size,
                 targets=[
                     TargetOut(
                         auto_scaling_group_name=t.auto_scaling_group_name, launch_template_id=t.launch_template_id

@@ -112,6 +112,7 @@ class TargetOut(_Output):
 class StageOut(_Output):
     name: str
     approval: bool
+    wave_size: int
     targets: list[TargetOut]
 
 

@@ -57,7 +57,11 @@ def codecommit_event(event: str = "referenceUpdated", ref: str = "main", ref_typ
 
 
 def resolved_pattern(synth: Synthesized) -> dict[str, Any]:
-    rules = [r for r in synth.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    rules = [
+        r
+        for r in synth.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.codecommit"]
+    ]
     assert len(rules) == 1
     pattern = json.loads(json.dumps(rules[0]["Properties"]["EventPattern"]))
     assert pattern["resources"] == [REPO_ARN]
@@ -285,7 +289,11 @@ def test_codecommit_rule_matches_only_pushes_to_the_configured_branch(
 
 
 def test_codecommit_rule_turns_the_event_into_the_deploy_request(synthesized: Synthesized) -> None:
-    rule = next(r for r in synthesized.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"])
+    rule = next(
+        r
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.codecommit"]
+    )
     transformer = rule["Properties"]["Targets"][0]["InputTransformer"]
 
     assert transformer["InputPathsMap"] == {
@@ -331,7 +339,7 @@ def test_github_source_gets_a_signed_webhook_url_and_no_codecommit_rule(synthesi
     assert {"WEBHOOK_SECRET_ARN", "STATE_MACHINE_ARN"} <= set(env)
     assert synthesized_github.resources("AWS::SecretsManager::Secret")
     rules = synthesized_github.resources("AWS::Events::Rule").values()
-    assert not [r for r in rules if "EventPattern" in r["Properties"]]
+    assert not [r for r in rules if r["Properties"].get("EventPattern", {}).get("source") == ["aws.codecommit"]]
     assert not [r for r in rules if "ScheduleExpression" in r["Properties"]]  # schedule: null
 
 
@@ -398,3 +406,65 @@ def test_example_fleet_when_enabled_has_alb_template_and_group(synthesized_fleet
     )
     outputs = synthesized_fleet.json["Outputs"]
     assert any(k.startswith("ExampleFleetExampleLaunchTemplateId") for k in outputs)
+
+
+# -- Event-driven waits ------------------------------------------------------------------------
+
+
+def refresh_event(group: str, outcome: str = "Succeeded") -> dict[str, Any]:
+    """Shaped like AWS's "Instance refresh example events and patterns" (Auto Scaling user guide)."""
+    return {
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": f"EC2 Auto Scaling Instance Refresh {outcome}",
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-11-21T12:00:00Z",
+        "region": "eu-west-1",
+        "resources": ["auto-scaling-group-arn"],
+        "detail": {"InstanceRefreshId": "c613620e-07e2-4ed2-a9e2-ef8258911ade", "AutoScalingGroupName": group},
+    }
+
+
+def rule_for(synth: Synthesized, source: str) -> dict[str, Any]:
+    return next(
+        r["Properties"]
+        for r in synth.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == [source]
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (refresh_event("web-app-test"), True),
+        (refresh_event("web-app-prod-a", "Failed"), True),
+        (refresh_event("web-app-prod-b", "Rollback Succeeded"), True),
+        (refresh_event("web-app-test", "Checkpoint Reached"), True),
+        (refresh_event("web-app-test", "Started"), False),
+        (refresh_event("someone-elses-group"), False),
+    ],
+)
+def test_refresh_outcomes_of_configured_groups_reach_the_relay(
+    synthesized: Synthesized, event: dict[str, Any], expected: bool
+) -> None:
+    assert matches(rule_for(synthesized, "aws.autoscaling")["EventPattern"], event) is expected
+
+
+def test_image_build_final_states_of_this_application_reach_the_relay(synthesized: Synthesized) -> None:
+    pattern = rule_for(synthesized, "aws.imagebuilder")["EventPattern"]
+
+    assert pattern["detail-type"] == ["EC2 Image Builder Image State Change"]
+    assert set(pattern["detail"]["state"]["status"]) >= {"AVAILABLE", "FAILED", "CANCELLED"}
+    assert "BUILDING" not in pattern["detail"]["state"]["status"]
+    prefixes = json.dumps(pattern["resources"])
+    assert ":image/web-app-base/" in prefixes
+    assert ":image/web-app-app/" in prefixes
+
+
+def test_waiting_steps_may_resume_only_this_state_machine(synthesized: Synthesized) -> None:
+    statements = [s for s in _statements(synthesized) if s["Action"] == "states:SendTaskSuccess"]
+
+    assert len(statements) == 2  # register_wait and relay_event
+    for statement in statements:
+        assert "stateMachine:web-app-deploy" in json.dumps(statement["Resource"])

@@ -70,6 +70,10 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
         assert [n["event"] for n in result.notifications] == expect["notifications"]
     if "builds" in expect:
         assert result.builds == expect["builds"]
+    for group in expect.get("untouchedGroups", []):
+        template = next(t for t in result.launch_templates.values() if t["group"] == group)
+        assert template["amiId"] == current_app
+        assert template["defaultVersion"] == 4
     if expect.get("foreignLockKept"):
         assert result.other_locks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -151,8 +151,10 @@ def test_running_refresh_is_in_progress_with_its_percentage(status: str) -> None
     autoscaling = FakeAutoScaling(refreshes=[refresh], activities=[failed_launch(1), failed_launch(2)])
     # When checked
     output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
-    # Then it is InProgress with AWS's numbers
-    assert output.model_dump(by_alias=True) == {
+    # Then it is InProgress with AWS's numbers and how long it has been running
+    dumped = output.model_dump(by_alias=True)
+    assert dumped.pop("elapsedSeconds") >= 0
+    assert dumped == {
         "verdict": "InProgress",
         "status": status,
         "percentageComplete": 40,
@@ -316,6 +318,7 @@ def test_handler_checks_a_successful_refresh_and_the_target_health_end_to_end(
             lambda_context,
         )
     # Then the verdict is Healthy
+    assert result.pop("elapsedSeconds") >= 0
     assert result == {
         "verdict": "Healthy",
         "status": "Successful",
@@ -323,3 +326,14 @@ def test_handler_checks_a_successful_refresh_and_the_target_health_end_to_end(
         "reason": "refresh succeeded; all 2 InService instances are healthy in 1 target group(s)",
         "instancesToUpdate": 0,
     }
+
+
+def test_elapsed_seconds_count_from_the_refresh_start() -> None:
+    # Given a refresh that started ten minutes ago
+    started = datetime.now(UTC) - timedelta(minutes=10)
+    refresh = dataclasses.replace(make_refresh("r-1", "InProgress", percentage=40), start_time=started)
+    autoscaling = FakeAutoScaling(refreshes=[refresh], activities=[])
+    # When checked
+    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    # Then the state machine can bound its wait by time, not by the number of polls
+    assert 595 <= output.elapsed_seconds <= 660

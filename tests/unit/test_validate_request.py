@@ -83,11 +83,13 @@ def test_manual_deploy_is_normalised_with_every_configured_stage(no_aws: Any) ->
             {
                 "name": "test",
                 "approval": False,
+                "waveSize": 1,
                 "targets": [{"autoScalingGroupName": "web-app-test", "launchTemplateId": "lt-0aaaaaaaaaaaaaaa1"}],
             },
             {
                 "name": "prod",
                 "approval": True,
+                "waveSize": 1,
                 "targets": [{"autoScalingGroupName": "web-app-prod", "launchTemplateId": "lt-0bbbbbbbbbbbbbbb2"}],
             },
         ],
