@@ -6,7 +6,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth rehearse start test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse start bench test lint check diff deploy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -35,7 +35,7 @@ synth: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app.py stacks rehearsal tests/infra tests/statemachine
+	$(VENV)/bin/mypy app.py stacks rehearsal benchmarks tests/infra tests/statemachine tests/benchmarks
 	$(VENV)/bin/mypy lambdas tests/unit scripts
 
 test: setup
@@ -43,6 +43,10 @@ test: setup
 
 ## What CI runs (.ci/run) and the README's test command.
 check: lint test
+
+## Ours against the seed pipeline's poll loop, side by side (BENCH_ARGS=--quick for the small sizes).
+bench: setup
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 snapshot-update: setup
 	$(PY) -m pytest -q tests/infra/test_snapshot.py --snapshot-update

@@ -445,7 +445,7 @@ def _step_modules() -> dict[str, Any]:
 @contextlib.contextmanager
 def _quiet_handler_output() -> Iterator[None]:
     """The handler's log lines (one lists every decision) and metrics go to a buffer, not the terminal."""
-    from shared.observability import logger
+    logger = importlib.import_module("shared.observability").logger  # the Lambda side's module, by its runtime name
 
     sink = io.StringIO()
     handler = logger.registered_handler

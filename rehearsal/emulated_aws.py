@@ -138,6 +138,8 @@ class EmulatedAws:
         self.counting = False
         self.refreshes: dict[str, Refresh] = {}
         self.builds: dict[str, Build] = {}
+        self.timed = bool(scenario.get("timed"))
+        self.lags: dict[tuple[str, str], float] = {}  # (kind, id) → simulated seconds from its end to being seen
         self._build_tokens: dict[str, str] = {}
         self.deleted_versions: dict[str, set[int]] = {}
         self.snapshots_deleted: list[str] = []
@@ -273,7 +275,16 @@ class EmulatedAws:
         if refresh.status not in ACTIVE_REFRESH:
             return
         refresh.calls += 1
-        refresh.status = refresh.statuses.pop(0) if refresh.statuses else refresh.status
+        if self.timed:
+            end = refresh.sim_start + float(self.scenario.get("refreshSeconds", 1200))
+            if self.sim_now() < end:
+                refresh.status = "InProgress"
+                return
+            refresh.status = refresh.statuses[-1] if refresh.statuses else "Successful"
+            refresh.statuses = []
+            self._observed(("refresh", refresh.refresh_id), end)
+        else:
+            refresh.status = refresh.statuses.pop(0) if refresh.statuses else refresh.status
         if refresh.status == "Successful" and not refresh.applied:
             self._replace_instances(refresh.group, refresh.version)
             refresh.applied = True
@@ -337,6 +348,10 @@ class EmulatedAws:
         ]
         return _ok({"Activities": activities})
 
+    def _observed(self, key: tuple[str, str], ended_at: float) -> None:
+        """The workflow saw a finished build or refresh: how long after it finished (its lag)."""
+        self.lags.setdefault(key, max(0.0, self.sim_now() - ended_at))
+
     def _remaining(self, sim_start: float, duration: float) -> float:
         """Simulated seconds until a resource started at `sim_start` and taking `duration` is done."""
         return max(0.0, sim_start + duration - self.sim_now())
@@ -347,16 +362,20 @@ class EmulatedAws:
             refresh = self.refreshes.get(resource_id)
             if refresh is None:
                 return None, 0.0
+            seconds = self._remaining(refresh.sim_start, float(self.scenario.get("refreshSeconds", 1200)))
+            if self.timed:
+                return (refresh.statuses[-1] if refresh.statuses else "Successful"), seconds
             while refresh.status in ACTIVE_REFRESH and refresh.statuses:
                 self._advance(refresh)
-            seconds = self._remaining(refresh.sim_start, float(self.scenario.get("refreshSeconds", 1200)))
             return (None if refresh.status in ACTIVE_REFRESH else refresh.status), seconds
         build = self.builds.get(resource_id)
         if build is None:
             return None, 0.0
+        seconds = self._remaining(build.sim_start, float(self.scenario.get("buildSeconds", 1800)))
+        if self.timed:
+            return build.statuses[-1], seconds  # GetImage reports it once the time has passed
         while build.statuses and build.statuses[0] not in BUILD_TERMINAL and len(build.statuses) > 1:
             build.statuses.pop(0)
-        seconds = self._remaining(build.sim_start, float(self.scenario.get("buildSeconds", 1800)))
         status = build.statuses[0] if build.statuses else None
         if status not in BUILD_TERMINAL:
             return None, seconds
@@ -385,7 +404,14 @@ class EmulatedAws:
         if build is None:
             return _error("ResourceNotFoundException", "image not found")
         build.calls += 1
-        status = build.statuses.pop(0) if len(build.statuses) > 1 else build.statuses[0]
+        if self.timed:
+            # Timed scenarios (benchmarks): BUILDING until its duration has passed in simulated time.
+            done = self.sim_now() >= build.sim_start + float(self.scenario.get("buildSeconds", 1800))
+            status = build.statuses[-1] if done else "BUILDING"
+            if done:
+                self._observed(("image", build.arn), build.sim_start + float(self.scenario.get("buildSeconds", 1800)))
+        else:
+            status = build.statuses.pop(0) if len(build.statuses) > 1 else build.statuses[0]
         image: dict[str, Any] = {"arn": build.arn, "name": f"web-app-{build.pipeline}", "state": {"status": status}}
         if status in {"FAILED", "CANCELLED"}:
             image["state"]["reason"] = f"emulated: build {status.lower()} (scenario)"

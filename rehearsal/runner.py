@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import heapq
 import importlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -38,7 +40,7 @@ STEPS = (
     "relay_event",
 )
 TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
-RUN_TIMEOUT_SECONDS = 20
+RUN_TIMEOUT_SECONDS = 60  # real seconds; a scenario may allow more ("wallTimeoutSeconds")
 
 
 def scenario_names() -> list[str]:
@@ -55,16 +57,41 @@ def load_scenario(name: str) -> dict[str, Any]:
 
 
 IDLE_SECONDS = 0.2  # no activity for this long: an unanswered task token can time out
+QUIET_SECONDS = 0.05  # no activity for this long: every branch waits, the next AWS event may happen
+
+
+class EventQueue:
+    """AWS events due at a simulated time: delivered in time order when the workflow is waiting."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, str, str, str]] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def push(self, at: float, kind: str, resource_id: str, status: str) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (at, next(self._seq), kind, resource_id, status))
+
+    def pop(self) -> tuple[float, str, str, str] | None:
+        with self._lock:
+            if not self._heap:
+                return None
+            at, _, kind, resource_id, status = heapq.heappop(self._heap)
+            return at, kind, resource_id, status
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
 
 class Activity:
     """What the rehearsal is doing: tokens nobody will answer time out once everything else is quiet."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: EventQueue | None = None) -> None:
         self._last = time.time()
         self._busy = 0
         self._unanswered = 0
         self._lock = threading.Lock()
+        self._queue = queue if queue is not None else EventQueue()
 
     def unanswered_token(self) -> None:
         with self._lock:
@@ -73,13 +100,21 @@ class Activity:
     def take_timeout(self) -> bool:
         """True once per unanswered token, when nothing else is happening."""
         with self._lock:
-            if self._unanswered and not self._busy and time.time() - self._last >= IDLE_SECONDS:
+            if (
+                self._unanswered
+                and not self._busy
+                and not len(self._queue)
+                and time.time() - self._last >= IDLE_SECONDS
+            ):
                 self._unanswered -= 1
                 return True
             return False
 
     def touch(self) -> None:
         self._last = time.time()
+
+    def quiet_for(self) -> float:
+        return 0.0 if self._busy else time.time() - self._last
 
     def begin(self) -> None:
         with self._lock:
@@ -144,6 +179,7 @@ class Result:
     builds: list[str] = field(default_factory=list)  # pipelines baked, in order
     world_images: dict[str, list[str]] = field(default_factory=dict)  # "app"/"base" → ids, oldest first
     other_locks: list[str] = field(default_factory=list)  # targets still locked by other executions
+    lags: list[float] = field(default_factory=list)  # simulated seconds from a build/refresh ending to being seen
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -305,12 +341,18 @@ def event_kind(out: dict[str, Any]) -> str:
 
 
 def _relay_completion(
-    dispatcher: Dispatcher, emulated: Any, clock: SimClock, scenario: dict[str, Any], events: list[Event]
+    dispatcher: Dispatcher,
+    emulated: Any,
+    clock: SimClock,
+    scenario: dict[str, Any],
+    events: list[Event],
+    queue: EventQueue,
 ) -> Any:
-    """After register_wait: the resource runs to its end in simulated time and AWS emits its event.
+    """After register_wait: the resource will end at a simulated time, and AWS will emit its event then.
 
-    The event goes to the real relay_event handler, as EventBridge would deliver it, unless the
-    scenario loses it (`lostEvents`): then the task token times out and the fallback poll takes over.
+    The harness delivers it (to the real relay_event handler, as EventBridge would) when the workflow
+    is waiting, unless the scenario loses it (`lostEvents`): then the task token times out and the
+    fallback poll takes over.
     """
     lost = {kind: int(count) for kind, count in scenario.get("lostEvents", {}).items()}
 
@@ -322,19 +364,18 @@ def _relay_completion(
         if status is None:
             dispatcher.activity.unanswered_token()  # still running for good: only the fallback poll can see it
             return
-        clock.advance(seconds)
         if lost.get(kind, 0) > 0:
             lost[kind] -= 1
-            events.append(Event(time.time(), f"{kind} {status}: its event was lost (scenario)"))
+            events.append(Event(time.time(), f"{kind} {status}: its event will be lost (scenario)"))
             dispatcher.activity.unanswered_token()
             return
-        dispatcher.invoke(FUNCTION_PREFIX + "relay_event", json.dumps(emulated.event(kind, resource_id, status)))
+        queue.push(clock.now() + seconds, kind, resource_id, status)
 
     return after_register
 
 
-def definition(settings: dict[str, Any], topic_arn: str) -> str:
-    text = ASL_FILE.read_text()
+def definition(settings: dict[str, Any], topic_arn: str, asl: str | None = None) -> str:
+    text = ASL_FILE.read_text() if asl is None else asl
     substitutions = {
         **{f"{''.join(p.capitalize() for p in step.split('_'))}FunctionArn": FUNCTION_PREFIX + step for step in STEPS},
         "NotificationTopicArn": topic_arn,
@@ -365,8 +406,12 @@ def resolve(value: Any, world: Any) -> Any:
     return value
 
 
-def run(scenario: dict[str, Any]) -> Result:
-    """Run one scenario in a fresh emulated account; nothing leaves this process."""
+def run(scenario: dict[str, Any], asl: str | None = None) -> Result:
+    """Run one scenario in a fresh emulated account; nothing leaves this process.
+
+    `asl` replaces statemachine/deploy.asl.json (the benchmark's poll-loop baseline); it uses the same
+    placeholders and is substituted the same way.
+    """
     from moto import mock_aws
 
     # moto's interpreter logs every failed state with its whole parse tree: the timeline says it better.
@@ -401,7 +446,8 @@ def run(scenario: dict[str, Any]) -> Result:
             saved_env.update({k: os.environ.get(k) for k in world.env})
             os.environ.update(world.env)
             clock = SimClock()
-            activity = Activity()
+            queue = EventQueue()
+            activity = Activity(queue)
             emulated = EmulatedAws(
                 scenario,
                 world.builder_instance_id,
@@ -414,14 +460,16 @@ def run(scenario: dict[str, Any]) -> Result:
             try:
                 dispatcher = Dispatcher(scenario, events, activity)
                 dispatcher.load()
-                dispatcher.after["register_wait"] = _relay_completion(dispatcher, emulated, clock, scenario, events)
+                dispatcher.after["register_wait"] = _relay_completion(
+                    dispatcher, emulated, clock, scenario, events, queue
+                )
                 release_after = scenario.get("foreignLockReleasedAfterAttempts")
                 if release_after is not None:
                     dispatcher.before["lock"] = _foreign_lock_release(int(release_after), emulated, events)
                 sfn = boto3.client("stepfunctions", region_name=REGION)
                 machine = sfn.create_state_machine(
                     name="web-app-deploy",
-                    definition=definition(scenario.get("settings", {}), world.topic_arn),
+                    definition=definition(scenario.get("settings", {}), world.topic_arn, asl),
                     roleArn="arn:aws:iam::123456789012:role/rehearsal",
                 )["stateMachineArn"]
                 initial_images = set(world.app_images + world.base_images)
@@ -440,6 +488,7 @@ def run(scenario: dict[str, Any]) -> Result:
                         scenario,
                         events,
                         clock,
+                        deliver=_deliverer(dispatcher, emulated, clock, queue, activity),
                     )
                 emulated.counting = False
                 history = _history(sfn, execution)
@@ -492,14 +541,39 @@ def _foreign_lock_release(after: int, emulated: Any, events: list[Event]) -> Any
     return release
 
 
+def _deliverer(dispatcher: Dispatcher, emulated: Any, clock: SimClock, queue: EventQueue, activity: Activity) -> Any:
+    """Deliver the next due AWS event once the workflow has gone quiet (every branch is waiting)."""
+
+    def deliver() -> None:
+        if not len(queue) or activity.quiet_for() < QUIET_SECONDS:
+            return
+        due = queue.pop()
+        if due is None:
+            return
+        at, kind, resource_id, status = due
+        clock.advance(max(0.0, at - clock.now()))
+        dispatcher.invoke(FUNCTION_PREFIX + "relay_event", json.dumps(emulated.event(kind, resource_id, status)))
+
+    return deliver
+
+
 def _drive(
-    sfn: Any, sqs: Any, queue_url: str, execution: str, scenario: dict[str, Any], events: list[Event], clock: SimClock
+    sfn: Any,
+    sqs: Any,
+    queue_url: str,
+    execution: str,
+    scenario: dict[str, Any],
+    events: list[Event],
+    clock: SimClock,
+    deliver: Any = lambda: None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     approvals = dict(scenario.get("approvals", {}))
     notifications: list[dict[str, Any]] = []
-    deadline = time.time() + RUN_TIMEOUT_SECONDS
+    wall_timeout = float(scenario.get("wallTimeoutSeconds", RUN_TIMEOUT_SECONDS))
+    deadline = time.time() + wall_timeout
     drained = False
     while True:
+        deliver()
         description = sfn.describe_execution(executionArn=execution)
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -528,7 +602,7 @@ def _drive(
                 executionArn=execution, error="RehearsalTimeout", cause="the rehearsal did not finish in time"
             )
             raise RuntimeError(
-                f"scenario {scenario['name']} still running after {RUN_TIMEOUT_SECONDS}s: {description['status']}"
+                f"scenario {scenario['name']} still running after {wall_timeout:.0f}s: {description['status']}"
             )
         time.sleep(0.01)
 
@@ -637,6 +711,7 @@ def _collect(
         builds=[b.pipeline for b in emulated.builds.values()],
         world_images={"app": list(world.app_images), "base": list(world.base_images)},
         other_locks=others,
+        lags=sorted(emulated.lags.values()),
     )
 
 

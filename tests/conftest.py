@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import pytest
 
-# Powertools' Tracer imports the X-Ray SDK, whose UDP emitter opens a socket at import time:
-# import it here, at collection, before pytest-socket blocks sockets for the tests themselves.
 # Metrics and Logger read their namespace/service once, at import: set them first, as the stack does.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "web-app")

@@ -10,7 +10,7 @@ from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuild
 
 from shared.aws.imagebuilder import ImageBuilder, ImageTags
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 ENV = load_environment(CheckImageBuildEnvironment, "check_image_build")
@@ -28,7 +28,6 @@ def image_tags() -> ImageTags:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, CheckImageBuildInput)
     logger.info(

@@ -11,7 +11,7 @@ from check_refresh.models import CheckRefreshInput
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.elbv2 import LoadBalancing
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 CONFIG = load_deploy_config()
@@ -29,7 +29,6 @@ def load_balancing() -> LoadBalancing:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, CheckRefreshInput)
     output = logic.run(request, CONFIG, autoscaling(), load_balancing())

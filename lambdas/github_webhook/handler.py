@@ -18,7 +18,7 @@ from shared.aws.secrets import CachedSecret
 from shared.aws.stepfunctions import StepFunctions
 from shared.environment import load_environment
 from shared.errors import InvalidInput
-from shared.observability import logger, metrics, tracer
+from shared.observability import logger, metrics
 from shared.parsing import parse_step_input
 
 ENV = load_environment(GithubWebhookEnvironment, "github_webhook")
@@ -49,7 +49,6 @@ def stepfunctions() -> StepFunctions:
 
 @logger.inject_lambda_context(correlation_id_path=DELIVERY_ID_PATH, log_event=False)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     try:
         request = parse_step_input(event, FunctionUrlRequest)

@@ -12,7 +12,7 @@ from lock.models import LockEnvironment, LockInput
 from shared.aws.lock_table import LockTable
 from shared.config import load_deploy_config
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 CONFIG = load_deploy_config()
@@ -30,7 +30,6 @@ def lock_table() -> LockTable:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, LockInput)
     logger.info(

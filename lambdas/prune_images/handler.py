@@ -11,7 +11,7 @@ from prune_images.models import PruneImagesInput
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 CONFIG = load_deploy_config()
@@ -29,7 +29,6 @@ def _fleet() -> FleetReferences:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     payload = parse_step_input(event, PruneImagesInput)
     logger.info(

@@ -13,7 +13,7 @@ from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 ENV = load_environment(RegisterWaitEnvironment, "register_wait")
@@ -45,7 +45,6 @@ def imagebuilder() -> ImageBuilder:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, RegisterWaitInput)
     logger.info(

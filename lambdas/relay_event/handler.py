@@ -10,7 +10,7 @@ from relay_event.models import EventBridgeEvent, RelayEventEnvironment
 
 from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 ENV = load_environment(RelayEventEnvironment, "relay_event")
@@ -28,7 +28,6 @@ def task_tokens() -> TaskTokens:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # An EventBridge event carries no executionId: logic sets the resource id as the correlation id.
     parsed = parse_step_input(event, EventBridgeEvent)

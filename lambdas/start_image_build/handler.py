@@ -14,7 +14,7 @@ from shared.aws.parameters import Parameters
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 CONFIG = load_deploy_config()
@@ -43,7 +43,6 @@ def images() -> Images:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, StartImageBuildInput)
     logger.info(

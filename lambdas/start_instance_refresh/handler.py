@@ -10,7 +10,7 @@ from start_instance_refresh.models import StartInstanceRefreshInput
 
 from shared.aws.autoscaling import AutoScaling
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 CONFIG = load_deploy_config()
@@ -23,7 +23,6 @@ def autoscaling() -> AutoScaling:
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, StartInstanceRefreshInput)
     logger.info(
