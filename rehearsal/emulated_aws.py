@@ -152,6 +152,7 @@ class EmulatedAws:
             "autoscaling.CancelInstanceRefresh": self._cancel_refresh,
             "imagebuilder.StartImagePipelineExecution": self._start_build,
             "imagebuilder.GetImage": self._get_image,
+            "imagebuilder.ListImagePackages": self._list_packages,
             "ec2.DeleteLaunchTemplateVersions": self._delete_versions,
             "ec2.DescribeImageReferences": self._image_references,
             "ec2.DeregisterImage": self._deregister_image,
@@ -420,6 +421,15 @@ class EmulatedAws:
                 build.ami_id = self._bake(build)
             image["outputResources"] = {"amis": [{"region": REGION, "image": build.ami_id, "name": "baked"}]}
         return _ok({"requestId": str(uuid.uuid4()), "image": image})
+
+    def _list_packages(self, params: dict[str, Any]) -> Any:
+        """Base builds install the packages of the world's base images, plus an update unless the
+        scenario says the base did not change (`basePackages: "unchanged"`)."""
+        arn = params["imageBuildVersionArn"]
+        packages = [("kernel", "6.1.100-1"), ("openssl", "3.0.8-1")]
+        if arn in self.builds and self.scenario.get("basePackages") != "unchanged":
+            packages[1] = ("openssl", "3.0.8-2")
+        return _ok({"imagePackageList": [{"packageName": n, "packageVersion": v} for n, v in packages]})
 
     def _bake(self, build: Build) -> str:
         ec2, _ = _backends()

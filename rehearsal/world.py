@@ -55,7 +55,16 @@ def build(scenario: dict[str, Any]) -> World:
     builder_id = builder["InstanceId"]
 
     start = datetime.now(UTC) - timedelta(days=30)
-    base_images = [_image(ec2_backend, builder_id, "base", start + timedelta(days=i), {}) for i in range(2)]
+    base_images = [
+        _image(
+            ec2_backend,
+            builder_id,
+            "base",
+            start + timedelta(days=i),
+            {"immutable-ami:image-build": f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-base/0.9.0/{i + 1}"},
+        )
+        for i in range(2)
+    ]
     app_images = [
         _image(
             ec2_backend,

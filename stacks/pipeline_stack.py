@@ -44,6 +44,10 @@ class PipelineStack(Stack):
             f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{parts.recipe_name}/*"
             for parts in (images.base, images.app)
         ]
+        check_build.add_to_role_policy(
+            iam.PolicyStatement(actions=["imagebuilder:ListImagePackages"], resources=image_arns)
+        )
+        check_build.add_to_role_policy(iam.PolicyStatement(actions=["ec2:DescribeImages"], resources=["*"]))
         for reader in (check_build, workflow.functions["register_wait"]):
             reader.add_to_role_policy(iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=image_arns))
             acknowledge(

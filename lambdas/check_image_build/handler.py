@@ -9,11 +9,14 @@ from check_image_build import logic
 from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuildInput
 
 from shared.aws.imagebuilder import ImageBuilder, ImageTags
+from shared.aws.images import Images
+from shared.config import load_deploy_config
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
 ENV = load_environment(CheckImageBuildEnvironment, "check_image_build")
+CONFIG = load_deploy_config()
 
 
 @cache
@@ -26,6 +29,11 @@ def image_tags() -> ImageTags:
     return ImageTags()
 
 
+@cache
+def images() -> Images:
+    return Images()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -34,5 +42,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         "checking image build",
         extra={"imageBuildVersionArn": request.build.image_build_version_arn, "pipeline": request.build.pipeline},
     )
-    output = logic.run(request, ENV.aws_region, imagebuilder(), image_tags())
+    output = logic.run(
+        request, ENV.aws_region, imagebuilder(), image_tags(), imagebuilder(), images(), CONFIG.application
+    )
     return output.model_dump(by_alias=True, mode="json")

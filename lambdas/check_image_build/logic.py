@@ -15,6 +15,7 @@ from check_image_build.models import BuildStatus, CheckImageBuildInput, CheckIma
 
 from shared import tags
 from shared.aws.imagebuilder import BuildImage, OutputAmi
+from shared.aws.images import ImageRecord
 from shared.errors import ImageNotReady, InvalidInput
 from shared.observability import logger, metrics
 
@@ -45,6 +46,47 @@ class BuildReader(Protocol):
 
 class AmiTagger(Protocol):
     def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None: ...
+
+
+class PackageReader(Protocol):
+    def list_packages(self, build_version_arn: str) -> frozenset[tuple[str, str]]: ...
+
+
+class ImageLister(Protocol):
+    def list_application_images(self, application: str) -> list[ImageRecord]: ...
+
+
+def base_unchanged(
+    new_ami_id: str, application: str, packages: PackageReader, images: ImageLister, new_build_arn: str
+) -> bool:
+    """True when a new base image installs exactly the packages of the previous base image.
+
+    The previous one is the newest other available base AMI of this application that records its
+    build (tag immutable-ami:image-build). Without one, or when a package list cannot be read, the
+    base counts as changed: rolling out an unchanged image is harmless, skipping a patched one is not.
+    """
+    previous = [
+        image
+        for image in images.list_application_images(application)
+        if image.pipeline == "base"
+        and image.state == "available"
+        and image.image_id != new_ami_id
+        and image.tags.get(tags.IMAGE_BUILD)
+    ]
+    if not previous:
+        logger.info("no earlier base image records its build: the new base counts as changed")
+        return False
+    latest = max(previous, key=lambda image: image.creation_date)
+    new, old = packages.list_packages(new_build_arn), packages.list_packages(latest.tags[tags.IMAGE_BUILD])
+    if not new or not old:
+        logger.warning("a base image has no package inventory: the new base counts as changed")
+        return False
+    changed = sorted(new ^ old)
+    logger.info(
+        "base image packages compared",
+        extra={"previousBaseAmi": latest.image_id, "packagesChanged": len(changed), "examples": changed[:10]},
+    )
+    return not changed
 
 
 def map_status(status: str) -> BuildStatus:
@@ -80,6 +122,7 @@ def image_tags(request: CheckImageBuildInput) -> dict[str, str]:
     values: dict[str, str | None] = {
         tags.TRIGGER: request.request.trigger,
         tags.EXECUTION: request.execution_id,
+        tags.IMAGE_BUILD: request.build.image_build_version_arn,
     }
     if request.build.pipeline == "app":
         values[tags.COMMIT] = request.build.commit or request.request.commit
@@ -95,7 +138,15 @@ def _reason(image: BuildImage) -> str:
     return reason
 
 
-def run(request: CheckImageBuildInput, region: str, builds: BuildReader, tagger: AmiTagger) -> CheckImageBuildOutput:
+def run(
+    request: CheckImageBuildInput,
+    region: str,
+    builds: BuildReader,
+    tagger: AmiTagger,
+    packages: PackageReader | None = None,
+    images: ImageLister | None = None,
+    application: str | None = None,
+) -> CheckImageBuildOutput:
     build = request.build
     arn = build.image_build_version_arn
     dry_run = request.dry_run or request.request.dry_run or build.dry_run
@@ -112,7 +163,9 @@ def run(request: CheckImageBuildInput, region: str, builds: BuildReader, tagger:
 
     image = builds.get_image(arn)
 
-    def output(status: BuildStatus, reason: str, ami_id: str | None = None) -> CheckImageBuildOutput:
+    def output(
+        status: BuildStatus, reason: str, ami_id: str | None = None, unchanged: bool = False
+    ) -> CheckImageBuildOutput:
         log = logger.warning if status in ("FAILED", "CANCELLED") else logger.info
         log(
             f"image build {status}",
@@ -121,7 +174,12 @@ def run(request: CheckImageBuildInput, region: str, builds: BuildReader, tagger:
         if status in _TERMINAL_METRICS:
             metrics.add_metric(name=_TERMINAL_METRICS[status], unit=MetricUnit.Count, value=1)
         return CheckImageBuildOutput(
-            status=status, ami_id=ami_id, image_build_version_arn=arn, reason=reason, pipeline=build.pipeline
+            status=status,
+            ami_id=ami_id,
+            image_build_version_arn=arn,
+            reason=reason,
+            pipeline=build.pipeline,
+            base_unchanged=unchanged,
         )
 
     status = map_status(image.status)
@@ -141,4 +199,10 @@ def run(request: CheckImageBuildInput, region: str, builds: BuildReader, tagger:
         except ImageNotReady as exc:
             # Just distributed: EC2 does not list the AMI yet. Ask again on the next poll.
             return output("BUILDING", f"{ami.image_id} is built but not visible to EC2 yet ({exc})")
-    return output("AVAILABLE", image.reason or f"{ami.image_id} is available in {region}", ami.image_id)
+    unchanged = False
+    if build.pipeline == "base" and packages is not None and images is not None and application:
+        unchanged = base_unchanged(ami.image_id, application, packages, images, arn)
+    reason = image.reason or f"{ami.image_id} is available in {region}"
+    if unchanged:
+        reason = f"{ami.image_id} installs exactly the packages of the previous base image: nothing to roll out"
+    return output("AVAILABLE", reason, ami.image_id, unchanged)

@@ -31,6 +31,8 @@ class CheckImageBuildOutput(_Model):
     image_build_version_arn: str | None
     reason: str
     pipeline: Pipeline
+    # A base build whose installed packages equal the previous base image's: nothing to roll out.
+    base_unchanged: bool = False
 
 
 class CheckImageBuildEnvironment(BaseModel):

@@ -11,3 +11,4 @@ BRANCH = "immutable-ami:branch"
 TRIGGER = "immutable-ami:trigger"
 EXECUTION = "immutable-ami:execution"
 BASE_IMAGE = "immutable-ami:base-image"
+IMAGE_BUILD = "immutable-ami:image-build"  # the Image Builder build version ARN the AMI came from

@@ -56,6 +56,9 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
         assert defaults == {current_app}
         assert result.images_pruned == []
         assert not [call for call in FLEET_CALLS if result.api_calls.get(call)]
+    if expect.get("noRollout"):
+        assert not result.api_calls.get("autoscaling.StartInstanceRefresh")
+        assert not result.api_calls.get("ec2.CreateLaunchTemplateVersion")
     if expect.get("nothingTouched"):
         assert not [call for call in ALL_CHANGING_CALLS if result.api_calls.get(call)]
     if expect.get("prodUnchanged"):

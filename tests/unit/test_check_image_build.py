@@ -153,6 +153,7 @@ def test_status_maps_every_unfinished_or_unusable_image_builder_status(
         "imageBuildVersionArn": BUILD_ARN,
         "reason": f"because {imagebuilder_status.lower()}",
         "pipeline": "app",
+        "baseUnchanged": False,
     }
 
 
@@ -222,6 +223,7 @@ def test_available_build_picks_this_regions_ami_of_this_account_and_tags_it(aws:
         "imageBuildVersionArn": BUILD_ARN,
         "reason": f"{ours} is available in {REGION}",
         "pipeline": "app",
+        "baseUnchanged": False,
     }
     assert aws.tags_of(ours) == {
         tags.COMMIT: COMMIT,
@@ -229,6 +231,7 @@ def test_available_build_picks_this_regions_ami_of_this_account_and_tags_it(aws:
         tags.TRIGGER: "codecommit",
         tags.EXECUTION: EXECUTION,
         tags.BASE_IMAGE: BASE_AMI,
+        tags.IMAGE_BUILD: BUILD_ARN,
     }
 
 
@@ -276,6 +279,7 @@ def test_tags_skip_null_values_and_take_the_resolved_commit_of_a_rebuild(aws: Aw
         tags.BRANCH: "main",
         tags.TRIGGER: "schedule",
         tags.EXECUTION: EXECUTION,
+        tags.IMAGE_BUILD: BUILD_ARN,
     }
 
 
@@ -287,7 +291,7 @@ def test_base_image_is_tagged_without_app_commit_or_branch(aws: Aws) -> None:
     output = aws.run(check_input(build=build_dict("base", commit=None), action="rebuild-base", trigger="schedule"))
     # Then only what is true of a base image is tagged
     assert output["pipeline"] == "base"
-    assert aws.tags_of(ours) == {tags.TRIGGER: "schedule", tags.EXECUTION: EXECUTION}
+    assert aws.tags_of(ours) == {tags.TRIGGER: "schedule", tags.EXECUTION: EXECUTION, tags.IMAGE_BUILD: BUILD_ARN}
 
 
 def test_checking_an_available_build_again_is_harmless(aws: Aws) -> None:
@@ -345,6 +349,7 @@ def test_dry_run_build_has_nothing_to_check(aws: Aws) -> None:
         "imageBuildVersionArn": None,
         "reason": "dry run: no image was built, so there is no AMI",
         "pipeline": "app",
+        "baseUnchanged": False,
     }
 
 
@@ -410,6 +415,7 @@ def test_handler_reports_and_tags_an_available_build(handler: Any, aws: Aws, lam
         "imageBuildVersionArn": BUILD_ARN,
         "reason": f"{ours} is available in {REGION}",
         "pipeline": "app",
+        "baseUnchanged": False,
     }
     assert aws.tags_of(ours)[tags.EXECUTION] == EXECUTION
 
@@ -431,3 +437,76 @@ def test_handler_rejects_malformed_payloads_before_touching_aws(
     event = {"executionId": EXECUTION, "build": build_dict(), "request": request_dict(), **change}
     with aws.stub, pytest.raises(InvalidInput, match=message):
         handler.lambda_handler(event, lambda_context)
+
+
+# -- rebuild-base: is the new base image any different? ------------------------------------------------
+
+PREVIOUS_BUILD = "arn:aws:imagebuilder:eu-west-1:123456789012:image/web-app-base/1.0.0/3"
+NEW_BUILD = "arn:aws:imagebuilder:eu-west-1:123456789012:image/web-app-base/1.0.0/4"
+PACKAGES = frozenset({("kernel", "6.1.100-1"), ("openssl", "3.0.8-1")})
+
+
+class FakePackages:
+    def __init__(self, by_build: dict[str, frozenset[tuple[str, str]]]) -> None:
+        self.by_build = by_build
+
+    def list_packages(self, build_version_arn: str) -> frozenset[tuple[str, str]]:
+        return self.by_build.get(build_version_arn, frozenset())
+
+
+class FakeImages:
+    def __init__(self, records: list[logic.ImageRecord]) -> None:
+        self.records = records
+
+    def list_application_images(self, application: str) -> list[logic.ImageRecord]:
+        return self.records
+
+
+def base_record(image_id: str, created: str, build: str | None) -> logic.ImageRecord:
+    record_tags = {tags.APPLICATION: "web-app", tags.PIPELINE: "base"}
+    if build:
+        record_tags[tags.IMAGE_BUILD] = build
+    return logic.ImageRecord(image_id=image_id, state="available", creation_date=created, tags=record_tags)
+
+
+def previous_bases() -> FakeImages:
+    return FakeImages(
+        [
+            base_record("ami-0000000000000000a", "2026-11-01T03:00:00.000Z", "arn:old"),
+            base_record("ami-0000000000000000b", "2026-11-20T03:00:00.000Z", PREVIOUS_BUILD),
+            base_record("ami-0000000000000000c", "2026-11-21T03:00:00.000Z", NEW_BUILD),  # the new one itself
+        ]
+    )
+
+
+def test_base_with_the_same_packages_as_the_previous_base_is_unchanged() -> None:
+    # Given the new base build installs exactly the packages of the newest earlier base image
+    packages = FakePackages({NEW_BUILD: PACKAGES, PREVIOUS_BUILD: PACKAGES})
+    # When compared / Then there is nothing to roll out
+    assert logic.base_unchanged("ami-0000000000000000c", "web-app", packages, previous_bases(), NEW_BUILD)
+
+
+def test_base_with_an_updated_package_is_changed() -> None:
+    # Given one package got a security update since the previous base image
+    updated = frozenset({("kernel", "6.1.100-1"), ("openssl", "3.0.8-2")})
+    packages = FakePackages({NEW_BUILD: updated, PREVIOUS_BUILD: PACKAGES})
+    # When compared / Then the app must be rebuilt on it and rolled out
+    assert not logic.base_unchanged("ami-0000000000000000c", "web-app", packages, previous_bases(), NEW_BUILD)
+
+
+@pytest.mark.parametrize(
+    ("records", "by_build"),
+    [
+        ([], {NEW_BUILD: PACKAGES}),  # no earlier base image at all
+        ([base_record("ami-0000000000000000b", "2026-11-20T03:00:00.000Z", None)], {NEW_BUILD: PACKAGES}),  # untagged
+        ([base_record("ami-0000000000000000b", "2026-11-20T03:00:00.000Z", PREVIOUS_BUILD)], {NEW_BUILD: PACKAGES}),
+    ],
+    ids=["no-previous-base", "previous-base-records-no-build", "previous-build-has-no-inventory"],
+)
+def test_base_counts_as_changed_when_it_cannot_be_compared(
+    records: list[logic.ImageRecord], by_build: dict[str, frozenset[tuple[str, str]]]
+) -> None:
+    # Given nothing reliable to compare with / Then rolling out is the safe answer
+    assert not logic.base_unchanged(
+        "ami-0000000000000000c", "web-app", FakePackages(by_build), FakeImages(records), NEW_BUILD
+    )

@@ -66,6 +66,15 @@ class ImageBuilder:
             raise
         return str(response["imageBuildVersionArn"])
 
+    def list_packages(self, build_version_arn: str) -> frozenset[tuple[str, str]]:
+        """The (name, version) of every package installed in a build, as Image Builder's inventory recorded it."""
+        packages: set[tuple[str, str]] = set()
+        paginator = self._imagebuilder.get_paginator("list_image_packages")
+        for page in paginator.paginate(imageBuildVersionArn=build_version_arn):
+            for package in page.get("imagePackageList", []):
+                packages.add((package.get("packageName", ""), package.get("packageVersion", "")))
+        return frozenset(packages)
+
     def get_image(self, build_version_arn: str) -> BuildImage:
         try:
             response = self._imagebuilder.get_image(imageBuildVersionArn=build_version_arn)
