@@ -537,7 +537,7 @@ class EmulatedAws:
                     for other in ec2.amis.values()
                 )
                 if shared:
-                    results.append({"SnapshotId": snapshot_id, "ReturnCode": "error-generic"})
+                    results.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})  # as EC2 reports it
                     continue
                 ec2.delete_snapshot(snapshot_id)
                 self.snapshots_deleted.append(snapshot_id)
