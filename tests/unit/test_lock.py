@@ -18,6 +18,7 @@ from shared.config import ConfigurationError, DeployConfig
 from shared.environment import load_environment
 from shared.errors import InvalidInput
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+from tests.unit.tables import create_coordination_table
 
 CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
 TABLE = "web-app-locks"
@@ -69,12 +70,7 @@ class RecordingStore:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_coordination_table(client, TABLE)
         yield client
 
 

@@ -21,6 +21,7 @@ from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import InvalidInput
 from tests.conftest import REGION
+from tests.unit.tables import create_coordination_table
 
 TABLE = "web-app-locks"
 TTL = 7200
@@ -76,12 +77,7 @@ def _table() -> Iterator[Any]:
     """One moto table per module (and xdist worker): creating it is most of a test's time."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_coordination_table(client, TABLE)
         yield client
 
 

@@ -20,6 +20,7 @@ from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.observability import logger
 from tests.conftest import ACCOUNT, REGION
+from tests.unit.tables import create_coordination_table
 
 TABLE = "web-app-locks"
 NOW = 1_750_000_000
@@ -83,12 +84,7 @@ def _table() -> Iterator[Any]:
     """One moto table per module (and xdist worker): creating it is most of a test's time."""
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_coordination_table(client, TABLE)
         yield client
 
 
