@@ -14,10 +14,6 @@ class InvalidInput(DeployError):
     """The execution input (or a step's payload) is malformed; nothing in AWS was touched."""
 
 
-class NotImplementedYet(DeployError):
-    """The step's handler has not been built yet; the execution must stop here, not pretend to succeed."""
-
-
 class DeploymentInProgress(DeployError):
     """Another execution holds the lock of a target."""
 
