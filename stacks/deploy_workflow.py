@@ -22,6 +22,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.shared.statuses import FINAL_IMAGE_STATUSES
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.lambda_function import camel, python_function, retention
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, function_versions, wildcard_resource
@@ -34,7 +35,7 @@ REFRESH_EVENTS = [
     for what in ("Succeeded", "Failed", "Cancelled", "Rollback Succeeded", "Rollback Failed", "Checkpoint Reached")
 ]
 EVENT_ALLOWANCE = 10  # resumptions by events (e.g. a base then an app build) on top of the fallback polls
-IMAGE_FINAL_STATUSES = ["AVAILABLE", "FAILED", "CANCELLED", "DEPRECATED", "DELETED", "DISABLED"]
+IMAGE_FINAL_STATUSES = sorted(FINAL_IMAGE_STATUSES)
 
 # step name (= folder under lambdas/) → (timeout seconds, memory MB)
 STEPS: dict[str, tuple[int, int]] = {

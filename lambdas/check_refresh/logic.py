@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
-from start_instance_refresh.logic import require_configured_target
 
 from shared.aws.autoscaling import Group, Refresh, ScalingActivity
 from shared.aws.elbv2 import TargetHealth
 from shared.config import DeployConfig
 from shared.errors import InstanceRefreshNotFound
 from shared.observability import logger
+from shared.targets import require_configured_target
 
 # This many failed launch activities since the refresh started means it is stuck (bad AMI, no capacity...).
 STUCK_LAUNCH_FAILURE_THRESHOLD = 3

@@ -17,13 +17,13 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from publish_launch_template_version.models import PruneFailure, PublishInput, PublishOutput
-from start_instance_refresh.logic import require_configured_target
 
 from shared.aws.autoscaling import Group, Refresh
 from shared.aws.launch_templates import MAX_VERSIONS_PER_DELETE, DeleteOutcome, TemplateVersion
 from shared.config import DeployConfig
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from shared.observability import logger, metrics
+from shared.targets import require_configured_target
 
 MARKER_PREFIX = "immutable-ami"
 MAX_DESCRIPTION_LENGTH = 255  # VersionDescription: max 255

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shared.statuses import FINAL_IMAGE_STATUSES, FINAL_REFRESH_STATUSES
+
 WaitKind = Literal["refresh", "image"]
 # An image *build version* ARN (botocore imagebuilder ImageBuildVersionArn): the ARN Image Builder's state
 # change events name in resources[0], so the only one a wait can be matched with.
@@ -14,12 +16,8 @@ IMAGE_BUILD_VERSION_ARN_PATTERN = (
     r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$"
 )
 
-# Statuses after which the resource changes no more (botocore: autoscaling InstanceRefreshStatus,
-# imagebuilder ImageStatus). A wait ends on these; anything else is still under way.
-TERMINAL_STATUSES: dict[str, frozenset[str]] = {
-    "refresh": frozenset({"Successful", "Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"}),
-    "image": frozenset({"AVAILABLE", "FAILED", "CANCELLED", "DEPRECATED", "DELETED", "DISABLED"}),
-}
+# A wait ends on these statuses; anything else is still under way.
+TERMINAL_STATUSES: dict[str, frozenset[str]] = {"refresh": FINAL_REFRESH_STATUSES, "image": FINAL_IMAGE_STATUSES}
 
 
 class _Model(BaseModel):

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from register_wait.models import TERMINAL_STATUSES
 from relay_event.models import EventBridgeEvent, RelayEventOutput, WaitKind
 
 from shared.aws.task_tokens import TokenDelivery, WaitItem
 from shared.observability import logger, metrics
+from shared.statuses import FINAL_IMAGE_STATUSES
 
 AUTOSCALING_SOURCE = "aws.autoscaling"
 IMAGEBUILDER_SOURCE = "aws.imagebuilder"
@@ -82,7 +82,7 @@ def _read_image(event: EventBridgeEvent) -> Reading:
         reason = f"{IMAGE_STATE_CHANGE!r} event without detail.state.status"
         return Reading(kind="image", resource_id=arn, ignored=reason)
     status = status.upper()
-    if status not in TERMINAL_STATUSES["image"]:
+    if status not in FINAL_IMAGE_STATUSES:
         return Reading(kind="image", resource_id=arn, status=status, ignored=f"image status {status} is not final")
     return Reading(kind="image", resource_id=arn, status=status)
 

@@ -17,13 +17,14 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from rollback.models import RollbackInput, RollbackOutput
-from start_instance_refresh.logic import RefreshStarter, require_configured_target, rolls_out, start_refresh
+from start_instance_refresh.logic import RefreshStarter, rolls_out, start_refresh
 
 from shared.aws.autoscaling import Refresh, RollbackAttempt
 from shared.aws.launch_templates import TemplateVersion
 from shared.config import DeployConfig
 from shared.errors import LaunchTemplateNotFound, RollbackFailed
 from shared.observability import logger, metrics
+from shared.targets import require_configured_target
 
 # Statuses in which RollbackInstanceRefresh is attempted.
 ROLLBACK_ELIGIBLE_STATUSES = frozenset({"Pending", "InProgress", "Baking", "Cancelling"})

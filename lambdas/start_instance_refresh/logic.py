@@ -18,8 +18,9 @@ from start_instance_refresh.models import StartInstanceRefreshInput, StartInstan
 
 from shared.aws.autoscaling import Group, Refresh
 from shared.config import ConfigurationError, DeployConfig, RefreshPreferences, Target
-from shared.errors import InvalidInput, RefreshInProgress
+from shared.errors import RefreshInProgress
 from shared.observability import logger, metrics
+from shared.targets import require_configured_target
 
 MAX_ALARMS = 10  # AlarmSpecification.Alarms: "You can specify up to 10 alarms."
 _STANDBY_STATES = frozenset({"Standby", "EnteringStandby"})
@@ -39,15 +40,6 @@ class StartOutcome:
     refresh_id: str | None
     adopted: bool
     preferences: dict[str, Any]
-
-
-def require_configured_target(config: DeployConfig, target: Target) -> None:
-    """Only the configured (Auto Scaling group, launch template) pairs may be changed."""
-    if target not in config.all_targets():
-        raise InvalidInput(
-            f"target {{autoScalingGroupName: {target.auto_scaling_group_name!r}, launchTemplateId: "
-            f"{target.launch_template_id!r}}} is not a configured target"
-        )
 
 
 def build_refresh_preferences(refresh: RefreshPreferences, *, for_rollback: bool = False) -> dict[str, Any]:
