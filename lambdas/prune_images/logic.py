@@ -1,7 +1,9 @@
 """prune_images: deregister this application's old AMIs (and their snapshots) that nothing uses.
 
 1. Gather facts (reads only): our images, every version of the configured launch templates, instances using
-   our images, in-flight instance refreshes of the configured groups.
+   our images, in-flight instance refreshes of the configured groups, and the launch template version of every
+   Auto Scaling group of the application (tagged with it: live, green or retained blue-green groups, even scaled
+   to zero; and the configured groups by name), so a rollback to a retained group finds its AMI.
 2. Draft the plan (plan.py, pure). Ask DescribeImageReferences about every image the draft would delete,
    and plan again with its answer: the second, independent safety net can only turn a delete into a keep.
 3. Unless it is a dry run, deregister each image with DeleteAssociatedSnapshots; report per image.
@@ -18,9 +20,9 @@ from prune_images.models import PruneFailure, PruneImagesInput, PruneImagesOutpu
 from prune_images.plan import Decision, PruneFacts, PrunePlan, plan_prune
 
 from shared.aws.images import Images
-from shared.aws.references import FleetReferences, LaunchTemplateRef
+from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef, LaunchTemplateVersionRecord
 from shared.config import DeployConfig
-from shared.errors import ImageDeregistrationFailed
+from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
 
 # Instances in these states hold their AMI (a stopped instance can be started again).
@@ -57,8 +59,10 @@ def gather_facts(
     candidate_ids = [i.image_id for i in all_images]
 
     launch_template_refs: dict[str, list[str]] = defaultdict(list)
+    configured_versions: dict[str, list[LaunchTemplateVersionRecord]] = {}
     for template_id in dict.fromkeys(t.launch_template_id for t in config.all_targets()):
-        for version in fleet.launch_template_versions(template_id):
+        configured_versions[template_id] = fleet.launch_template_versions(template_id)
+        for version in configured_versions[template_id]:
             if version.image_id:
                 default = " (default)" if version.default else ""
                 launch_template_refs[version.image_id].append(
@@ -76,8 +80,15 @@ def gather_facts(
             for image_id in refresh.image_ids:
                 refresh_refs[image_id].append(where)
             for ref in refresh.launch_templates:
-                for image_id in _refresh_template_images(fleet, ref):
+                for image_id in _template_images(fleet, ref):
                     refresh_refs[image_id].append(where)
+
+    group_refs: dict[str, list[str]] = defaultdict(list)
+    configured_groups = list(dict.fromkeys(t.auto_scaling_group_name for t in config.all_targets()))
+    for app_group in fleet.application_groups(config.application, configured_groups):
+        for image_id in _group_images(fleet, app_group, configured_versions):
+            if app_group.description not in group_refs[image_id]:
+                group_refs[image_id].append(app_group.description)
 
     return PruneFacts(
         application=config.application,
@@ -86,15 +97,51 @@ def gather_facts(
         launch_template_refs={k: tuple(v) for k, v in launch_template_refs.items()},
         instance_refs={k: tuple(v) for k, v in instance_refs.items()},
         refresh_refs={k: tuple(v) for k, v in refresh_refs.items()},
+        group_refs={k: tuple(v) for k, v in group_refs.items()},
         protected_ids=protected_ids,
     )
 
 
-def _refresh_template_images(fleet: FleetReferences, ref: LaunchTemplateRef) -> list[str]:
+def _template_images(fleet: FleetReferences, ref: LaunchTemplateRef) -> list[str]:
     versions = fleet.launch_template_versions(
         ref.launch_template_id, launch_template_name=ref.launch_template_name, versions=[ref.version]
     )
     return [v.image_id for v in versions if v.image_id]
+
+
+def _group_images(
+    fleet: FleetReferences, group: ApplicationGroup, configured: dict[str, list[LaunchTemplateVersionRecord]]
+) -> list[str]:
+    """The AMIs a group launches from: its launch template version(s), and AMIs its overrides name.
+
+    Versions of a configured template are resolved from the versions already read (no extra call, whatever the
+    number of groups); another template (a target moved to a new one while retained groups still use the old)
+    costs one DescribeLaunchTemplateVersions per distinct reference. A template or version that no longer
+    exists launches nothing, so it protects nothing.
+    """
+    found = list(group.image_ids)
+    for ref in group.launch_templates:
+        known = configured.get(ref.launch_template_id or "")
+        if known is not None:
+            found.extend(v.image_id for v in _resolve(known, ref.version) if v.image_id)
+            continue
+        try:
+            found.extend(_template_images(fleet, ref))
+        except LaunchTemplateNotFound as exc:
+            logger.warning(
+                "launch template of a group not found: it protects no AMI",
+                extra={"autoScalingGroupName": group.name, "error": str(exc)},
+            )
+    return found
+
+
+def _resolve(versions: list[LaunchTemplateVersionRecord], version: str) -> list[LaunchTemplateVersionRecord]:
+    """The version a group names ("7", "$Default" or "$Latest") among a template's versions."""
+    if version == "$Default":
+        return [v for v in versions if v.default]
+    if version == "$Latest":
+        return [max(versions, key=lambda v: v.version_number)] if versions else []
+    return [v for v in versions if str(v.version_number) == version]
 
 
 def final_plan(facts: PruneFacts, images: Images) -> PrunePlan:

@@ -10,6 +10,8 @@ Rules (DESIGN.md safety rule 2), each an id in `Decision.rules`:
 - `launch-template`: used by a version of a configured launch template;
 - `instance`: used by a pending, running, stopping or stopped instance;
 - `refresh`: named by an in-flight instance refresh of a configured group;
+- `group`: launched by an Auto Scaling group of the application (a live, green or retained blue-green group,
+  even scaled to zero, or a configured group): a rollback to a retained group needs its AMI;
 - `protected`: in the execution's protect list (the image just deployed, the rollback target);
 - `referenced`: DescribeImageReferences lists a resource referencing it (the independent second check);
 - `state`: not settled (pending, transient, or a state this code does not know): never touched;
@@ -46,6 +48,8 @@ class PruneFacts:
     launch_template_refs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     instance_refs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     refresh_refs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # AMI id -> the groups launching from it ("Auto Scaling group web-app-prod-exec1 (retained)").
+    group_refs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     protected_ids: frozenset[str] = frozenset()
     # From DescribeImageReferences (AMI id -> ARNs); None while it has not been asked yet (the draft plan).
     image_references: Mapping[str, tuple[str, ...]] | None = None
@@ -110,6 +114,8 @@ def plan_prune(facts: PruneFacts) -> PrunePlan:
         ):
             if users.get(image_id):
                 keep(image_id, rule, f"{rule} reference: {', '.join(users[image_id])}")
+        if facts.group_refs.get(image_id):
+            keep(image_id, "group", f"used by {', '.join(facts.group_refs[image_id])}")
         if image_id in facts.protected_ids:
             keep(image_id, "protected", "protected by this execution")
 

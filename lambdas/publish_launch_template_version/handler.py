@@ -10,6 +10,7 @@ from publish_launch_template_version.models import PublishInput
 
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import LaunchTemplates
+from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
@@ -27,6 +28,11 @@ def autoscaling() -> AutoScaling:
     return AutoScaling()
 
 
+@cache
+def fleet() -> FleetReferences:
+    return FleetReferences()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -39,5 +45,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    output = logic.run(request, CONFIG, launch_templates(), autoscaling())
+    output = logic.run(request, CONFIG, launch_templates(), autoscaling(), fleet())
     return output.model_dump(by_alias=True, mode="json")

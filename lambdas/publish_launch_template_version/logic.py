@@ -2,9 +2,11 @@
 
 Safety rules: the new version is copied from the current default with only ImageId changed and
 becomes the default (rule 1); at most `keepLaunchTemplateVersions` are kept, never the default, the
-previous default or a version the group or an in-flight refresh uses, deleted in batches of at most
-200 with every unexpected per-version error reported (rule 3); a retry finds the version this
-execution made through the marker in its description and the ClientToken (rule 6).
+previous default or a version the group, its instances, an in-flight refresh or any other Auto Scaling
+group of the application uses (a retained blue-green group scaled to zero included: a rollback brings it
+back), deleted in batches of at most 200 with every unexpected per-version error reported (rule 3); the
+output says why each remaining version was kept; a retry finds the version this execution made through
+the marker in its description and the ClientToken (rule 6).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from publish_launch_template_version.models import PruneFailure, PublishInput, PublishOutput
+from publish_launch_template_version.models import KeptVersion, PruneFailure, PublishInput, PublishOutput
 
 from shared.aws.autoscaling import Group, Refresh
 from shared.aws.launch_templates import MAX_VERSIONS_PER_DELETE, DeleteOutcome, TemplateVersion
+from shared.aws.references import ApplicationGroup
 from shared.config import DeployConfig
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from shared.observability import logger, metrics
@@ -47,6 +50,10 @@ class GroupReader(Protocol):
     def describe_group(self, name: str) -> Group: ...
 
     def describe_refreshes(self, group_name: str, refresh_ids: Sequence[str] = ()) -> list[Refresh]: ...
+
+
+class ApplicationGroupReader(Protocol):
+    def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]: ...
 
 
 def execution_digest(execution_id: str, template_id: str) -> str:
@@ -81,31 +88,54 @@ def plan_prune(existing: Iterable[int], keep: int, protected: Iterable[int]) -> 
     return sorted(v for v in newest_first if v not in kept)
 
 
-def _numbered(version: str | None) -> int | None:
-    return int(version) if version is not None and version.isdigit() else None
+def resolve_version(version: str | None, versions: Sequence[TemplateVersion]) -> int | None:
+    """A version as a group, instance or refresh names it, as a number.
 
-
-def versions_in_use(template_id: str, group: Group, refreshes: Iterable[Refresh]) -> set[int]:
-    """Version numbers of this template that the group, its instances or an in-flight refresh name.
-
-    A refresh naming its template by name only cannot be matched to the id: its version is kept anyway.
+    "$Default" (or no version: Auto Scaling then uses the default) and "$Latest" are resolved against the
+    versions read before publishing: what the instances launched so far run.
     """
-    in_use: set[int] = set()
-    n = _numbered(group.launch_template_version)
-    if group.launch_template_id == template_id and n is not None:
-        in_use.add(n)
+    if version is None or version == "$Default":
+        return next((v.number for v in versions if v.is_default), None)
+    if version == "$Latest":
+        return max((v.number for v in versions), default=None)
+    return int(version) if version.isdigit() else None
+
+
+def versions_in_use(
+    template_id: str,
+    versions: Sequence[TemplateVersion],
+    group: Group,
+    refreshes: Iterable[Refresh],
+    application_groups: Iterable[ApplicationGroup] = (),
+) -> dict[int, list[str]]:
+    """Versions of this template that something launches from, each with why.
+
+    The configured group, its instances, an in-flight refresh, and every other group of the application: a
+    retained blue-green group scaled to zero launches nothing today, but a rollback scales it back up. A refresh
+    or group naming its template by name only cannot be matched to the id: its version is kept anyway.
+    """
+    reasons: dict[int, list[str]] = {}
+
+    def keep(version: str | None, why: str) -> None:
+        n = resolve_version(version, versions)
+        if n is not None and why not in reasons.setdefault(n, []):
+            reasons[n].append(why)
+
+    if group.launch_template_id == template_id:
+        keep(group.launch_template_version, f"used by the configured group {group.name}")
     for instance in group.instances:
-        n = _numbered(instance.launch_template_version)
-        if instance.launch_template_id == template_id and n is not None:
-            in_use.add(n)
+        if instance.launch_template_id == template_id:
+            keep(instance.launch_template_version, f"used by instances of {group.name}")
     for refresh in refreshes:
-        if not refresh.active:
-            continue
-        same_template = refresh.launch_template_id == template_id or refresh.launch_template_id is None
-        n = _numbered(refresh.launch_template_version)
-        if same_template and n is not None:
-            in_use.add(n)
-    return in_use
+        if refresh.active and refresh.launch_template_id in (template_id, None):
+            keep(refresh.launch_template_version, f"named by refresh {refresh.refresh_id} ({refresh.status})")
+    for other in application_groups:
+        if other.name == group.name:
+            continue  # read above, with its instances
+        for ref in other.launch_templates:
+            if ref.launch_template_id in (template_id, None):
+                keep(ref.version, f"used by {other.description}")
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -194,29 +224,63 @@ def _delete(
     return sorted(pruned), failures
 
 
+def kept_versions(
+    existing: Iterable[int], doomed: Iterable[int], keep: int, protected: dict[int, list[str]]
+) -> list[KeptVersion]:
+    """Every version left after the prune, newest first, with why it stays."""
+    newest_first = sorted(set(existing), reverse=True)
+    newest = set(newest_first[:keep])
+    gone = set(doomed)
+    return [
+        KeptVersion(
+            version=v,
+            reasons=[*protected.get(v, []), *([f"one of the newest {keep}"] if v in newest else [])],
+        )
+        for v in newest_first
+        if v not in gone
+    ]
+
+
 def run(
     request: PublishInput,
     config: DeployConfig,
     launch_templates: LaunchTemplateStore,
     autoscaling: GroupReader,
+    groups: ApplicationGroupReader,
 ) -> PublishOutput:
     require_configured_target(config, request.target)
     template_id = request.target.launch_template_id
     group_name = request.target.auto_scaling_group_name
+    keep = config.retention.keep_launch_template_versions
 
     # Every read first: a missing template or group fails before anything changes.
     versions = launch_templates.list_versions(template_id)
     group = autoscaling.describe_group(group_name)
-    in_use = versions_in_use(template_id, group, autoscaling.describe_refreshes(group_name))
+    refreshes = autoscaling.describe_refreshes(group_name)
+    # Groups tagged with the application (blue-green: live, green, retained), and the other configured groups
+    # of this template by name (they may carry no tag); the target's own group was read just above.
+    sharing = [t.auto_scaling_group_name for t in config.all_targets() if t.launch_template_id == template_id]
+    others = groups.application_groups(config.application, [n for n in dict.fromkeys(sharing) if n != group_name])
+    protected = versions_in_use(template_id, versions, group, refreshes, others)
 
     published = _publish(request, launch_templates, versions)
 
+    for version, why in (
+        (published.version, "published by this execution: the default"),
+        (published.previous_version, "the previous default"),
+    ):
+        if why not in protected.setdefault(version, []):
+            protected[version].insert(0, why)
     existing = {v.number for v in versions} | {published.version}
-    protected = {published.version, published.previous_version} | in_use
-    doomed = plan_prune(existing, config.retention.keep_launch_template_versions, protected)
+    doomed = plan_prune(existing, keep, protected.keys())
+    kept = kept_versions(existing, doomed, keep, protected)
     logger.info(
         "launch template versions to prune",
-        extra={"launchTemplateId": template_id, "versions": doomed, "protected": sorted(protected)},
+        extra={
+            "launchTemplateId": template_id,
+            "versions": doomed,
+            "kept": [k.model_dump(by_alias=True) for k in kept],
+        },
     )
     if request.dry_run:
         pruned, failures = doomed, list[PruneFailure]()
@@ -233,4 +297,5 @@ def run(
         created=published.created,
         pruned_versions=pruned,
         prune_failures=failures,
+        kept_versions=kept,
     )

@@ -28,6 +28,11 @@ class PruneFailure(_Model):
     message: str
 
 
+class KeptVersion(_Model):
+    version: int
+    reasons: list[str]  # "the previous default", "used by Auto Scaling group web-app-prod-exec1 (retained)", ...
+
+
 class PublishOutput(_Model):
     launch_template_id: str
     version: int
@@ -35,3 +40,4 @@ class PublishOutput(_Model):
     created: bool
     pruned_versions: list[int]
     prune_failures: list[PruneFailure]
+    kept_versions: list[KeptVersion]  # every version left, newest first, with why it stays

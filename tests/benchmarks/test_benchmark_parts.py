@@ -37,8 +37,10 @@ def test_prune_benchmark_counts_exactly_the_calls_each_approach_implies(small_ru
     # Given the small world (one page of images, one launch template, one group)
     # When both approaches have pruned
     ours, baseline = small_run["ours"], small_run["baseline"]
-    # Then ours: one read of each kind, DescribeImageReferences per 10 candidates, one deregister per AMI
+    # Then ours: one read of each kind, DescribeImageReferences per 10 candidates, one deregister per AMI;
+    # the application's groups are listed by tag, then the untagged configured group by name
     assert ours["apiCalls"] == {
+        "autoscaling.DescribeAutoScalingGroups": 2,
         "autoscaling.DescribeInstanceRefreshes": 1,
         "ec2.DeregisterImage": PRUNED,
         "ec2.DescribeImageReferences": 3,  # 25 candidates, 10 per request
@@ -46,7 +48,7 @@ def test_prune_benchmark_counts_exactly_the_calls_each_approach_implies(small_ru
         "ec2.DescribeInstances": 1,
         "ec2.DescribeLaunchTemplateVersions": 1,
     }
-    assert ours["totalCalls"] == 4 + 3 + PRUNED
+    assert ours["totalCalls"] == 6 + 3 + PRUNED
     # And the seed loop: one deregister per AMI plus one delete per snapshot
     assert baseline["apiCalls"] == {
         "ec2.DeleteSnapshot": PRUNED * 2,

@@ -1,5 +1,6 @@
-"""prune_images: facts from moto (images, launch templates, instances), and botocore's Stubber for what moto
-lacks or ignores (DescribeImageReferences, DeregisterImage with DeleteAssociatedSnapshots, instance refreshes)."""
+"""prune_images: facts from moto (images, launch templates, instances, Auto Scaling groups), and botocore's Stubber
+for what moto lacks or ignores (DescribeImageReferences, DeregisterImage with DeleteAssociatedSnapshots, instance
+refreshes)."""
 
 from __future__ import annotations
 
@@ -43,19 +44,18 @@ REFERENCE_TYPES = [
 
 
 class SplitClient:
-    """An EC2 client that sends the calls moto lacks or ignores to a Stubber-wrapped client, the rest to moto."""
+    """A client that sends the calls moto lacks or ignores to a Stubber-wrapped client, the rest to moto."""
 
-    STUBBED = frozenset({"describe_image_references", "deregister_image"})
-
-    def __init__(self, moto: Any, stubbed: Any) -> None:
+    def __init__(self, moto: Any, stubbed: Any, stubbed_calls: frozenset[str]) -> None:
         self._moto = moto
         self._stubbed = stubbed
+        self._stubbed_calls = stubbed_calls
 
     def get_paginator(self, name: str) -> Any:
-        return (self._stubbed if name in self.STUBBED else self._moto).get_paginator(name)
+        return (self._stubbed if name in self._stubbed_calls else self._moto).get_paginator(name)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._stubbed if name in self.STUBBED else self._moto, name)
+        return getattr(self._stubbed if name in self._stubbed_calls else self._moto, name)
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Fleet:
     """A moto account with this application's images, two launch templates and stubs for what moto lacks."""
 
     ec2: Any
+    autoscaling: Any  # moto's: for the application's groups
     ec2_stub: Stubber
     autoscaling_stub: Stubber
     images: Images
@@ -102,6 +103,28 @@ class Fleet:
         if default:
             self.ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=str(version))
         return int(version)
+
+    def group(
+        self,
+        name: str,
+        template_id: str,
+        version: str,
+        *,
+        role: str | None = "retained",
+        application: str | None = "web-app",
+        size: int = 0,
+    ) -> None:
+        """An Auto Scaling group on a launch template version; by default a retained group scaled to zero."""
+        group_tags = {tags.APPLICATION: application, tags.ROLE: role}
+        self.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": version},
+            MinSize=size,
+            MaxSize=size,
+            DesiredCapacity=size,
+            AvailabilityZones=[f"{REGION}a"],
+            Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False} for k, v in group_tags.items() if v is not None],
+        )
 
     def launch(self, label: str) -> str:
         return self.ec2.run_instances(ImageId=self.amis[label], MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -185,6 +208,7 @@ def clients() -> dict[str, Any]:
         "ec2": boto3.client("ec2", **creds),
         "stubbed_ec2": boto3.client("ec2", **creds),
         "autoscaling": boto3.client("autoscaling", **creds),
+        "stubbed_autoscaling": boto3.client("autoscaling", **creds),
     }
 
 
@@ -193,7 +217,8 @@ def fleet(monkeypatch: pytest.MonkeyPatch, clients: dict[str, Any]) -> Iterator[
     # moto's ~1,300 public AMIs take seconds to load per test and are not needed: images are baked from an instance.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
-        ec2, stubbed_ec2, autoscaling = clients["ec2"], clients["stubbed_ec2"], clients["autoscaling"]
+        ec2, stubbed_ec2 = clients["ec2"], clients["stubbed_ec2"]
+        autoscaling, stubbed_autoscaling = clients["autoscaling"], clients["stubbed_autoscaling"]
         source = ec2.run_instances(ImageId="ami-0000000000000000f", MinCount=1, MaxCount=1)["Instances"][0]
         source = source["InstanceId"]
         template_ids = [
@@ -202,14 +227,18 @@ def fleet(monkeypatch: pytest.MonkeyPatch, clients: dict[str, Any]) -> Iterator[
             )["LaunchTemplate"]["LaunchTemplateId"]
             for name in ("test", "prod")
         ]
-        with Stubber(stubbed_ec2) as ec2_stub, Stubber(autoscaling) as autoscaling_stub:
-            split = SplitClient(ec2, stubbed_ec2)
+        with Stubber(stubbed_ec2) as ec2_stub, Stubber(stubbed_autoscaling) as autoscaling_stub:
+            split = SplitClient(ec2, stubbed_ec2, frozenset({"describe_image_references", "deregister_image"}))
+            split_autoscaling = SplitClient(
+                autoscaling, stubbed_autoscaling, frozenset({"describe_instance_refreshes"})
+            )
             yield Fleet(
                 ec2=ec2,
+                autoscaling=autoscaling,
                 ec2_stub=ec2_stub,
                 autoscaling_stub=autoscaling_stub,
                 images=Images(split),
-                fleet=FleetReferences(split, autoscaling),
+                fleet=FleetReferences(split, split_autoscaling),
                 template_ids=template_ids,
                 _source_instance=source,
             )
@@ -357,6 +386,108 @@ def _refresh(refresh_id: str, status: str, template_id: str, version: str) -> di
         "Status": status,
         "DesiredConfiguration": {"LaunchTemplate": {"LaunchTemplateId": template_id, "Version": version}},
     }
+
+
+def _plan_reasons(caplog: pytest.LogCaptureFixture, fleet: Fleet) -> dict[str, list[str]]:
+    """Each image's reasons in the logged prune plan (the last one: the final plan), by label."""
+    plans = [r for r in caplog.records if r.getMessage() == "prune plan"]
+    return {fleet.label(d["amiId"]): d["reasons"] for d in plans[-1].__dict__["decisions"]}
+
+
+def test_prune_keeps_ami_of_retained_blue_green_group_scaled_to_zero(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the prod target moved to a new launch template, while a retained group of the application, scaled to
+    # zero (no instance, no refresh), still launches app1 from the old template, which is no longer configured
+    bake_history(fleet)
+    old_template = _template(fleet, "web-app-prod-old", "app1")
+    fleet.group("web-app-prod-exec1", old_template, "1")
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2"])
+    fleet.expect_deregister("app2")
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then app1 stays for a rollback to that group, and the plan says so
+    assert "app1" in fleet.labels(result["imagesKept"])
+    assert fleet.labels(result["imagesPruned"]) == ["app2"]
+    assert _plan_reasons(caplog, fleet)["app1"] == ["used by Auto Scaling group web-app-prod-exec1 (retained)"]
+
+
+def test_prune_keeps_ami_of_configured_untagged_group_on_latest_version_of_another_template(fleet: Fleet) -> None:
+    # Given the (untagged) configured test group launches $Latest of a template outside the configuration,
+    # whose version 1 uses app1 and version 2 (the latest) app2
+    bake_history(fleet)
+    template = _template(fleet, "web-app-test-manual", "app1")
+    fleet.ec2.create_launch_template_version(
+        LaunchTemplateId=template, LaunchTemplateData={"ImageId": fleet.amis["app2"]}
+    )
+    fleet.group(GROUPS[0], template, "$Latest", role=None, application=None)
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app1"])
+    fleet.expect_deregister("app1")
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then app2 (what $Latest launches) stays, app1 goes
+    assert "app2" in fleet.labels(result["imagesKept"])
+    assert fleet.labels(result["imagesPruned"]) == ["app1"]
+
+
+def test_prune_names_groups_on_the_default_version_of_a_configured_template_in_the_plan(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the live group of the prod target launches $Default of the configured prod template (app1)
+    bake_history(fleet)
+    fleet.use_in_template(1, "app1", default=True)
+    fleet.group("web-app-prod-exec2", fleet.template_ids[1], "$Default", role="live")
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2"])
+    fleet.expect_deregister("app2")
+
+    # When pruning
+    fleet.prune()
+
+    # Then app1's reasons name both the template version and the group
+    reasons = _plan_reasons(caplog, fleet)["app1"]
+    assert reasons == [
+        f"launch-template reference: {fleet.template_ids[1]} version 2 (default)",
+        "used by Auto Scaling group web-app-prod-exec2 (live)",
+    ]
+
+
+def test_prune_ignores_groups_of_other_applications(fleet: Fleet) -> None:
+    # Given another application's group launches app1 from a template outside the configuration
+    bake_history(fleet)
+    fleet.group("other-app-prod", _template(fleet, "other-app", "app1"), "1", application="other-app")
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister("app2")
+    fleet.expect_deregister("app1")
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then it protects nothing of ours: both old images go
+    assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
+
+
+def test_prune_treats_a_group_on_a_version_that_no_longer_exists_as_launching_nothing(fleet: Fleet) -> None:
+    # Given a retained group pinned to version 9 of a template that has only version 1 (app1)
+    bake_history(fleet)
+    fleet.group("web-app-prod-exec1", _template(fleet, "web-app-prod-old", "app1"), "9")
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister("app2")
+    fleet.expect_deregister("app1")
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then the prune goes on (the group can launch nothing) and app1 is not held by it
+    assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
 
 
 def test_prune_keeps_ami_in_protect_list(fleet: Fleet) -> None:
@@ -664,6 +795,80 @@ def test_instance_refreshes_follow_next_token_and_read_mixed_instances_policy() 
     assert [(t.launch_template_name, t.version) for t in refreshes[1].launch_templates] == [("web", "4")]
 
 
+def test_application_groups_reads_every_tagged_page_then_only_missing_configured_names() -> None:
+    # Given two pages of groups tagged with the application (one configured group among them), and one
+    # configured group without the tag
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    tagged = {"Filters": [{"Name": f"tag:{tags.APPLICATION}", "Values": ["web-app"]}], "MaxRecords": 100}
+
+    def group(name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "AutoScalingGroupName": name,
+            "MinSize": 0,
+            "MaxSize": 0,
+            "DesiredCapacity": 0,
+            "DefaultCooldown": 300,
+            "AvailabilityZones": ["eu-west-1a"],
+            "HealthCheckType": "EC2",
+            "CreatedTime": datetime(2025, 1, 1, tzinfo=UTC),
+            **extra,
+        }
+
+    role = [{"Key": tags.ROLE, "Value": "retained"}]
+    mixed = {
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": {"LaunchTemplateId": "lt-0aaaaaaaaaaaaaaa1"},
+            "Overrides": [{"InstanceType": "t3.small", "ImageId": "ami-0000000000000000a"}],
+        }
+    }
+    with Stubber(autoscaling) as stub:
+        stub.add_response(
+            "describe_auto_scaling_groups",
+            {
+                "AutoScalingGroups": [
+                    group("web-app-prod", LaunchTemplate={"LaunchTemplateName": "web", "Version": "3"})
+                ],
+                "NextToken": "n",
+            },
+            tagged,
+        )
+        stub.add_response(
+            "describe_auto_scaling_groups",
+            {"AutoScalingGroups": [group("web-app-prod-exec1", MixedInstancesPolicy=mixed, Tags=role)]},
+            {**tagged, "NextToken": "n"},
+        )
+        stub.add_response(
+            "describe_auto_scaling_groups",
+            {
+                "AutoScalingGroups": [
+                    group("web-app-test", LaunchTemplate={"LaunchTemplateId": "lt-0b", "Version": "$Latest"})
+                ]
+            },
+            {"AutoScalingGroupNames": ["web-app-test"], "MaxRecords": 100},
+        )
+
+        # When listing the application's groups with both configured names
+        groups = FleetReferences(ec2, autoscaling).application_groups("web-app", ["web-app-prod", "web-app-test"])
+
+        # Then both tagged pages were read, and only the untagged configured group was asked for by name
+        stub.assert_no_pending_responses()
+    assert [(g.name, g.role, g.description) for g in groups] == [
+        ("web-app-prod", None, "Auto Scaling group web-app-prod"),
+        ("web-app-prod-exec1", "retained", "Auto Scaling group web-app-prod-exec1 (retained)"),
+        ("web-app-test", None, "Auto Scaling group web-app-test"),
+    ]
+    # and each one's launch template and version (none given: $Default), and the AMIs overrides name
+    assert [
+        [(t.launch_template_id, t.launch_template_name, t.version) for t in g.launch_templates] for g in groups
+    ] == [
+        [(None, "web", "3")],
+        [("lt-0aaaaaaaaaaaaaaa1", None, "$Default")],
+        [("lt-0b", None, "$Latest")],
+    ]
+    assert groups[1].image_ids == ("ami-0000000000000000a",)
+
+
 def test_launch_template_versions_resolve_ssm_aliases_and_read_every_page() -> None:
     # Given a template whose versions come in two pages
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -710,7 +915,7 @@ def test_deregister_translates_unexpected_errors(monkeypatch: pytest.MonkeyPatch
 
 def test_prune_skips_deregistration_protected_ami() -> None:
     # Given (all Stubber) an old app image with deregistration protection, one deregistered image still listed,
-    # and three newer ones; no launch template versions, instances or refreshes
+    # and three newer ones; no launch template versions, instances, refreshes or groups
     ec2 = boto3.client("ec2", region_name=REGION)
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     config = DeployConfig.model_validate(
@@ -743,6 +948,8 @@ def test_prune_skips_deregistration_protected_ami() -> None:
         ec2_stub.add_response("describe_launch_template_versions", {"LaunchTemplateVersions": []}, None)
         ec2_stub.add_response("describe_instances", {"Reservations": []}, None)
         as_stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": []}, None)
+        as_stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, None)  # tagged
+        as_stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, None)  # "g" by name
         ec2_stub.add_response(
             "describe_image_references",
             {"ImageReferences": []},

@@ -57,6 +57,16 @@ def fleets(draw: st.DrawFn) -> Fleet:
         chosen = draw(st.sets(st.sampled_from(ids))) if ids else set()
         return {i: (f"user-of-{i}",) for i in chosen}
 
+    def group_refs() -> dict[str, tuple[str, ...]]:
+        """Groups of the application (any role, or untagged) and the AMIs their launch template versions use."""
+        found: dict[str, list[str]] = {}
+        for n in range(draw(st.integers(min_value=0, max_value=4)) if ids else 0):
+            role = draw(st.sampled_from(["live", "green", "retained", "retained", None]))
+            name = f"Auto Scaling group web-app-prod-{n}" + (f" ({role})" if role else "")
+            for image_id in draw(st.sets(st.sampled_from(ids), min_size=1, max_size=2)):
+                found.setdefault(image_id, []).append(name)
+        return {k: tuple(v) for k, v in found.items()}
+
     failed = draw(st.sampled_from([None, None, None, "DescribeImageReferences failed: UnauthorizedOperation"]))
     return Fleet(
         PruneFacts(
@@ -66,6 +76,7 @@ def fleets(draw: st.DrawFn) -> Fleet:
             launch_template_refs=refs(),
             instance_refs=refs(),
             refresh_refs=refs(),
+            group_refs=group_refs(),
             protected_ids=frozenset(draw(st.sets(st.sampled_from(ids))) if ids else ()),
             image_references=None if failed else refs(),
             image_references_error=failed,
@@ -102,6 +113,7 @@ def _directly_used(image_id: str, facts: PruneFacts) -> bool:
         image_id in facts.launch_template_refs
         or image_id in facts.instance_refs
         or image_id in facts.refresh_refs
+        or image_id in facts.group_refs
         or image_id in facts.protected_ids
         or image_id in (facts.image_references or {})
     )
@@ -152,6 +164,7 @@ def test_plan_keeps_exactly_what_the_rules_say(fleet: Fleet) -> None:
         assert ("launch-template" in decision.rules) == (image_id in facts.launch_template_refs)
         assert ("instance" in decision.rules) == (image_id in facts.instance_refs)
         assert ("refresh" in decision.rules) == (image_id in facts.refresh_refs)
+        assert ("group" in decision.rules) == (image_id in facts.group_refs)
         assert ("protected" in decision.rules) == (image_id in facts.protected_ids)
         assert ("referenced" in decision.rules) == (image_id in (facts.image_references or {}))
     # and the snapshots planned for deletion are those of deleted images that no staying image shares
@@ -174,6 +187,7 @@ def test_plan_never_deletes_referenced_protected_newest_or_in_use_images(fleet: 
         assert image_id not in facts.launch_template_refs
         assert image_id not in facts.instance_refs
         assert image_id not in facts.refresh_refs
+        assert image_id not in facts.group_refs
         assert image_id not in facts.protected_ids
         assert image_id not in (facts.image_references or {})
         assert not _is_newest(image, facts)
@@ -185,6 +199,25 @@ def test_plan_never_deletes_referenced_protected_newest_or_in_use_images(fleet: 
     staying = [images[i] for i in plan.ids("keep") + plan.ids("skip")]
     parents = {i.tags.get(tags.BASE_IMAGE) for i in staying if i.tags.get(tags.PIPELINE) == "app"}
     assert not parents & set(plan.ids("delete"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets())
+def test_plan_never_deletes_an_ami_a_group_uses_and_names_every_such_group(fleet: Fleet) -> None:
+    # Given a random fleet, its blue-green groups (retained ones scaled to zero included) / When planning
+    facts = fleet.facts
+    plan = plan_prune(facts)
+    decisions = plan.by_id()
+
+    # Then no AMI a group launches from is deleted, whatever else applies to it
+    assert not set(facts.group_refs) & set(plan.ids("delete"))
+    for image_id, groups in facts.group_refs.items():
+        decision = decisions.get(image_id)
+        if decision is None:  # deregistered or disabled: not a candidate
+            continue
+        # and it is kept (never only skipped), with one reason naming every group that uses it
+        assert decision.action == "keep"
+        assert f"used by {', '.join(groups)}" in decision.reasons
 
 
 @settings(max_examples=100, deadline=None)

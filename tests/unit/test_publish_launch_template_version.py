@@ -15,6 +15,7 @@ from moto import mock_aws
 from publish_launch_template_version import logic
 from publish_launch_template_version.models import PublishInput
 
+from shared import tags
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import (
     MAX_VERSIONS_PER_DELETE,
@@ -23,6 +24,7 @@ from shared.aws.launch_templates import (
     TemplateVersion,
     VersionDeleteFailure,
 )
+from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef
 from shared.config import DeployConfig, Retention, Target
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
@@ -119,6 +121,27 @@ class FakeLaunchTemplates:
         return DeleteOutcome(deleted=tuple(deleted), failures=tuple(failures))
 
 
+class FakeGroups:
+    """The application's groups as FleetReferences.application_groups lists them: every tagged group, then the
+    untagged ones among the configured names it is given."""
+
+    def __init__(self, tagged: Sequence[ApplicationGroup] = (), untagged: Sequence[ApplicationGroup] = ()) -> None:
+        self.tagged = list(tagged)
+        self.untagged = list(untagged)
+        self.asked: list[tuple[str, list[str]]] = []
+
+    def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]:
+        self.asked.append((application, list(names)))
+        return [*self.tagged, *(g for g in self.untagged if g.name in names)]
+
+
+def app_group(
+    name: str, version: str, role: str | None = "retained", template: str | None = TEMPLATE
+) -> ApplicationGroup:
+    ref = LaunchTemplateRef(launch_template_id=template, launch_template_name="web-app", version=version)
+    return ApplicationGroup(name=name, role=role, launch_templates=(ref,), image_ids=())
+
+
 def publish_request(
     *, execution: str = EXECUTION, ami: str = AMI, dry_run: bool = False, commit: str | None = "3f2c1e9"
 ) -> PublishInput:
@@ -136,7 +159,7 @@ def test_publish_copies_the_default_version_with_the_new_ami_and_makes_it_the_de
     # Given versions 1..4 with version 3 as the default
     store = FakeLaunchTemplates(versions=[1, 2, 3, 4], default=3)
     # When the new AMI is published
-    output = logic.run(publish_request(), config_keeping(10), store, FakeAutoScaling())
+    output = logic.run(publish_request(), config_keeping(10), store, FakeAutoScaling(), FakeGroups())
     # Then version 5 is copied from the default (3) with only the image changed, and is the new default
     assert store.created[0]["source"] == 3
     assert store.created[0]["image"] == AMI
@@ -147,9 +170,9 @@ def test_publish_copies_the_default_version_with_the_new_ami_and_makes_it_the_de
 def test_publish_retry_with_the_same_execution_returns_the_version_it_already_made() -> None:
     # Given a first successful publish
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
-    first = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    first = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     # When the same execution retries the step
-    second = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    second = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     # Then no second version is made and the answer is the same, with created=false
     assert len(store.created) == 1
     assert (second.version, second.previous_version, second.created) == (first.version, 2, False)
@@ -161,7 +184,7 @@ def test_publish_retry_after_a_crash_before_the_default_switch_makes_the_found_v
     description = logic.version_description(publish_request(), source_version=2)
     store.create_version(TEMPLATE, source_version=2, image_id=AMI, description=description, client_token="x")
     # When the step is retried
-    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     # Then it sets that version as the default without creating another
     assert (output.version, output.previous_version, output.created) == (3, 2, False)
     assert store.default == 3
@@ -171,9 +194,11 @@ def test_publish_retry_after_a_crash_before_the_default_switch_makes_the_found_v
 def test_publish_a_new_execution_with_the_same_ami_still_creates_a_new_version() -> None:
     # Given the default already uses the AMI, made by another execution
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
-    logic.run(publish_request(execution=f"{EXECUTION}-earlier"), config_keeping(5), store, FakeAutoScaling())
+    logic.run(
+        publish_request(execution=f"{EXECUTION}-earlier"), config_keeping(5), store, FakeAutoScaling(), FakeGroups()
+    )
     # When a new execution publishes the same AMI
-    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     # Then it gets its own version
     assert (output.version, output.previous_version, output.created) == (4, 3, True)
 
@@ -181,11 +206,13 @@ def test_publish_a_new_execution_with_the_same_ami_still_creates_a_new_version()
 def test_publish_refuses_a_different_ami_in_the_same_execution() -> None:
     # Given this execution already published AMI
     store = FakeLaunchTemplates(versions=[1], default=1)
-    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     # When it tries another AMI
     # Then it fails clearly instead of reusing the ClientToken with other parameters
     with pytest.raises(InvalidInput, match="refusing to publish a different AMI"):
-        logic.run(publish_request(ami="ami-0fffffffffffffff0"), config_keeping(5), store, FakeAutoScaling())
+        logic.run(
+            publish_request(ami="ami-0fffffffffffffff0"), config_keeping(5), store, FakeAutoScaling(), FakeGroups()
+        )
 
 
 def test_publish_description_keeps_the_marker_within_255_characters() -> None:
@@ -216,7 +243,7 @@ def test_publish_missing_template_raises_launch_template_not_found() -> None:
     store = FakeLaunchTemplates(template_id="lt-0ffffffffffffffff")
     # When / Then
     with pytest.raises(LaunchTemplateNotFound):
-        logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling())
+        logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
 
 
 def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
@@ -229,7 +256,7 @@ def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
     )
     # When / Then
     with pytest.raises(InvalidInput, match="not a configured target"):
-        logic.run(request, config_keeping(5), store, FakeAutoScaling())
+        logic.run(request, config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     assert store.created == []
 
 
@@ -244,7 +271,7 @@ def test_prune_keeps_the_newest_versions_the_previous_default_and_in_flight_refr
         refreshes=[make_refresh("r-1", "InProgress", "2"), make_refresh("r-0", "Successful", "1")],
     )
     # When version 11 is published with keep=3
-    output = logic.run(publish_request(), config_keeping(3), store, autoscaling)
+    output = logic.run(publish_request(), config_keeping(3), store, autoscaling, FakeGroups())
     # Then kept: newest 3 (11, 10, 9), previous default 4, group/instance version 5, in-flight 2
     assert output.pruned_versions == [1, 3, 6, 7, 8]
     assert sorted(store.versions) == [2, 4, 5, 9, 10, 11]
@@ -256,7 +283,7 @@ def test_prune_keeps_the_version_a_template_named_refresh_uses() -> None:
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     refresh = make_refresh("r-1", "Baking", "1", template=None)
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]))
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]), FakeGroups())
     # Then version 1 is kept anyway
     assert output.pruned_versions == [2, 3, 4]
 
@@ -266,7 +293,7 @@ def test_prune_ignores_versions_of_other_templates() -> None:
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     refresh = make_refresh("r-1", "InProgress", "2", template="lt-0ccccccccccccccc3")
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]))
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]), FakeGroups())
     # Then version 2 of our template is pruned (the group runs version 1, which stays)
     assert output.pruned_versions == [2, 3, 4]
 
@@ -276,7 +303,7 @@ def test_prune_deletes_in_batches_of_at_most_200() -> None:
     store = FakeLaunchTemplates(versions=range(1, 452), default=451)
     autoscaling = FakeAutoScaling(group=make_group(version="451"))
     # When the new version is published
-    output = logic.run(publish_request(), config_keeping(2), store, autoscaling)
+    output = logic.run(publish_request(), config_keeping(2), store, autoscaling, FakeGroups())
     # Then deletion takes 3 calls of 200, 200 and 50
     assert [len(batch) for batch in store.delete_batches] == [200, 200, 50]
     assert output.pruned_versions == list(range(1, 451))
@@ -289,7 +316,7 @@ def test_prune_reports_unexpected_per_version_errors_and_counts_missing_versions
     store.delete_failures[2] = ("unexpectedError", "throttled")
     store.delete_failures[3] = ("launchTemplateVersionDoesNotExist", "gone")
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling())
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), FakeGroups())
     # Then 3 counts as pruned, 2 is reported with its code and message
     assert output.pruned_versions == [3, 4]
     assert [f.model_dump(by_alias=True) for f in output.prune_failures] == [
@@ -301,13 +328,91 @@ def test_publish_dry_run_reports_the_versions_and_the_prune_plan_and_changes_not
     # Given versions 1..6, default 6
     store = FakeLaunchTemplates(versions=range(1, 7), default=6)
     # When publishing in dry run with keep=3
-    output = logic.run(publish_request(dry_run=True), config_keeping(3), store, FakeAutoScaling())
+    output = logic.run(publish_request(dry_run=True), config_keeping(3), store, FakeAutoScaling(), FakeGroups())
     # Then it predicts version 7 and pruning 1..4 (the group's version 1 is kept), and changes nothing
     assert (output.version, output.previous_version, output.created) == (7, 6, True)
     assert output.pruned_versions == [2, 3, 4]
     assert store.created == []
     assert store.default_changes == []
     assert store.delete_batches == []
+
+
+# --- prune: other groups of the application (blue-green) ---------------------------------------------
+
+
+def test_publish_keeps_version_used_by_retained_group() -> None:
+    # Given versions 1..10 (default 10), the configured group on 10, and a retained blue-green group scaled to
+    # zero on version 2 (found by the application tag)
+    store = FakeLaunchTemplates(versions=range(1, 11), default=10)
+    autoscaling = FakeAutoScaling(group=make_group(version="10"))
+    groups = FakeGroups(tagged=[app_group(f"{GROUP}-exec1", "2"), app_group(f"{GROUP}-exec2", "10", role="live")])
+    # When version 11 is published with keep=3
+    output = logic.run(publish_request(), config_keeping(3), store, autoscaling, groups)
+    # Then version 2 stays for the retained group, and the output says why each remaining version stays
+    assert output.pruned_versions == [1, 3, 4, 5, 6, 7, 8]
+    assert sorted(store.versions) == [2, 9, 10, 11]
+    kept = {k.version: k.reasons for k in output.kept_versions}
+    assert kept[2] == [f"used by Auto Scaling group {GROUP}-exec1 (retained)"]
+    assert kept[10] == [
+        "the previous default",
+        f"used by the configured group {GROUP}",
+        f"used by Auto Scaling group {GROUP}-exec2 (live)",
+        "one of the newest 3",
+    ]
+    assert kept[11] == ["published by this execution: the default", "one of the newest 3"]
+    assert [k.version for k in output.kept_versions] == [11, 10, 9, 2]
+
+
+def test_publish_resolves_latest_and_default_of_groups_against_the_versions_before_publishing() -> None:
+    # Given versions 1..10 with default 4, one group on $Latest and one on $Default
+    store = FakeLaunchTemplates(versions=range(1, 11), default=4)
+    groups = FakeGroups(tagged=[app_group("green", "$Latest", role="green"), app_group("blue", "$Default")])
+    # When version 11 is published with keep=2
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), groups)
+    # Then $Latest is 10 and $Default is 4 (what their instances run), not the new version 11
+    kept = {k.version: k.reasons for k in output.kept_versions}
+    assert "used by Auto Scaling group green (green)" in kept[10]
+    assert "used by Auto Scaling group blue (retained)" in kept[4]
+    assert not any("Auto Scaling group" in reason for reason in kept[11])
+    assert output.pruned_versions == [2, 3, 5, 6, 7, 8, 9]  # the configured group is on version 1
+
+
+def test_publish_ignores_groups_on_other_launch_templates() -> None:
+    # Given a group of the application on version 3 of another template
+    store = FakeLaunchTemplates(versions=range(1, 6), default=5)
+    groups = FakeGroups(tagged=[app_group("other", "3", template="lt-0ccccccccccccccc3")])
+    # When version 6 is published with keep=2
+    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), groups)
+    # Then version 3 of our template is pruned (the configured group runs version 1, which stays)
+    assert output.pruned_versions == [2, 3, 4]
+
+
+def test_publish_keeps_versions_of_other_configured_groups_sharing_the_template() -> None:
+    # Given a second, untagged configured group on the same template, on version 2
+    config = config_keeping(2).model_copy(
+        update={
+            "stages": (
+                CONFIG.stages[0].model_copy(
+                    update={
+                        "targets": (
+                            TARGET,
+                            Target(auto_scaling_group_name="web-app-canary", launch_template_id=TEMPLATE),
+                        )
+                    }
+                ),
+                *CONFIG.stages[1:],
+            )
+        }
+    )
+    store = FakeLaunchTemplates(versions=range(1, 6), default=5)
+    groups = FakeGroups(untagged=[app_group("web-app-canary", "2", role=None)])
+    # When version 6 is published for the first group with keep=2
+    output = logic.run(publish_request(), config, store, FakeAutoScaling(), groups)
+    # Then the other configured group was asked for by name (not the target's own, already read), and its
+    # version stays
+    assert groups.asked == [("web-app", ["web-app-canary"])]
+    assert output.pruned_versions == [3, 4]
+    assert {k.version: k.reasons for k in output.kept_versions}[2] == ["used by Auto Scaling group web-app-canary"]
 
 
 @given(
@@ -348,7 +453,8 @@ def _version_item(n: int, *, default: bool = False, description: str = "", image
 
 
 def test_publish_sends_source_version_client_token_and_only_the_image_then_deletes_with_real_shapes() -> None:
-    # Given EC2 with versions 1..5 (default 5) and a group on version 5, behind Stubbers
+    # Given EC2 with versions 1..5 (default 5), the configured group on version 5 and a retained group of the
+    # application on version 4 through a mixed instances policy, behind Stubbers
     ec2 = boto3.client("ec2", region_name=REGION)
     asg = boto3.client("autoscaling", region_name=REGION)
     request = publish_request()
@@ -379,6 +485,34 @@ def test_publish_sends_source_version_client_token_and_only_the_image_then_delet
         )
         asg_stub.add_response(
             "describe_instance_refreshes", {"InstanceRefreshes": []}, {"AutoScalingGroupName": GROUP, "MaxRecords": 100}
+        )
+        asg_stub.add_response(
+            "describe_auto_scaling_groups",
+            {
+                "AutoScalingGroups": [
+                    {
+                        "AutoScalingGroupName": f"{GROUP}-exec1",
+                        "MinSize": 0,
+                        "MaxSize": 0,
+                        "DesiredCapacity": 0,
+                        "DefaultCooldown": 300,
+                        "AvailabilityZones": ["eu-west-1a"],
+                        "HealthCheckType": "ELB",
+                        "CreatedTime": STARTED,
+                        "MixedInstancesPolicy": {
+                            "LaunchTemplate": {
+                                "LaunchTemplateSpecification": {"LaunchTemplateId": TEMPLATE, "Version": "4"},
+                                "Overrides": [{"InstanceType": "t3.small"}],
+                            }
+                        },
+                        "Tags": [
+                            {"Key": tags.APPLICATION, "Value": "web-app"},
+                            {"Key": tags.ROLE, "Value": "retained"},
+                        ],
+                    }
+                ]
+            },
+            {"Filters": [{"Name": f"tag:{tags.APPLICATION}", "Values": ["web-app"]}], "MaxRecords": 100},
         )
         ec2_stub.add_response(
             "create_launch_template_version",
@@ -416,10 +550,12 @@ def test_publish_sends_source_version_client_token_and_only_the_image_then_delet
             {"LaunchTemplateId": TEMPLATE, "Versions": ["1", "2", "3"]},
         )
         # When version 6 is published with keep=3
-        output = logic.run(request, config_keeping(3), LaunchTemplates(ec2), AutoScaling(asg))
+        output = logic.run(
+            request, config_keeping(3), LaunchTemplates(ec2), AutoScaling(asg), FleetReferences(ec2, asg)
+        )
         ec2_stub.assert_no_pending_responses()
         asg_stub.assert_no_pending_responses()
-    # Then the results are translated: 2 (already gone) counts as pruned, 3 is reported
+    # Then the results are translated: 2 (already gone) counts as pruned, 3 is reported; each kept version says why
     assert output.model_dump(by_alias=True) == {
         "launchTemplateId": TEMPLATE,
         "version": 6,
@@ -427,6 +563,17 @@ def test_publish_sends_source_version_client_token_and_only_the_image_then_delet
         "created": True,
         "prunedVersions": [1, 2],
         "pruneFailures": [{"version": 3, "code": "unexpectedError", "message": "try later"}],
+        "keptVersions": [
+            {"version": 6, "reasons": ["published by this execution: the default", "one of the newest 3"]},
+            {
+                "version": 5,
+                "reasons": ["the previous default", f"used by the configured group {GROUP}", "one of the newest 3"],
+            },
+            {
+                "version": 4,
+                "reasons": [f"used by Auto Scaling group {GROUP}-exec1 (retained)", "one of the newest 3"],
+            },
+        ],
     }
 
 
@@ -467,12 +614,13 @@ def test_adapter_translates_ec2_not_found_codes_into_launch_template_not_found(c
             LaunchTemplates(ec2).list_versions(TEMPLATE)
 
 
-# --- handler end to end (moto EC2, stubbed Auto Scaling) ---------------------------------------------
+# --- handler end to end (moto EC2 and groups, stubbed configured group reads) ------------------------------
 
 
 @pytest.fixture
 def moto_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The handler with EC2 in moto and a Stubber-backed Auto Scaling (moto has no instance refreshes)."""
+    """The handler with EC2 in moto, a Stubber-backed Auto Scaling for the configured group's reads (moto has
+    no instance refreshes), and the application's groups listed from moto's Auto Scaling."""
     with mock_aws():
         handler = importlib.import_module("publish_launch_template_version.handler")
         ec2 = boto3.client("ec2", region_name=REGION)
@@ -487,7 +635,9 @@ def moto_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setattr(handler, "launch_templates", lambda: LaunchTemplates(ec2))
         asg = boto3.client("autoscaling", region_name=REGION)
         monkeypatch.setattr(handler, "autoscaling", lambda: AutoScaling(asg))
-        yield handler, ec2, asg, template_id
+        moto_asg = boto3.client("autoscaling", region_name=REGION)
+        monkeypatch.setattr(handler, "fleet", lambda: FleetReferences(ec2, moto_asg))
+        yield handler, ec2, asg, template_id, moto_asg
 
 
 def _stub_group_reads(stub: Stubber, template_id: str) -> None:
@@ -515,7 +665,7 @@ def _stub_group_reads(stub: Stubber, template_id: str) -> None:
 def test_handler_publishes_with_moto_and_a_retry_returns_the_same_version(
     moto_handler: Any, lambda_context: Any
 ) -> None:
-    handler, ec2, asg, template_id = moto_handler
+    handler, ec2, asg, template_id, _ = moto_handler
     event = {
         "executionId": EXECUTION,
         "target": {"autoScalingGroupName": GROUP, "launchTemplateId": template_id},
@@ -536,6 +686,13 @@ def test_handler_publishes_with_moto_and_a_retry_returns_the_same_version(
         "created": True,
         "prunedVersions": [],
         "pruneFailures": [],
+        "keptVersions": [
+            {"version": 2, "reasons": ["published by this execution: the default", "one of the newest 3"]},
+            {
+                "version": 1,
+                "reasons": ["the previous default", f"used by the configured group {GROUP}", "one of the newest 3"],
+            },
+        ],
     }
     assert second == {**first, "created": False}
     versions = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"]
@@ -544,10 +701,45 @@ def test_handler_publishes_with_moto_and_a_retry_returns_the_same_version(
     assert (default["VersionNumber"], default["LaunchTemplateData"]["ImageId"]) == (2, AMI)
 
 
+def _moto_group(asg: Any, name: str, template_id: str, version: str, group_tags: dict[str, str]) -> None:
+    """A group scaled to zero (as a retained blue-green group is), tagged as given."""
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": version},
+        MinSize=0,
+        MaxSize=0,
+        DesiredCapacity=0,
+        AvailabilityZones=[f"{REGION}a"],
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False} for k, v in group_tags.items()],
+    )
+
+
+def test_handler_keeps_the_version_of_a_retained_group_scaled_to_zero(moto_handler: Any, lambda_context: Any) -> None:
+    handler, ec2, asg, template_id, moto_asg = moto_handler
+    # Given versions 1..5 (default 5; the configured group's reads say version 1, keep 3), a retained group of
+    # the application scaled to zero on version 2, and another application's group on version 3
+    for _ in range(4):
+        ec2.create_launch_template_version(LaunchTemplateId=template_id, LaunchTemplateData={"ImageId": OLD_AMI})
+    ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion="5")
+    _moto_group(moto_asg, f"{GROUP}-exec1", template_id, "2", {tags.APPLICATION: "web-app", tags.ROLE: "retained"})
+    _moto_group(moto_asg, "other-app-prod", template_id, "3", {tags.APPLICATION: "other-app", tags.ROLE: "retained"})
+    event = {"executionId": EXECUTION, "target": {"autoScalingGroupName": GROUP, "launchTemplateId": template_id}}
+    with Stubber(asg) as stub:
+        _stub_group_reads(stub, template_id)
+        # When version 6 is published in dry run (moto has no DeleteLaunchTemplateVersions)
+        result = handler.lambda_handler({**event, "amiId": AMI, "dryRun": True}, lambda_context)
+    # Then 2 would stay for the retained group (the configured group keeps 1), only 3 would go: the other
+    # application's group is not ours to protect
+    assert result["prunedVersions"] == [3]
+    kept = {k["version"]: k["reasons"] for k in result["keptVersions"]}
+    assert sorted(kept) == [1, 2, 4, 5, 6]
+    assert kept[2] == [f"used by Auto Scaling group {GROUP}-exec1 (retained)"]
+
+
 def test_handler_reports_a_missing_template_as_launch_template_not_found(
     moto_handler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler, _, _, _ = moto_handler
+    handler, _, _, _, _ = moto_handler
     # Given a configured template id that EC2 (moto) does not know
     missing = "lt-0123456789abcdef0"
     config = dict(SAMPLE_DEPLOY_CONFIG)

@@ -1,4 +1,5 @@
-"""Read-only lookups of what uses an AMI: launch template versions, instances, instance refreshes.
+"""Read-only lookups of what uses an AMI: launch template versions, instances, instance refreshes, and the
+Auto Scaling groups of the application (blue-green groups, retained ones included, and the configured groups).
 
 Pruning and rollback resolution read these; nothing here changes anything in AWS.
 """
@@ -11,11 +12,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from shared import tags
 from shared.aws.clients import client
 from shared.errors import LaunchTemplateNotFound
 
 # DescribeInstances accepts at most 200 values per filter.
 _FILTER_VALUES_MAX = 200
+# DescribeAutoScalingGroups: at most 100 groups a page, and (at that page size) at most 50 names a request.
+_GROUPS_PAGE_SIZE = 100
+_GROUP_NAMES_MAX = 50
 _TEMPLATE_NOT_FOUND_CODES = frozenset(
     {
         "InvalidLaunchTemplateId.NotFound",
@@ -52,8 +57,63 @@ class InstanceRefreshRecord:
     image_ids: tuple[str, ...]  # AMI ids named directly by mixed instances policy overrides
 
 
+@dataclass(frozen=True)
+class ApplicationGroup:
+    """An Auto Scaling group of the application and what it launches from, whatever its size (zero included)."""
+
+    name: str
+    role: str | None  # its immutable-ami:role tag (live, green, retained); None when untagged (a configured group)
+    # Its launch template, or those of its mixed instances policy (overrides included).
+    launch_templates: tuple[LaunchTemplateRef, ...]
+    image_ids: tuple[str, ...]  # AMI ids named directly by mixed instances policy overrides
+
+    @property
+    def description(self) -> str:
+        """How logs and prune reasons name it: "Auto Scaling group web-app-prod-exec1 (retained)"."""
+        return f"Auto Scaling group {self.name}" + (f" ({self.role})" if self.role else "")
+
+
+def _launch_specs(container: dict[str, Any]) -> tuple[tuple[LaunchTemplateRef, ...], tuple[str, ...]]:
+    """The launch templates and directly named AMIs of a group or of a refresh's desired configuration.
+
+    A spec without a version launches the template's default version: it is reported as "$Default".
+    """
+    specs: list[dict[str, Any]] = []
+    image_ids: list[str] = []
+    if container.get("LaunchTemplate"):
+        specs.append(container["LaunchTemplate"])
+    mixed = (container.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
+    if mixed.get("LaunchTemplateSpecification"):
+        specs.append(mixed["LaunchTemplateSpecification"])
+    for override in mixed.get("Overrides", []):
+        if override.get("LaunchTemplateSpecification"):
+            specs.append(override["LaunchTemplateSpecification"])
+        if override.get("ImageId"):
+            image_ids.append(override["ImageId"])
+    refs = tuple(
+        LaunchTemplateRef(
+            launch_template_id=s.get("LaunchTemplateId"),
+            launch_template_name=s.get("LaunchTemplateName"),
+            version=str(s.get("Version") or "$Default"),
+        )
+        for s in specs
+    )
+    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(image_ids))
+
+
+def _to_application_group(group: dict[str, Any]) -> ApplicationGroup:
+    role = next((t.get("Value") for t in group.get("Tags", []) if t.get("Key") == tags.ROLE), None)
+    launch_templates, image_ids = _launch_specs(group)
+    return ApplicationGroup(
+        name=group["AutoScalingGroupName"],
+        role=role or None,
+        launch_templates=launch_templates,
+        image_ids=image_ids,
+    )
+
+
 class FleetReferences:
-    """Launch template versions (EC2), instances (EC2) and instance refreshes (Auto Scaling)."""
+    """Launch template versions and instances (EC2); instance refreshes and the application's groups (Auto Scaling)."""
 
     def __init__(self, ec2: Any = None, autoscaling: Any = None) -> None:
         self._ec2 = ec2 if ec2 is not None else client("ec2")
@@ -132,36 +192,39 @@ class FleetReferences:
         """Every instance refresh AWS still lists for the group (DescribeInstanceRefreshes, all pages)."""
         records: list[InstanceRefreshRecord] = []
         for refresh in self._refresh_pages(auto_scaling_group_name):
-            desired = refresh.get("DesiredConfiguration") or {}
-            specs: list[dict[str, Any]] = []
-            image_ids: list[str] = []
-            if desired.get("LaunchTemplate"):
-                specs.append(desired["LaunchTemplate"])
-            mixed = (desired.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
-            if mixed.get("LaunchTemplateSpecification"):
-                specs.append(mixed["LaunchTemplateSpecification"])
-            for override in mixed.get("Overrides", []):
-                if override.get("LaunchTemplateSpecification"):
-                    specs.append(override["LaunchTemplateSpecification"])
-                if override.get("ImageId"):
-                    image_ids.append(override["ImageId"])
+            launch_templates, image_ids = _launch_specs(refresh.get("DesiredConfiguration") or {})
             records.append(
                 InstanceRefreshRecord(
                     auto_scaling_group_name=refresh.get("AutoScalingGroupName", auto_scaling_group_name),
                     instance_refresh_id=refresh.get("InstanceRefreshId", ""),
                     status=refresh.get("Status", ""),
-                    launch_templates=tuple(
-                        LaunchTemplateRef(
-                            launch_template_id=s.get("LaunchTemplateId"),
-                            launch_template_name=s.get("LaunchTemplateName"),
-                            version=str(s.get("Version") or "$Default"),
-                        )
-                        for s in specs
-                    ),
-                    image_ids=tuple(image_ids),
+                    launch_templates=launch_templates,
+                    image_ids=image_ids,
                 )
             )
         return records
+
+    def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]:
+        """Every group tagged immutable-ami:application=<application> (live, green and retained blue-green groups,
+        scaled to zero or not), then those of `names` (configured groups, which may carry no tag) it did not return.
+
+        One DescribeAutoScalingGroups filtered on the tag (all pages); a second one, by name, only for configured
+        names the first did not return (AWS ANDs names and filters, so one request cannot ask for both).
+        """
+        paginator = self._autoscaling.get_paginator("describe_auto_scaling_groups")
+        pages = paginator.paginate(
+            Filters=[{"Name": f"tag:{tags.APPLICATION}", "Values": [application]}],
+            PaginationConfig={"PageSize": _GROUPS_PAGE_SIZE},
+        )
+        found = {g["AutoScalingGroupName"]: g for page in pages for g in page.get("AutoScalingGroups", [])}
+        missing = [n for n in dict.fromkeys(names) if n not in found]
+        for start in range(0, len(missing), _GROUP_NAMES_MAX):
+            pages = paginator.paginate(
+                AutoScalingGroupNames=missing[start : start + _GROUP_NAMES_MAX],
+                PaginationConfig={"PageSize": _GROUPS_PAGE_SIZE},
+            )
+            found.update((g["AutoScalingGroupName"], g) for page in pages for g in page.get("AutoScalingGroups", []))
+        return [_to_application_group(g) for g in found.values()]
 
     def _refresh_pages(self, auto_scaling_group_name: str) -> Iterator[dict[str, Any]]:
         # botocore has no paginator for DescribeInstanceRefreshes: follow NextToken by hand.
