@@ -5,7 +5,7 @@ A bad value fails `cdk synth` with the key path and the reason, for example::
 
     retention.keepLaunchTemplateVersions must be >= 2, got 1
 
-The deploy-time part (application, source, stages, refresh, retention) reuses the very models
+The deploy-time part (application, source, stages, refresh, blueGreen, retention) reuses the very models
 the Lambda functions parse at cold start (lambdas/shared/config.py), so what synth accepts the
 functions accept too. No AWS calls happen here.
 """
@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from lambdas.shared.config import (
+    BlueGreen,
     DeployConfig,
     RefreshPreferences,
     Retention,
@@ -202,6 +203,7 @@ class PipelineConfig(Model):
     build: Build = Build()
     stages: tuple[Stage, ...] = Field(min_length=1)
     refresh: RefreshPreferences = RefreshPreferences()
+    blue_green: BlueGreen = BlueGreen()
     retention: Retention = Retention()
     lock: Lock = Lock()
     notifications: Notifications = Notifications()
@@ -242,6 +244,18 @@ class PipelineConfig(Model):
                         f"{seen[target.auto_scaling_group_name]!r} and {stage.name!r}"
                     )
                 seen[target.auto_scaling_group_name] = stage.name
+        for stage in self.stages:
+            if stage.strategy != "blue-green":
+                continue
+            for target in stage.targets:
+                # Green groups are named `<group>-<deployment>`: another configured group must not look like one.
+                prefix = f"{target.auto_scaling_group_name}-"
+                clash = sorted(name for name in seen if name.startswith(prefix))
+                if clash:
+                    raise ValueError(
+                        f"stage {stage.name!r} is blue-green, so {target.auto_scaling_group_name!r} names its new "
+                        f"groups {prefix}<deployment>; rename the configured group(s) {', '.join(map(repr, clash))}"
+                    )
         percentages = self.refresh.checkpoint_percentages
         if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
             raise ValueError(
@@ -258,6 +272,7 @@ class PipelineConfig(Model):
             source=self.source,
             stages=self.stages,
             refresh=self.refresh,
+            blue_green=self.blue_green,
             retention=self.retention,
         )
 

@@ -18,6 +18,7 @@ from shared.aws.elbv2 import TargetHealth
 from shared.config import DeployConfig
 from shared.errors import InstanceRefreshNotFound
 from shared.observability import logger
+from shared.reasons import listed, target_group_name
 from shared.targets import require_configured_target
 
 # This many failed launch activities since the refresh started means it is stuck (bad AMI, no capacity...).
@@ -27,7 +28,6 @@ IN_PROGRESS_STATUSES = frozenset({"Pending", "InProgress", "Baking"})
 FAILED_STATUSES = frozenset(
     {"Failed", "Cancelled", "Cancelling", "RollbackInProgress", "RollbackSuccessful", "RollbackFailed"}
 )
-_MAX_LISTED = 10  # instance ids named in a reason
 
 
 class RefreshReader(Protocol):
@@ -42,20 +42,6 @@ class TargetHealthReader(Protocol):
     def target_health(self, target_group_arn: str) -> list[TargetHealth]: ...
 
 
-def _ids(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:_MAX_LISTED])
-    return shown + (f" and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else "")
-
-
-def _target_group_name(arn: str) -> str:
-    parts = arn.split(":")[-1].split("/")  # targetgroup/<name>/<id>
-    return parts[1] if len(parts) > 1 else arn
-
-
-def is_failed_launch(activity: ScalingActivity) -> bool:
-    return activity.status_code == "Failed" and activity.description.lower().startswith("launching")
-
-
 def fleet_health(group: Group, load_balancing: TargetHealthReader) -> tuple[Verdict, str]:
     """Every InService instance healthy in every target group → Healthy; unhealthy → Failed; else InProgress."""
     in_service = [i.instance_id for i in group.instances if i.lifecycle_state == "InService"]
@@ -66,7 +52,7 @@ def fleet_health(group: Group, load_balancing: TargetHealthReader) -> tuple[Verd
     unhealthy: list[str] = []
     waiting: list[str] = []
     for arn in group.target_group_arns:
-        name = _target_group_name(arn)
+        name = target_group_name(arn)
         by_instance: dict[str, list[TargetHealth]] = {}
         for health in load_balancing.target_health(arn):
             by_instance.setdefault(health.target_id, []).append(health)
@@ -81,9 +67,9 @@ def fleet_health(group: Group, load_balancing: TargetHealthReader) -> tuple[Verd
                 detail = f"{instance_id} {entry.state} in {name}" + (f" ({entry.reason})" if entry.reason else "")
                 (unhealthy if entry.state.startswith("unhealthy") else waiting).append(detail)
     if unhealthy:
-        return "Failed", f"refresh succeeded but instances are unhealthy: {_ids(unhealthy)}"
+        return "Failed", f"refresh succeeded but instances are unhealthy: {listed(unhealthy)}"
     if waiting:
-        return "InProgress", f"refresh succeeded; waiting for target health: {_ids(waiting)}"
+        return "InProgress", f"refresh succeeded; waiting for target health: {listed(waiting)}"
     return "Healthy", (
         f"refresh succeeded; all {len(in_service)} InService instances are healthy in "
         f"{len(group.target_group_arns)} target group(s)"
@@ -92,7 +78,7 @@ def fleet_health(group: Group, load_balancing: TargetHealthReader) -> tuple[Verd
 
 def stuck_reason(refresh: Refresh, activities: Sequence[ScalingActivity]) -> str | None:
     """A reason when at least STUCK_LAUNCH_FAILURE_THRESHOLD launches failed since the refresh started."""
-    failed = sorted((a for a in activities if is_failed_launch(a)), key=lambda a: a.start_time)
+    failed = sorted((a for a in activities if a.failed_launch), key=lambda a: a.start_time)
     if len(failed) < STUCK_LAUNCH_FAILURE_THRESHOLD:
         return None
     first = failed[0]

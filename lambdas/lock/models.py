@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.config import Target
+from shared.config import Strategy, Target
 
 
 class _Model(BaseModel):
@@ -22,6 +22,7 @@ class LockStage(_Model):
     name: str = Field(min_length=1)
     approval: bool = False
     wave_size: int = Field(default=1, ge=1)
+    strategy: Strategy = "rolling"
     targets: list[Target] = Field(min_length=1)
 
 

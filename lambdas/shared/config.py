@@ -27,10 +27,16 @@ class Target(_Model):
     launch_template_id: str = Field(pattern=r"^lt-[0-9a-f]{8,17}$")
 
 
+Strategy = Literal["rolling", "blue-green"]
+
+
 class Stage(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
     targets: tuple[Target, ...] = Field(min_length=1)
     approval: bool = False
+    # rolling: an instance refresh replaces the group's instances in place.
+    # blue-green: a new (green) group from the new version joins the target groups; the old (blue) one is retired.
+    strategy: Strategy = "rolling"
     # Targets are rolled out in waves of this many groups at once; the stage stops at the first failed wave.
     wave_size: int = Field(default=1, ge=1, le=40)
 
@@ -54,9 +60,26 @@ class RefreshPreferences(_Model):
     fallback_poll_seconds: int = Field(default=300, ge=1, le=3600)
 
 
+class BlueGreen(_Model):
+    """How a blue-green stage brings up, watches and retires groups (stacks/config.py documents each key)."""
+
+    # Every green instance must be InService and healthy in every target group within this time.
+    health_timeout_minutes: int = Field(default=30, ge=5, le=1440)
+    # Once green is healthy: keep watching it (health and `alarms`) this long before detaching blue; 0 = at once.
+    soak_seconds: int = Field(default=0, ge=0, le=86400)
+    alarms: tuple[str, ...] = ()
+    # The old group after the shift: scaled to zero (no cost; a rollback waits for new instances) or kept
+    # running outside the target groups (a rollback takes seconds).
+    old_group: Literal["scale-to-zero", "keep-running"] = "scale-to-zero"
+    # Green is given up once this many of its launches have failed (bad AMI, capacity, quota).
+    max_failed_launches: int = Field(default=3, ge=1, le=50)
+
+
 class Retention(_Model):
     keep_images: int = Field(default=5, ge=1)
     keep_launch_template_versions: int = Field(default=5, ge=2)
+    # blue-green: old groups kept (besides the live one) per target for a fast rollback; older ones are deleted.
+    keep_groups: int = Field(default=2, ge=0, le=20)
 
 
 class Source(_Model):
@@ -70,6 +93,7 @@ class DeployConfig(_Model):
     source: Source | None = None
     stages: tuple[Stage, ...] = Field(min_length=1)
     refresh: RefreshPreferences = RefreshPreferences()
+    blue_green: BlueGreen = BlueGreen()
     retention: Retention = Retention()
 
     def stage(self, name: str) -> Stage | None:

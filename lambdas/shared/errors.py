@@ -78,3 +78,9 @@ class SecretNotFound(DeployError):
 
 class StateMachineNotFound(DeployError):
     """The configured state machine does not exist (or is being deleted): nothing can be started."""
+
+
+class BlueGreenConflict(DeployError):
+    """The groups of a blue-green target are not in a state this deployment can act on safely: more than one
+    live group, a green group name taken by another execution, or a green that is not attached where blue is.
+    Nothing is guessed; a person decides."""

@@ -74,6 +74,7 @@ def validate_request(
                 name=s.name,
                 approval=s.approval,
                 wave_size=s.wave_size,
+                strategy=s.strategy,
                 targets=[
                     TargetOut(
                         auto_scaling_group_name=t.auto_scaling_group_name, launch_template_id=t.launch_template_id

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from shared.config import Strategy
+
 Action = Literal["deploy", "rebuild-base", "deploy-image", "rollback"]
 Trigger = Literal["manual", "codecommit", "github", "schedule"]
 Pipeline = Literal["app", "base"]
@@ -113,6 +115,7 @@ class StageOut(_Output):
     name: str
     approval: bool
     wave_size: int
+    strategy: Strategy
     targets: list[TargetOut]
 
 

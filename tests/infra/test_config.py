@@ -38,6 +38,7 @@ def test_example_configuration_loads_with_every_section() -> None:
     assert config.application == "web-app"
     assert [s.name for s in config.stages] == ["test", "prod"]
     assert config.stages[1].approval is True
+    assert [s.strategy for s in config.stages] == ["rolling", "blue-green"]
     assert config.source is not None
     assert config.source.type == "codecommit"
 
@@ -52,6 +53,10 @@ def test_defaults_are_the_safe_ones() -> None:
     assert config.base_image.schedule == "cron(0 3 * * ? *)"
     assert config.example_fleet.enabled is False
     assert config.source is None
+    assert config.stages[0].strategy == "rolling"
+    assert config.blue_green.old_group == "scale-to-zero"
+    assert config.blue_green.soak_seconds == 0
+    assert config.retention.keep_groups == 2
 
 
 @pytest.mark.parametrize(
@@ -84,6 +89,29 @@ def test_defaults_are_the_safe_ones() -> None:
         (with_("notifications.emails", ["not-an-email"]), "'not-an-email' is not an email address"),
         (with_("passRoleArns", ["arn:aws:iam::123456789012:role/*"]), "is not the ARN of one IAM role"),
         (with_("retention.keepForever", True), "retention.keepForever is not a known key"),
+        (
+            with_("stages", [{**MINIMAL["stages"][0], "strategy": "canary"}]),
+            "stages[0].strategy must be one of 'rolling' or 'blue-green', got 'canary'",
+        ),
+        (with_("blueGreen.oldGroup", "delete"), "blueGreen.oldGroup must be one of 'scale-to-zero' or 'keep-running'"),
+        (with_("retention.keepGroups", -1), "retention.keepGroups must be >= 0, got -1"),
+        (with_("blueGreen.healthTimeoutMinutes", 1), "blueGreen.healthTimeoutMinutes must be >= 5, got 1"),
+        (
+            with_(
+                "stages",
+                [
+                    {
+                        "name": "prod",
+                        "strategy": "blue-green",
+                        "targets": [
+                            {"autoScalingGroupName": "web", "launchTemplateId": "lt-0123456789abcdef0"},
+                            {"autoScalingGroupName": "web-b", "launchTemplateId": "lt-0123456789abcdef1"},
+                        ],
+                    }
+                ],
+            ),
+            "so 'web' names its new groups web-<deployment>; rename the configured group(s) 'web-b'",
+        ),
         (
             with_("stages", [MINIMAL["stages"][0], MINIMAL["stages"][0]]),
             "stages[1].name 'test' is used by an earlier stage",

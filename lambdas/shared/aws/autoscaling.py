@@ -66,6 +66,11 @@ class ScalingActivity:
     description: str
     start_time: datetime
 
+    @property
+    def failed_launch(self) -> bool:
+        """An instance launch that failed (bad AMI, capacity, quota), as opposed to any other failed activity."""
+        return self.status_code == "Failed" and self.description.lower().startswith("launching")
+
 
 @dataclass(frozen=True)
 class RollbackAttempt:

@@ -1,0 +1,42 @@
+"""Input and output of the create_green_group step; its output (`GreenGroup`) is the `green` every later
+blue-green step is given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.config import Target
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class CreateGreenGroupInput(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    execution_id: str = Field(min_length=1)
+    dry_run: bool = False
+    target: Target
+    ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+    # The version publish_launch_template_version just made: green launches exactly this number.
+    launch_template_version: int = Field(ge=1)
+
+
+class GreenGroup(_Model):
+    """The output of create_green_group, passed back in as `green` (so it is parsed as strictly as any input)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    blue_group_name: str = Field(min_length=1)
+    green_group_name: str = Field(min_length=1)
+    reused: bool  # a retained group that runs the AMI was brought back (rollback fast path)
+    already_live: bool  # blue already runs the AMI: nothing was created, green is blue
+    desired_capacity: int = Field(ge=0)
+    target_group_arns: list[str]
+    # When green was created (or reused): health timeout and failed launches count from here.
+    created_at: datetime = Field(strict=False)
+    dry_run: bool

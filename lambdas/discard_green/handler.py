@@ -1,0 +1,37 @@
+"""Step: on any failure of a blue-green target, keep (or put) blue back in service and discard green."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from discard_green import logic
+from discard_green.models import DiscardGreenInput
+
+from shared import clock
+from shared.aws.groups import BlueGreenGroups
+from shared.aws.launch_templates import LaunchTemplates
+from shared.config import load_deploy_config
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+
+
+@cache
+def groups() -> BlueGreenGroups:
+    return BlueGreenGroups()
+
+
+@cache
+def launch_templates() -> LaunchTemplates:
+    return LaunchTemplates()
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, DiscardGreenInput)
+    output = logic.run(request, CONFIG, groups(), launch_templates(), now=clock.now())
+    logger.info("green discarded", extra={**output.model_dump(by_alias=True), "dryRun": request.dry_run})
+    return output.model_dump(by_alias=True, mode="json")

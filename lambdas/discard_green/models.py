@@ -1,0 +1,42 @@
+"""Input and output of the discard_green step."""
+
+from __future__ import annotations
+
+from create_green_group.models import GreenGroup
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.config import Target
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class StepError(BaseModel):
+    """What a Step Functions Catch puts in its ResultPath: {"Error": ..., "Cause": ...} (for the logs only).
+    Lenient on purpose: the failure path must not fail on the shape of the failure it cleans up after."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class DiscardGreenInput(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    execution_id: str = Field(min_length=1)
+    dry_run: bool = False
+    target: Target
+    green: GreenGroup | None = None  # null when create_green_group itself failed
+    previous_version: int | None = Field(default=None, ge=1)  # the launch template default before publish
+    new_version: int | None = Field(default=None, ge=1)  # the version publish made default
+    error: StepError | None = None
+
+
+class DiscardGreenOutput(_Model):
+    green_deleted: bool  # a green group this execution created was deleted (or is being deleted)
+    green_retained: bool  # a reused retained group was taken out of the target groups and retained again
+    blue_restored: bool  # blue was attached back / scaled back up / tagged live again
+    default_version: int | None  # the launch template default after this step; null when no version was given

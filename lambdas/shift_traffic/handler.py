@@ -1,0 +1,45 @@
+"""Step: take blue out of the target groups (green already serves), then retire it; called until `done`."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from shift_traffic import logic
+from shift_traffic.models import ShiftTrafficInput
+
+from shared import clock
+from shared.aws.groups import BlueGreenGroups
+from shared.aws.launch_templates import LaunchTemplates
+from shared.config import load_deploy_config
+from shared.observability import CORRELATION_ID_PATH, logger, metrics
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+
+
+@cache
+def groups() -> BlueGreenGroups:
+    return BlueGreenGroups()
+
+
+@cache
+def launch_templates() -> LaunchTemplates:
+    return LaunchTemplates()
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = parse_step_input(event, ShiftTrafficInput)
+    output = logic.run(request, CONFIG, groups(), launch_templates(), now=clock.now())
+    logger.info(
+        "traffic shift step",
+        extra={
+            "blue": output.blue_group_name,
+            "green": output.green_group_name,
+            "done": output.done,
+            "dryRun": request.dry_run,
+        },
+    )
+    return output.model_dump(by_alias=True, mode="json")
