@@ -118,6 +118,15 @@ class Build:
     sim_start: float = 0.0
 
 
+def _role(group_name: str) -> str | None:
+    """The blue-green role tag of a group in moto (None for a group without one, or gone)."""
+    _, asg = _backends()
+    group = asg.autoscaling_groups.get(group_name)
+    if group is None:
+        return None
+    return next((t["Value"] for t in group.tags if t["Key"] == "immutable-ami:role"), None)
+
+
 class EmulatedAws:
     """Installs the hooks on boto3's default session; `log` receives a line per change it makes."""
 
@@ -128,9 +137,11 @@ class EmulatedAws:
         log: Callable[[str], None],
         sim_now: Callable[[], float] = lambda: 0.0,
         touch: Callable[[], None] = lambda: None,
+        sim_datetime: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.scenario = scenario
         self.sim_now = sim_now
+        self.sim_datetime = sim_datetime  # "now" on the simulated clock, as the blue-green steps see it
         self.touch = touch
         self.builder_instance_id = builder_instance_id
         self.log = log
@@ -170,6 +181,11 @@ class EmulatedAws:
         events.register(
             "after-call.ec2.DescribeLaunchTemplateVersions", self._hide_deleted_versions, unique_id="rehearsal-lt"
         )
+        events.register(
+            "after-call.elastic-load-balancing-v2.DescribeTargetHealth",
+            self._green_health,
+            unique_id="rehearsal-health",
+        )
 
     def uninstall(self) -> None:
         events = boto3._get_default_session().events
@@ -177,6 +193,7 @@ class EmulatedAws:
         events.unregister("before-send", unique_id="rehearsal-throttle")
         events.unregister("before-call", unique_id="rehearsal-emulated-aws")
         events.unregister("after-call.ec2.DescribeLaunchTemplateVersions", unique_id="rehearsal-lt")
+        events.unregister("after-call.elastic-load-balancing-v2.DescribeTargetHealth", unique_id="rehearsal-health")
 
     @staticmethod
     def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -328,12 +345,14 @@ class EmulatedAws:
         self.log(f"{group_name}: {capacity} instance(s) replaced, now on version {version} ({group.image_id})")
 
     def _scaling_activities(self, params: dict[str, Any]) -> Any:
-        """`failedLaunches: {"<group>": N}`: the group's launches fail (e.g. a broken AMI), as AWS reports them."""
+        """`failedLaunches: {"<group>": N}`: the group's launches fail (e.g. a broken AMI), as AWS reports them.
+        `"@green"` stands for any green group (its name is made up by the deployment)."""
         group = params["AutoScalingGroupName"]
-        count = int(self.scenario.get("failedLaunches", {}).get(group, 0))
+        failed = self.scenario.get("failedLaunches", {})
+        count = int(failed.get(group, failed.get("@green", 0) if _role(group) == "green" else 0))
         if not count:
             return None  # moto answers with its own activities
-        now = datetime.now(UTC)
+        now = self.sim_datetime()
         activities = [
             {
                 "ActivityId": str(uuid.uuid4()),
@@ -475,6 +494,26 @@ class EmulatedAws:
         return _ok(
             {"SuccessfullyDeletedLaunchTemplateVersions": ok, "UnsuccessfullyDeletedLaunchTemplateVersions": failed}
         )
+
+    def _green_health(self, parsed: dict[str, Any], **_: Any) -> None:
+        """`greenHealth: "unhealthy"`: a green group's instances fail the target group's health checks."""
+        state = self.scenario.get("greenHealth")
+        if not state:
+            return
+        _, asg = _backends()
+        green = {
+            i.instance.id
+            for name, group in asg.autoscaling_groups.items()
+            if _role(name) == "green"
+            for i in group.instance_states
+        }
+        for item in parsed.get("TargetHealthDescriptions", []):
+            if item["Target"]["Id"] in green:
+                item["TargetHealth"] = {
+                    "State": state,
+                    "Reason": "Target.FailedHealthChecks",
+                    "Description": "Health checks failed with these codes: [500]",
+                }
 
     def _hide_deleted_versions(self, parsed: dict[str, Any], **_: Any) -> None:
         versions = parsed.get("LaunchTemplateVersions")

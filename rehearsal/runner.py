@@ -18,6 +18,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ STEPS = (
     "prune_images",
     "register_wait",
     "relay_event",
+    "create_green_group",
+    "check_green_group",
+    "shift_traffic",
+    "discard_green",
+    "retire_groups",
 )
 TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
 RUN_TIMEOUT_SECONDS = 60  # real seconds; a scenario may allow more ("wallTimeoutSeconds")
@@ -180,6 +186,8 @@ class Result:
     world_images: dict[str, list[str]] = field(default_factory=dict)  # "app"/"base" → ids, oldest first
     other_locks: list[str] = field(default_factory=list)  # targets still locked by other executions
     lags: list[float] = field(default_factory=list)  # simulated seconds from a build/refresh ending to being seen
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # blue-green targets' groups at the end
+    groups_deleted: list[str] = field(default_factory=list)  # blue-green groups that existed at the start
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,6 +210,7 @@ class Result:
             "simulatedSeconds": round(self.simulated_seconds, 1),
             "wallSeconds": round(self.wall_seconds, 2),
             "builds": self.builds,
+            **({"groups": self.groups, "groupsDeleted": self.groups_deleted} if self.groups else {}),
         }
 
 
@@ -333,6 +342,28 @@ def summarize(step: str, out: dict[str, Any]) -> str:
         return f"{out['pipeline']} image build requested" + (
             f" for commit {out['commit']}" if out.get("commit") else ""
         )
+    return _summarize_blue_green(step, out)
+
+
+def _summarize_blue_green(step: str, out: dict[str, Any]) -> str:
+    if step == "create_green_group":
+        if out.get("alreadyLive"):
+            return f"{out['blueGroupName']} already runs the image: nothing to do"
+        how = "brought back (retained)" if out.get("reused") else "created"
+        size = f"{out['desiredCapacity']} instance(s)"
+        return f"green {out['greenGroupName']} {how} with {size} beside {out['blueGroupName']}"
+    if step == "check_green_group":
+        healthy = f"{out.get('healthyTargets')}/{out.get('desired')} healthy"
+        return f"green: {out['verdict']} ({healthy}) {out.get('reason', '')}".rstrip()
+    if step == "shift_traffic":
+        if not out.get("done"):
+            return f"{out['blueGroupName']} leaving the target groups (draining)"
+        return f"{out['greenGroupName']} is live; {out['blueGroupName']} retained ({out['oldGroup']})"
+    if step == "discard_green":
+        done = [k for k in ("greenDeleted", "greenRetained", "blueRestored") if out.get(k)]
+        return f"green discarded: {', '.join(done) or 'nothing to undo'}; default version {out.get('defaultVersion')}"
+    if step == "retire_groups":
+        return f"retention: deleted {out.get('deleted') or 'none'}, kept {out.get('kept') or 'none'}"
     return ""
 
 
@@ -448,24 +479,38 @@ def run(scenario: dict[str, Any], asl: str | None = None) -> Result:
             clock = SimClock()
             queue = EventQueue()
             activity = Activity(queue)
+            started = datetime.fromtimestamp(time.time(), UTC)
+
+            def sim_datetime() -> datetime:
+                return started + timedelta(seconds=clock.now())
+
             emulated = EmulatedAws(
                 scenario,
                 world.builder_instance_id,
                 lambda text: events.append(Event(time.time(), text)),
                 sim_now=clock.now,
                 touch=activity.touch,
+                sim_datetime=sim_datetime,
             )
             saved_modules = {name: m for name, m in sys.modules.items() if name.split(".")[0] in STEPS}
             emulated.install()
             try:
                 dispatcher = Dispatcher(scenario, events, activity)
                 dispatcher.load()
+                # The blue-green steps read time through shared.clock: give them the simulated time.
+                shared_clock: Any = importlib.import_module("shared.clock")
+                real_now = shared_clock.now
+                shared_clock.now = sim_datetime
                 dispatcher.after["register_wait"] = _relay_completion(
                     dispatcher, emulated, clock, scenario, events, queue
                 )
                 release_after = scenario.get("foreignLockReleasedAfterAttempts")
                 if release_after is not None:
                     dispatcher.before["lock"] = _foreign_lock_release(int(release_after), emulated, events)
+                if scenario.get("alarmDuringSoak"):
+                    dispatcher.after["check_green_group"] = _alarm_during_soak(
+                        str(scenario["alarmDuringSoak"]), emulated, events
+                    )
                 sfn = boto3.client("stepfunctions", region_name=REGION)
                 machine = sfn.create_state_machine(
                     name="web-app-deploy",
@@ -508,6 +553,8 @@ def run(scenario: dict[str, Any], asl: str | None = None) -> Result:
                 )
             finally:
                 emulated.uninstall()
+                if "real_now" in locals():
+                    shared_clock.now = real_now
                 for name in [m for m in sys.modules if m.split(".")[0] in STEPS]:
                     del sys.modules[name]
                 sys.modules.update(saved_modules)  # whoever imported the handlers before keeps the same modules
@@ -539,6 +586,25 @@ def _foreign_lock_release(after: int, emulated: Any, events: list[Event]) -> Any
             emulated.counting = True
 
     return release
+
+
+def _alarm_during_soak(alarm: str, emulated: Any, events: list[Event]) -> Any:
+    """The alarm goes off while green soaks (at its first soaking check): green must be given up."""
+    import boto3
+
+    def fire(event: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get("verdict") != "Soaking":
+            return
+        emulated.counting = False
+        try:
+            boto3.client("cloudwatch").set_alarm_state(
+                AlarmName=alarm, StateValue="ALARM", StateReason="rehearsal: 5XX from the green instances"
+            )
+        finally:
+            emulated.counting = True
+        events.append(Event(time.time(), f"alarm {alarm} went to ALARM while green soaked"))
+
+    return fire
 
 
 def _deliverer(dispatcher: Dispatcher, emulated: Any, clock: SimClock, queue: EventQueue, activity: Activity) -> Any:
@@ -634,6 +700,8 @@ def _collect(
 ) -> Result:
     import boto3
 
+    from rehearsal.world import groups_of
+
     ec2 = boto3.client("ec2")
     remaining = {
         i["ImageId"] for page in ec2.get_paginator("describe_images").paginate(Owners=["self"]) for i in page["Images"]
@@ -672,6 +740,8 @@ def _collect(
                 violations.append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
     if held:
         violations.append(f"lock still held on {held}")
+    groups = groups_of(world.target_groups)
+    violations.extend(_blue_green_violations(world, groups, emulated))
     terminal = [n for n in notifications if n.get("event") in TERMINAL_EVENTS]
     expected = "DeploymentSucceeded" if description["status"] == "SUCCEEDED" else None
     if len(terminal) != 1:
@@ -712,7 +782,44 @@ def _collect(
         world_images={"app": list(world.app_images), "base": list(world.base_images)},
         other_locks=others,
         lags=sorted(emulated.lags.values()),
+        groups=groups,
+        groups_deleted=sorted(n for n in world.initial_groups if n not in groups),
     )
+
+
+def _blue_green_violations(world: Any, groups: dict[str, dict[str, Any]], emulated: Any) -> list[str]:
+    """Per blue-green target: exactly one healthy group serves; no green is left; the seed group and every
+    group still within retention exist; every group's launch template version (hence its AMI) still exists."""
+    violations = []
+    keep = int(world.config.get("retention", {}).get("keepGroups", 2))
+    versions = emulated.kept_versions()
+    for seed in world.target_groups:
+        mine = {n: g for n, g in groups.items() if g["target"] == seed}
+        serving = [n for n, g in mine.items() if g["inTargetGroup"]]
+        if len(serving) != 1:
+            violations.append(f"{seed}: its target group is served by {serving}, not by exactly one group")
+        else:
+            live = mine[serving[0]]
+            if live["desired"] == 0 or live["healthyTargets"] < live["desired"]:
+                violations.append(
+                    f"{seed}: {serving[0]} serves with {live['healthyTargets']}/{live['desired']} healthy"
+                )
+            if not live["role"].startswith("live"):
+                violations.append(f"{seed}: {serving[0]} serves but its role is {live['role']}")
+        if seed not in groups:
+            violations.append(f"{seed}: the seed group was deleted")
+        violations.extend(f"{seed}: green group {n} was left behind" for n, g in mine.items() if g["role"] == "green")
+        deleted = [n for n, g in world.initial_groups.items() if g["target"] == seed and n not in groups]
+        retained = [n for n, g in mine.items() if g["role"] == "retained"]
+        for name in deleted:
+            if world.initial_groups[name]["role"] != "retained" or len(retained) < keep:
+                violations.append(f"{seed}: {name} ({world.initial_groups[name]['role']}) was deleted within retention")
+        template_id = world.templates[seed]
+        numbers = {str(n) for n, _ in versions.get(template_id, [])}
+        for name, group in mine.items():
+            if group["launchTemplateVersion"] not in numbers:
+                violations.append(f"{name} uses deleted version {group['launchTemplateVersion']} of {template_id}")
+    return violations
 
 
 def emulated_amis(emulated: Any) -> list[str]:

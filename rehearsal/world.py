@@ -32,6 +32,10 @@ class World:
     base_images: list[str]
     templates: dict[str, str]  # group name → launch template id
     env: dict[str, str] = field(default_factory=dict)
+    # blue-green targets: configured (seed) group name → its target group ARN
+    target_groups: dict[str, str] = field(default_factory=dict)
+    # every group of a blue-green target when the rehearsal starts, by name (role, image, desired)
+    initial_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _image(ec2_backend: Any, instance_id: str, pipeline: str, created: datetime, tags: dict[str, str]) -> str:
@@ -83,6 +87,7 @@ def build(scenario: dict[str, Any]) -> World:
 
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     templates: dict[str, str] = {}
+    target_groups: dict[str, str] = {}
     stages = []
     history = app_images[-4:]  # the template's versions point at the last four images, newest = default
     for stage in stages_spec:
@@ -97,14 +102,19 @@ def build(scenario: dict[str, Any]) -> World:
                 )
             default = str(len(history))
             ec2.modify_launch_template(LaunchTemplateId=lt["LaunchTemplateId"], DefaultVersion=default)
-            autoscaling.create_auto_scaling_group(
-                AutoScalingGroupName=group,
-                LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": default},
-                MinSize=2,
-                MaxSize=4,
-                DesiredCapacity=2,
-                VPCZoneIdentifier=subnet_id,
-            )
+            if stage.get("strategy") == "blue-green":
+                target_groups[group] = _blue_green_target(
+                    autoscaling, subnet_id, group, lt["LaunchTemplateId"], history, int(stage.get("pastDeployments", 0))
+                )
+            else:
+                autoscaling.create_auto_scaling_group(
+                    AutoScalingGroupName=group,
+                    LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": default},
+                    MinSize=2,
+                    MaxSize=4,
+                    DesiredCapacity=2,
+                    VPCZoneIdentifier=subnet_id,
+                )
             templates[group] = lt["LaunchTemplateId"]
             targets.append({"autoScalingGroupName": group, "launchTemplateId": lt["LaunchTemplateId"]})
         stages.append(
@@ -112,6 +122,7 @@ def build(scenario: dict[str, Any]) -> World:
                 "name": stage["name"],
                 "approval": bool(stage.get("approval")),
                 "waveSize": int(stage.get("waveSize", 1)),
+                "strategy": stage.get("strategy", "rolling"),
                 "targets": targets,
             }
         )
@@ -143,14 +154,30 @@ def build(scenario: dict[str, Any]) -> World:
         Name=BUILD_SOURCE_PARAMETER, Value=json.dumps({"commit": None}), Type="String"
     )
 
-    config = {
+    config: dict[str, Any] = {
         "application": APPLICATION,
         "source": {"type": "codecommit", "repository": "web-app", "branch": "main"},
         "stages": stages,
         "refresh": {"minHealthyPercentage": 90, "instanceWarmupSeconds": 60, **spec.get("refresh", {})},
+        "blueGreen": {"healthTimeoutMinutes": 10, **spec.get("blueGreen", {})},
         "retention": {"keepImages": 3, "keepLaunchTemplateVersions": 3, **spec.get("retention", {})},
     }
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for alarm in config["blueGreen"].get("alarms", []):
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="AWS/ApplicationELB",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=10,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="rehearsal: quiet")
     world = World(config, topic_arn, queue_url, builder_id, app_images, base_images, templates)
+    world.target_groups = target_groups
+    world.initial_groups = groups_of(target_groups)
     world.env = {
         "DEPLOY_CONFIG": json.dumps(config),
         "LOCK_TABLE_NAME": LOCK_TABLE,
@@ -161,6 +188,107 @@ def build(scenario: dict[str, Any]) -> World:
         "APP_PIPELINE_ARN": APP_PIPELINE_ARN,
     }
     return world
+
+
+def _blue_green_target(
+    autoscaling: Any, subnet_id: str, group: str, template_id: str, history: list[str], past: int
+) -> str:
+    """A blue-green target: its target group, the seed group, and `past` earlier blue-green deployments.
+
+    Launch template versions 1..4 use `history` (oldest first). With `past` = N, the seed group runs version
+    4 - N and was retired first (scaled to zero); deployment k (1..N) made `<group>-past-k` on version 4 - N + k;
+    the last one is live, in the target group; the others are retained, scaled to zero. With 0, the seed is live.
+    """
+    if not 0 <= past < len(history):
+        raise ValueError(f"pastDeployments must be 0..{len(history) - 1}, got {past}")
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc_id = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["VpcId"]
+    target_group_arn = boto3.client("elbv2", region_name=REGION).create_target_group(
+        Name=f"{group}-tg"[:32],
+        Protocol="HTTP",
+        Port=80,
+        VpcId=vpc_id,
+        TargetType="instance",
+        HealthCheckPath="/health",
+    )["TargetGroups"][0]["TargetGroupArn"]
+    start = datetime.now(UTC) - timedelta(days=past + 1)
+    names = [group] + [f"{group}-past-{k}" for k in range(1, past + 1)]
+    for index, name in enumerate(names):
+        version = len(history) - past + index
+        live = index == len(names) - 1
+        tags = {"immutable-ami:application": APPLICATION, "immutable-ami:target": group}
+        if index:
+            tags["immutable-ami:execution"] = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:web-app-deploy:past-{index}"
+        if past:  # once a blue-green deployment has happened, every group of the target carries its role
+            tags.update(
+                {
+                    "immutable-ami:role": "live" if live else "retained",
+                    "immutable-ami:role-since": f"{start + timedelta(days=index):%Y-%m-%dT%H:%M:%SZ}",
+                    "immutable-ami:image": history[version - 1],
+                }
+            )
+            if not live:
+                tags["immutable-ami:capacity"] = "2/4/2"
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": template_id, "Version": str(version)},
+            MinSize=2 if live else 0,
+            MaxSize=4 if live else 0,
+            DesiredCapacity=2 if live else 0,
+            VPCZoneIdentifier=subnet_id,
+            HealthCheckType="ELB",
+            HealthCheckGracePeriod=120,
+            TargetGroupARNs=[target_group_arn] if live else [],
+            Tags=[
+                {
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "Key": k,
+                    "Value": v,
+                    "PropagateAtLaunch": False,
+                }
+                for k, v in {**tags, "team": "platform"}.items()
+            ],
+        )
+    return str(target_group_arn)
+
+
+def groups_of(target_groups: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every Auto Scaling group of the blue-green targets, as the invariants and the report read them."""
+    if not target_groups:
+        return {}
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    health = {
+        arn: {
+            d["Target"]["Id"]: d["TargetHealth"]["State"]
+            for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        }
+        for arn in target_groups.values()
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+        for g in page["AutoScalingGroups"]:
+            name = g["AutoScalingGroupName"]
+            tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
+            seed = next((s for s in target_groups if name == s or tags.get("immutable-ami:target") == s), None)
+            if seed is None:
+                continue
+            instances = [i["InstanceId"] for i in g["Instances"]]
+            attached = sorted(g.get("TargetGroupARNs", []))
+            out[name] = {
+                "target": seed,
+                "role": tags.get("immutable-ami:role", "live (untagged seed)" if name == seed else "?"),
+                "image": tags.get("immutable-ami:image"),
+                "launchTemplateVersion": (g.get("LaunchTemplate") or {}).get("Version"),
+                "desired": g["DesiredCapacity"],
+                "instances": len(instances),
+                "inTargetGroup": bool(attached),
+                "healthyTargets": sum(
+                    1 for arn in attached for i in instances if health.get(arn, {}).get(i) == "healthy"
+                ),
+            }
+    return out
 
 
 def _seed_image(ec2: Any) -> str:

@@ -8,6 +8,7 @@ The state machine definition is `statemachine/deploy.asl.json`, loaded as is wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -50,7 +51,14 @@ STEPS: dict[str, tuple[int, int]] = {
     "prune_images": (600, 512),
     "register_wait": (30, 256),
     "relay_event": (30, 256),
+    # blue-green stages
+    "create_green_group": (60, 256),
+    "check_green_group": (30, 256),
+    "shift_traffic": (30, 256),
+    "discard_green": (90, 256),
+    "retire_groups": (60, 256),
 }
+BLUE_GREEN_STEPS = ("create_green_group", "check_green_group", "shift_traffic", "discard_green", "retire_groups")
 
 EC2_READ = [
     "ec2:DescribeImages",
@@ -159,6 +167,25 @@ class DeployWorkflow(Construct):
             f"arn:{Aws.PARTITION}:autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:autoScalingGroup:*:"
             f"autoScalingGroupName/{t.auto_scaling_group_name}"
             for t in self._config.deploy_config().all_targets()
+        ]
+
+    def blue_green_group_arns(self) -> list[str]:
+        """The groups blue-green stages create: named `<configured group>-<deployment>`."""
+        return [
+            f"arn:{Aws.PARTITION}:autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:autoScalingGroup:*:"
+            f"autoScalingGroupName/{t.auto_scaling_group_name}-*"
+            for s in self._config.deploy_config().stages
+            if s.strategy == "blue-green"
+            for t in s.targets
+        ]
+
+    def alarm_arns(self) -> list[str]:
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(
+                service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+            )
+            for name in self._config.deploy_config().blue_green.alarms
         ]
 
     def _launch_with_templates(self) -> list[iam.PolicyStatement]:
@@ -276,6 +303,45 @@ class DeployWorkflow(Construct):
         allow("register_wait", ["autoscaling:DescribeInstanceRefreshes"], ["*"])
         fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
         fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))
+        self._grant_blue_green_permissions(allow, groups, templates)
+
+    def _grant_blue_green_permissions(self, allow: Callable[..., None], seeds: list[str], templates: list[str]) -> None:
+        """Blue-green steps change only the configured (seed) groups and the `<seed>-*` groups they create;
+        deleting is further conditioned on this application's tag, and never allowed on a seed group."""
+        fns = self.functions
+        app = self._config.application
+        created = self.blue_green_group_arns()
+        if not created:  # no blue-green stage: the functions exist (the ASL names them) but may change nothing
+            for step in BLUE_GREEN_STEPS:
+                allow(step, AUTOSCALING_READ, ["*"])
+            return
+        ours = {"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}}
+        for step in BLUE_GREEN_STEPS:
+            allow(step, [*AUTOSCALING_READ, "autoscaling:DescribeLoadBalancerTargetGroups"], ["*"])
+        allow("check_green_group", ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
+        if self.alarm_arns():
+            allow("check_green_group", ["cloudwatch:DescribeAlarms"], self.alarm_arns())
+        allow("create_green_group", ["ec2:DescribeLaunchTemplateVersions"], ["*"])
+        allow(
+            "create_green_group",
+            ["autoscaling:CreateAutoScalingGroup"],
+            created,
+            conditions={"StringEquals": {"aws:RequestTag/immutable-ami:application": app}},
+        )
+        for statement in self._launch_with_templates():
+            fns["create_green_group"].add_to_role_policy(statement)
+        change = [
+            "autoscaling:CreateOrUpdateTags",
+            "autoscaling:UpdateAutoScalingGroup",
+            "autoscaling:AttachLoadBalancerTargetGroups",
+            "autoscaling:DetachLoadBalancerTargetGroups",
+        ]
+        for step in ("create_green_group", "shift_traffic", "discard_green"):
+            allow(step, change, [*seeds, *created])
+        for step in ("discard_green", "retire_groups"):
+            allow(step, ["autoscaling:DeleteAutoScalingGroup"], created, conditions=ours)
+        allow("discard_green", ["ec2:DescribeLaunchTemplateVersions"], ["*"])
+        allow("discard_green", ["ec2:ModifyLaunchTemplate"], templates)
 
     def _acknowledge_findings(self) -> None:
         acknowledge(
@@ -296,12 +362,12 @@ class DeployWorkflow(Construct):
         acknowledge(
             self,
             "A group ARN embeds a random id unknown before creation; the group name pins each configured group",
-            *(
-                wildcard_resource(
-                    arn.replace(Aws.PARTITION, PARTITION).replace(Aws.REGION, REGION).replace(Aws.ACCOUNT_ID, ACCOUNT)
-                )
-                for arn in self.auto_scaling_group_arns()
-            ),
+            *(_as_nag_finds_it(arn) for arn in self.auto_scaling_group_arns()),
+        )
+        acknowledge(
+            self,
+            "Blue-green groups are named <configured group>-<deployment>; deleting them also needs this app's tag",
+            *(_as_nag_finds_it(arn) for arn in self.blue_green_group_arns()),
         )
         acknowledge(
             self,
@@ -383,6 +449,13 @@ class DeployWorkflow(Construct):
             fn.grant_invoke(state_machine)
         self.topic.grant_publish(state_machine)
         return state_machine
+
+
+def _as_nag_finds_it(arn: str) -> str:
+    """The IAM5 finding id of a resource ARN written with the Aws.* pseudo parameters."""
+    return wildcard_resource(
+        arn.replace(Aws.PARTITION, PARTITION).replace(Aws.REGION, REGION).replace(Aws.ACCOUNT_ID, ACCOUNT)
+    )
 
 
 def _checks(timeout_minutes: int, fallback_seconds: int) -> int:

@@ -260,11 +260,35 @@ def test_deregister_image_is_limited_to_this_applications_images(synthesized: Sy
 def test_refresh_steps_may_launch_only_from_configured_templates(synthesized: Synthesized) -> None:
     conditioned = [s for s in _statements(synthesized) if s.get("Sid") == "LaunchOnlyFromConfiguredTemplates"]
 
-    assert len(conditioned) == 2  # start_instance_refresh and rollback
+    assert len(conditioned) == 3  # start_instance_refresh, rollback and create_green_group
     for statement in conditioned:
         templates = json.dumps(statement["Condition"]["ArnLike"]["ec2:LaunchTemplate"])
         for template_id in ("lt-0123456789abcdef0", "lt-0fedcba9876543210", "lt-0aaaabbbbccccdddd"):
             assert template_id in templates
+
+
+def test_blue_green_steps_may_delete_only_groups_they_name_and_tag_never_a_configured_group(
+    synthesized: Synthesized,
+) -> None:
+    # Given the example configuration, whose prod stage (web-app-prod-a, web-app-prod-b) is blue-green
+    deletes = [s for s in _statements(synthesized) if "autoscaling:DeleteAutoScalingGroup" in s["Action"]]
+
+    # Then only discard_green and retire_groups may delete, only `<configured>-*` groups with the app's tag
+    assert len(deletes) == 2
+    for statement in deletes:
+        assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/immutable-ami:application": "web-app"}}
+        resources = json.dumps(statement["Resource"])
+        assert resources.count("autoScalingGroupName/web-app-prod-a-*") == 1
+        assert resources.count("autoScalingGroupName/web-app-prod-b-*") == 1
+        assert not re.search(r"autoScalingGroupName/web-app-[a-z-]*[ab]\"", resources)  # no seed by exact name
+        assert "web-app-test" not in resources  # the rolling stage's group is never a blue-green group
+
+
+def test_green_groups_can_only_be_created_with_the_application_tag(synthesized: Synthesized) -> None:
+    (create,) = [s for s in _statements(synthesized) if s["Action"] == "autoscaling:CreateAutoScalingGroup"]
+
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/immutable-ami:application": "web-app"}}
+    assert "web-app-prod-a-*" in json.dumps(create["Resource"])
 
 
 # -- Triggers --------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ emulated account; its `expect` block and the invariants are checked after each o
 
 Invariants (every scenario): each launch template default points to an existing AMI; no AMI that a
 kept launch template version or a running instance references was deleted; our lock is released;
-exactly one outcome notification, matching the execution's status.
+exactly one outcome notification, matching the execution's status. Blue-green targets: exactly one
+group, healthy, serves each target group; no green group is left; the seed group and every group
+within retention still exist, each with its launch template version.
 """
 
 from __future__ import annotations
@@ -79,6 +81,36 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
         assert template["defaultVersion"] == 4
     if expect.get("foreignLockKept"):
         assert result.other_locks
+    check_blue_green(expect, result)
+
+
+def check_blue_green(expect: dict[str, Any], result: Result) -> None:
+    live = [name for name, g in result.groups.items() if g["inTargetGroup"]]
+    if "liveImage" in expect:
+        (name,) = live
+        image = result.groups[name]["image"]
+        if expect["liveImage"] == "new":
+            assert image is not None
+            assert image not in result.world_images["app"]
+        else:
+            assert image == resolve(expect["liveImage"], result)
+    if "liveGroup" in expect:
+        assert live == [expect["liveGroup"]]
+    if "liveGroupCreated" in expect:
+        assert bool(result.api_calls.get("autoscaling.CreateAutoScalingGroup")) is expect["liveGroupCreated"]
+    if "retainedGroups" in expect:
+        retained = sorted(n for n, g in result.groups.items() if g["role"] == "retained")
+        assert retained == expect["retainedGroups"]
+        assert all(result.groups[n]["instances"] == 0 and not result.groups[n]["inTargetGroup"] for n in retained)
+    if "groupsDeleted" in expect:
+        assert result.groups_deleted == expect["groupsDeleted"]
+    if expect.get("noRefresh"):
+        assert not result.api_calls.get("autoscaling.StartInstanceRefresh")
+    if expect.get("blueUntouched"):
+        # the group that served before still serves, alone, at full size, and no group was left or changed
+        assert live == ["web-app-prod"]
+        assert result.groups["web-app-prod"]["healthyTargets"] == result.groups["web-app-prod"]["desired"] == 2
+        assert sorted(result.groups) == ["web-app-prod"]
 
 
 def test_default_rehearsal_reports_every_field_the_cli_promises() -> None:
