@@ -267,8 +267,8 @@ class Dispatcher:
         if step in self.before:
             self.before[step](event, self.invocations[step])
         faults = self._faults.get(step)
-        if faults:
-            error = faults.pop(0)
+        error = faults.pop(0) if faults else None  # a null entry: this invocation runs normally
+        if error is not None:
             self._events.append(Event(time.time(), f"{step}: Lambda answered {error} (scenario fault)"))
             return {
                 "StatusCode": 200,

@@ -13,6 +13,7 @@ functions accept too. No AWS calls happen here.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ from lambdas.shared.config import (
 from lambdas.shared.config import _Model as Model
 
 CONTEXT_KEY = "immutableAmi"
+# Step Functions fails an execution at 25,000 history events, without running any Catch: blue-green polling
+# may use this much of it; the rest is left to the bake, the rolling stages and the final states.
+BLUE_GREEN_HISTORY_BUDGET = 20_000
+HISTORY_EVENTS_PER_POLL = (
+    9  # Wait (entered, exited), Lambda task (entered, scheduled, started, succeeded, exited), Choice
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -256,6 +263,7 @@ class PipelineConfig(Model):
                         f"stage {stage.name!r} is blue-green, so {target.auto_scaling_group_name!r} names its new "
                         f"groups {prefix}<deployment>; rename the configured group(s) {', '.join(map(repr, clash))}"
                     )
+        self._check_blue_green_history_budget()
         percentages = self.refresh.checkpoint_percentages
         if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
             raise ValueError(
@@ -264,6 +272,28 @@ class PipelineConfig(Model):
         if self.source and self.source.type == "github" and not re.match(r"^[\w.-]+/[\w.-]+$", self.source.repository):
             raise ValueError(f"source.repository must be owner/name for GitHub, got {self.source.repository!r}")
         return self
+
+    def _check_blue_green_history_budget(self) -> None:
+        """Blue-green waits are polled (target health has no event): bound them under Step Functions' history cap.
+
+        Worst case per target: a health check every `refresh.pollIntervalSeconds` for the whole health timeout
+        plus the soak, each costing a Wait, a Lambda task and a Choice (HISTORY_EVENTS_PER_POLL events). Every
+        target of an execution writes into the same history, so the sum over all blue-green targets must fit.
+        """
+        targets = sum(len(s.targets) for s in self.stages if s.strategy == "blue-green")
+        if not targets:
+            return
+        seconds = self.blue_green.health_timeout_minutes * 60 + self.blue_green.soak_seconds
+        polls = math.ceil(seconds / max(self.refresh.poll_interval_seconds, 1))
+        events = targets * polls * HISTORY_EVENTS_PER_POLL
+        if events > BLUE_GREEN_HISTORY_BUDGET:
+            raise ValueError(
+                f"blue-green stages could write {events:,} history events ({targets} target(s) x {polls} health "
+                f"checks of {HISTORY_EVENTS_PER_POLL} events: (blueGreen.healthTimeoutMinutes x 60 + "
+                f"blueGreen.soakSeconds) / refresh.pollIntervalSeconds), above the {BLUE_GREEN_HISTORY_BUDGET:,} this "
+                "pipeline allows within Step Functions' 25,000 per execution; raise refresh.pollIntervalSeconds or "
+                "lower the timeout or soak"
+            )
 
     def deploy_config(self) -> DeployConfig:
         """The part the Lambda functions need, as the model they parse."""

@@ -318,7 +318,8 @@ class DeployWorkflow(Construct):
         ours = {"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}}
         for step in BLUE_GREEN_STEPS:
             allow(step, [*AUTOSCALING_READ, "autoscaling:DescribeLoadBalancerTargetGroups"], ["*"])
-        allow("check_green_group", ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
+        for step in ("check_green_group", "discard_green"):  # discard waits for a restored blue to serve
+            allow(step, ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
         if self.alarm_arns():
             allow("check_green_group", ["cloudwatch:DescribeAlarms"], self.alarm_arns())
         allow("create_green_group", ["ec2:DescribeLaunchTemplateVersions"], ["*"])
@@ -337,7 +338,8 @@ class DeployWorkflow(Construct):
             "autoscaling:DetachLoadBalancerTargetGroups",
         ]
         for step in ("create_green_group", "shift_traffic", "discard_green"):
-            allow(step, change, [*seeds, *created])
+            allow(step, change, seeds)  # the configured groups, which may carry none of our tags yet
+            allow(step, change, created, conditions=ours)
         for step in ("discard_green", "retire_groups"):
             allow(step, ["autoscaling:DeleteAutoScalingGroup"], created, conditions=ours)
         allow("discard_green", ["ec2:DescribeLaunchTemplateVersions"], ["*"])

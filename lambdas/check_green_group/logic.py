@@ -17,12 +17,11 @@ from typing import Protocol
 from check_green_group.models import CheckGreenGroupInput, CheckGreenGroupOutput, Verdict
 
 from shared.aws.autoscaling import ScalingActivity
-from shared.aws.elbv2 import TargetHealth
 from shared.aws.groups import GroupDetails
-from shared.blue_green import timestamp
+from shared.blue_green import TargetHealthReader, serving_health, timestamp
 from shared.config import DeployConfig
 from shared.observability import logger
-from shared.reasons import listed, target_group_name
+from shared.reasons import listed
 from shared.targets import require_target_strategy
 
 
@@ -30,10 +29,6 @@ class GreenReader(Protocol):
     def describe(self, name: str) -> GroupDetails | None: ...
 
     def scaling_activities(self, group_name: str, since: datetime) -> list[ScalingActivity]: ...
-
-
-class TargetHealthReader(Protocol):
-    def target_health(self, target_group_arn: str) -> list[TargetHealth]: ...
 
 
 class AlarmReader(Protocol):
@@ -46,41 +41,6 @@ def _aware(moment: datetime) -> datetime:
 
 def _failed_launches(activities: Sequence[ScalingActivity]) -> list[ScalingActivity]:
     return sorted((a for a in activities if a.failed_launch), key=lambda a: a.start_time)
-
-
-def _health(
-    group: GroupDetails, expected_target_groups: Sequence[str], load_balancing: TargetHealthReader
-) -> tuple[int, int, list[str]]:
-    """(instances InService and Healthy, instances healthy in every target group, what is still missing)."""
-    in_service = [i.instance_id for i in group.instances if i.lifecycle_state == "InService"]
-    in_service_healthy = sum(
-        1 for i in group.instances if i.lifecycle_state == "InService" and i.health_status == "Healthy"
-    )
-    waiting = [
-        f"not attached to {target_group_name(arn)} yet"
-        for arn in expected_target_groups
-        if arn not in group.target_group_arns
-    ]
-    healthy_everywhere = set(in_service)
-    for arn in group.target_group_arns:
-        name = target_group_name(arn)
-        by_instance: dict[str, list[TargetHealth]] = {}
-        for health in load_balancing.target_health(arn):
-            by_instance.setdefault(health.target_id, []).append(health)
-        for instance_id in in_service:
-            entries = by_instance.get(instance_id, [])
-            if not entries:
-                waiting.append(f"{instance_id} not registered yet in {name}")
-                healthy_everywhere.discard(instance_id)
-            for entry in entries:
-                if entry.state != "healthy":
-                    detail = f" ({entry.reason})" if entry.reason else ""
-                    waiting.append(f"{instance_id} {entry.state} in {name}{detail}")
-                    healthy_everywhere.discard(instance_id)
-    desired = group.capacity.desired
-    if in_service_healthy < desired:
-        waiting.insert(0, f"{in_service_healthy} of {desired} instance(s) InService and Healthy")
-    return in_service_healthy, len(healthy_everywhere), waiting
 
 
 def run(
@@ -133,7 +93,7 @@ def run(
             desired=group.capacity.desired,
         )
 
-    in_service, healthy_targets, waiting = _health(group, green.target_group_arns, load_balancing)
+    in_service, healthy_targets, waiting = serving_health(group, green.target_group_arns, load_balancing)
     counts = (in_service, healthy_targets)
     desired = group.capacity.desired
     if waiting:

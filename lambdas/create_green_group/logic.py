@@ -24,12 +24,14 @@ from shared import tags
 from shared.aws.groups import Capacity, GroupDetails, Tag
 from shared.blue_green import (
     GREEN,
+    RETAINED,
     GroupWriter,
     TargetGroups,
     TemplateReader,
     capacity_to_restore,
     green_group_name,
     group_image,
+    launched_version,
     parse_timestamp,
     role_since,
     timestamp,
@@ -64,6 +66,8 @@ def _output(
     created_at: datetime,
     reused: bool = False,
     already_live: bool = False,
+    blue_version: int | None = None,
+    blue_image: str | None = None,
 ) -> GreenGroup:
     return GreenGroup(
         blue_group_name=blue.name,
@@ -74,6 +78,8 @@ def _output(
         target_group_arns=list(blue.target_group_arns),
         created_at=created_at.replace(microsecond=0),
         dry_run=request.dry_run,
+        blue_launch_template_version=blue_version,
+        blue_image_id=blue_image,
     )
 
 
@@ -113,9 +119,11 @@ def _reuse(
         },
     )
     if not request.dry_run:
-        groups.tag(
-            group.name, {tags.ROLE: GREEN, tags.ROLE_SINCE: timestamp(created_at), tags.EXECUTION: request.execution_id}
-        )
+        marks = {tags.ROLE: GREEN, tags.ROLE_SINCE: timestamp(created_at), tags.EXECUTION: request.execution_id}
+        if group.tag(tags.ROLE) == RETAINED and group.tag(tags.ROLE_SINCE):
+            # Should this rollback fail, the group goes back to the same place in the retention order.
+            marks[tags.RETAINED_SINCE] = str(group.tag(tags.ROLE_SINCE))
+        groups.tag(group.name, marks)
         if restore is not None:
             groups.set_capacity(group.name, restore)
         if missing:
@@ -152,9 +160,44 @@ def run(
             f"target {configured}: no live group (no group tagged {tags.ROLE}=live and no untagged seed group "
             f"{configured!r})"
         )
-    green_name = green_group_name(configured, request.execution_id)
+    require_shiftable(blue)
+    blue_version = launched_version(
+        blue, published=request.launch_template_version, previous_default=request.previous_version
+    )
+    blue_image = group_image(blue, templates, blue_version)
+    green = _green(request, config, target, blue, blue_image, groups, now)
+    return green.model_copy(update={"blue_launch_template_version": blue_version, "blue_image_id": blue_image})
 
-    if group_image(blue, templates) == request.ami_id:
+
+def require_shiftable(blue: GroupDetails) -> None:
+    """Blue-green moves traffic by target groups: refuse a live group served any other way (or not at all),
+    since green would never receive its traffic while blue would still be retired."""
+    classic = list(blue.description.get("LoadBalancerNames") or [])
+    others = [s.get("Identifier", "") for s in blue.description.get("TrafficSources") or [] if s.get("Type") != "elbv2"]
+    if classic or others:
+        raise BlueGreenConflict(
+            f"live group {blue.name} also receives traffic from {', '.join(classic + others)} (Classic Load Balancer "
+            "or VPC Lattice); blue-green moves only ELBv2 target groups: use the rolling strategy for this target"
+        )
+    if not blue.target_group_arns:
+        raise BlueGreenConflict(
+            f"live group {blue.name} is in no target group: blue-green has no traffic to move; attach it to its "
+            "target groups, or use the rolling strategy for this target"
+        )
+
+
+def _green(
+    request: CreateGreenGroupInput,
+    config: DeployConfig,
+    target: TargetGroups,
+    blue: GroupDetails,
+    blue_image: str | None,
+    groups: GreenGroups,
+    now: datetime,
+) -> GreenGroup:
+    configured = request.target.auto_scaling_group_name
+    green_name = green_group_name(configured, request.execution_id)
+    if blue_image == request.ami_id:
         logger.info(f"live group {blue.name} already runs {request.ami_id}: nothing to do")
         return _output(request, blue, blue.name, capacity=blue.capacity, created_at=now, already_live=True)
 
@@ -165,8 +208,14 @@ def run(
     if ours:  # a retained group this execution started to bring back: finish it
         return _reuse(request, blue, ours[0], groups, now)
     for other in target.with_role(GREEN):
+        if other.target_group_arns:
+            raise BlueGreenConflict(
+                f"green group {other.name} of an earlier execution ({other.tag(tags.EXECUTION)}) is still in the "
+                f"target groups beside {blue.name}: delete it (or tag it {tags.ROLE}=live and retire {blue.name}) "
+                "before deploying again"
+            )
         logger.warning(
-            "another green group of this target is left from an earlier execution",
+            "another green group of this target is left from an earlier execution (in no target group)",
             extra={"group": other.name, "execution": other.tag(tags.EXECUTION)},
         )
     reusable = [g for g in target.retained_newest_first() if g.tag(tags.IMAGE) == request.ami_id]

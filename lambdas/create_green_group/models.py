@@ -24,6 +24,8 @@ class CreateGreenGroupInput(_Model):
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
     # The version publish_launch_template_version just made: green launches exactly this number.
     launch_template_version: int = Field(ge=1)
+    # The template's default before that publish: what a blue group on "$Default" has been launching.
+    previous_version: int | None = Field(default=None, ge=1)
 
 
 class GreenGroup(_Model):
@@ -40,3 +42,7 @@ class GreenGroup(_Model):
     # When green was created (or reused): health timeout and failed launches count from here.
     created_at: datetime = Field(strict=False)
     dry_run: bool
+    # What blue launched before this deployment (its version as a number, "$Default"/"$Latest" resolved as they
+    # were before the publish) and that version's AMI: shift_traffic pins a retired seed to it, tags it with it.
+    blue_launch_template_version: int | None = None
+    blue_image_id: str | None = None

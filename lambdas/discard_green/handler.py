@@ -9,6 +9,7 @@ from discard_green import logic
 from discard_green.models import DiscardGreenInput
 
 from shared import clock
+from shared.aws.elbv2 import LoadBalancing
 from shared.aws.groups import BlueGreenGroups
 from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config
@@ -28,10 +29,15 @@ def launch_templates() -> LaunchTemplates:
     return LaunchTemplates()
 
 
+@cache
+def load_balancing() -> LoadBalancing:
+    return LoadBalancing()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, DiscardGreenInput)
-    output = logic.run(request, CONFIG, groups(), launch_templates(), now=clock.now())
+    output = logic.run(request, CONFIG, groups(), launch_templates(), load_balancing(), now=clock.now())
     logger.info("green discarded", extra={**output.model_dump(by_alias=True), "dryRun": request.dry_run})
     return output.model_dump(by_alias=True, mode="json")

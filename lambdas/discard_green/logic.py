@@ -2,7 +2,9 @@
 green goes away, the launch template default goes back. Idempotent; a dry run changes nothing.
 
 Blue first: if a failed shift took it out of its target groups (or parked it), it is attached back, scaled
-back up from its CAPACITY tag and tagged live before green is touched. Green is found by name and by this
+back up from its CAPACITY tag and tagged live, and green stays until blue serves again (healthy in every
+target group): the step answers `done: false` and the state machine calls it again after a wait, for at most
+`blueGreen.healthTimeoutMinutes` (then RollbackFailed, with both groups serving). Green is found by name and by this
 execution's EXECUTION tag (a create that crashed before answering leaves `green` null):
 - a group this execution created (the deterministic green name, our tags): DeleteAutoScalingGroup with
   ForceDelete (AWS deregisters and terminates its instances);
@@ -31,15 +33,17 @@ from shared.blue_green import (
     RETAINED,
     GroupWriter,
     TargetGroups,
-    capacity_to_restore,
+    TargetHealthReader,
     green_group_name,
     is_ours,
     park,
+    serving_health,
     timestamp,
 )
 from shared.config import DeployConfig
 from shared.errors import LaunchTemplateNotFound, RollbackFailed
 from shared.observability import logger
+from shared.reasons import listed
 from shared.targets import require_target_strategy
 
 
@@ -80,30 +84,35 @@ def _active(groups: DiscardGroups, name: str) -> list[str]:
 
 def _restore_blue(
     request: DiscardGreenInput, green: GreenGroup, target: TargetGroups, groups: DiscardGroups, now: datetime
-) -> bool:
+) -> tuple[GroupDetails | None, bool]:
+    """Put blue back the way it served before this execution: in its target groups, at its recorded size,
+    tagged live. Returns (blue, whether anything had to be put back). Blue was the live group when green
+    was created, so a blue detached, parked or tagged retained now is this execution's doing (a failed shift)."""
     blue = target.named(green.blue_group_name) or groups.describe(green.blue_group_name)
     if blue is None or blue.deleting:
         logger.warning("blue group does not exist: nothing to restore", extra={"blue": green.blue_group_name})
-        return False
+        return None, False
     active = set(_active(groups, blue.name))
     missing = [arn for arn in green.target_group_arns if arn not in active]
-    if not missing:
-        return False  # blue never left its target groups: untouched
+    # Only a size our shift recorded before parking it: a blue the user keeps at zero stays at zero.
+    capacity = Capacity.from_tag(blue.tag(tags.CAPACITY)) if blue.capacity.max_size == 0 else None
+    retagged = blue.tag(tags.ROLE) not in (None, LIVE)
+    if not (missing or capacity or retagged):
+        return blue, False  # untouched
     dry_run = request.dry_run
-    _note(dry_run, "attach blue back to its target groups", blue=blue.name, targetGroupArns=missing)
-    if not dry_run:
-        groups.attach_target_groups(blue.name, missing)
-    desired = green.desired_capacity
-    capacity = capacity_to_restore(blue, fallback=Capacity(desired, desired, desired))
+    if missing:
+        _note(dry_run, "attach blue back to its target groups", blue=blue.name, targetGroupArns=missing)
+        if not dry_run:
+            groups.attach_target_groups(blue.name, missing)
     if capacity is not None:
         _note(dry_run, "scale blue back up", blue=blue.name, capacity=capacity.tag_value())
         if not dry_run:
             groups.set_capacity(blue.name, capacity)
-    if blue.tag(tags.ROLE) not in (None, LIVE):
+    if retagged:
         _note(dry_run, "tag blue live again", blue=blue.name)
         if not dry_run:
             groups.tag(blue.name, {tags.ROLE: LIVE, tags.ROLE_SINCE: timestamp(now)})
-    return True
+    return blue, True
 
 
 def _this_executions_greens(
@@ -157,7 +166,7 @@ def _discard(
     park(groups, group, config.blue_green.old_group, dry_run=dry_run)
     _note(dry_run, "tag the reused group retained again", group=group.name)
     if not dry_run:
-        groups.tag(group.name, {tags.ROLE: RETAINED, tags.ROLE_SINCE: timestamp(now)})
+        groups.tag(group.name, {tags.ROLE: RETAINED, tags.ROLE_SINCE: group.tag(tags.RETAINED_SINCE) or timestamp(now)})
     outcome.green_retained = True
 
 
@@ -183,6 +192,7 @@ def run(
     config: DeployConfig,
     groups: DiscardGroups,
     templates: DefaultVersionStore,
+    load_balancing: TargetHealthReader,
     *,
     now: datetime,
 ) -> DiscardGreenOutput:
@@ -193,13 +203,21 @@ def run(
         )
     outcome = _Outcome()
     green = request.green
+    restoring_since = request.restoring_since
     if green is not None and (green.already_live or green.green_group_name == green.blue_group_name):
         logger.info("blue already ran the AMI: no green group to discard", extra={"blue": green.blue_group_name})
     else:
         configured = request.target.auto_scaling_group_name
         target = TargetGroups.of(groups.groups_of_target(config.application, configured), configured)
+        blue = None
         if green is not None:
-            outcome.blue_restored = _restore_blue(request, green, target, groups, now)
+            blue, outcome.blue_restored = _restore_blue(request, green, target, groups, now)
+        if outcome.blue_restored or restoring_since is not None:
+            restoring_since = restoring_since or now
+            now_blue = groups.describe(blue.name) if blue is not None else None  # as it is after the restore
+            waiting = _blue_not_serving(now_blue, green, load_balancing) if now_blue is not None and green else []
+            if waiting and not request.dry_run:
+                return _still_restoring(request, config, restoring_since, now, waiting)
         greens, deleting = _this_executions_greens(request, target, groups)
         outcome.green_deleted = deleting
         for group in greens:
@@ -210,6 +228,39 @@ def run(
     return DiscardGreenOutput(
         green_deleted=outcome.green_deleted,
         green_retained=outcome.green_retained,
-        blue_restored=outcome.blue_restored,
+        blue_restored=outcome.blue_restored or restoring_since is not None,
         default_version=default,
+        done=True,
+        restoring_since=restoring_since,
+    )
+
+
+def _blue_not_serving(blue: GroupDetails, green: GreenGroup, load_balancing: TargetHealthReader) -> list[str]:
+    """What keeps a restored blue from serving: unless this is empty, removing green would leave no one serving."""
+    in_service, healthy_targets, waiting = serving_health(blue, green.target_group_arns, load_balancing)
+    desired = blue.capacity.desired
+    if in_service >= desired and healthy_targets >= desired and not waiting:
+        return []
+    return waiting or [f"{healthy_targets} of {desired} instance(s) healthy in every target group"]
+
+
+def _still_restoring(
+    request: DiscardGreenInput, config: DeployConfig, since: datetime, now: datetime, waiting: list[str]
+) -> DiscardGreenOutput:
+    bound = config.blue_green.health_timeout_minutes * 60
+    blue = request.green.blue_group_name if request.green else "blue"
+    if (now - since).total_seconds() >= bound:
+        raise RollbackFailed(
+            f"{blue} was put back into its target groups at {timestamp(since)} but is still not serving after "
+            f"{bound // 60} minutes ({listed(waiting)}); green keeps serving beside it: check both groups by hand"
+        )
+    logger.info("waiting for blue to serve again before green goes", extra={"blue": blue, "waiting": waiting})
+    return DiscardGreenOutput(
+        green_deleted=False,
+        green_retained=False,
+        blue_restored=True,
+        default_version=None,
+        done=False,
+        restoring_since=since,
+        reason=f"waiting for {blue} to serve again: {listed(waiting)}",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from create_green_group.models import GreenGroup
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -33,6 +35,9 @@ class DiscardGreenInput(_Model):
     previous_version: int | None = Field(default=None, ge=1)  # the launch template default before publish
     new_version: int | None = Field(default=None, ge=1)  # the version publish made default
     error: StepError | None = None
+    # Set by this step's previous call when it had to put blue back (a failed shift): since then green keeps
+    # serving until blue is healthy again in every target group, for at most blueGreen.healthTimeoutMinutes.
+    restoring_since: datetime | None = Field(default=None, strict=False)
 
 
 class DiscardGreenOutput(_Model):
@@ -40,3 +45,7 @@ class DiscardGreenOutput(_Model):
     green_retained: bool  # a reused retained group was taken out of the target groups and retained again
     blue_restored: bool  # blue was attached back / scaled back up / tagged live again
     default_version: int | None  # the launch template default after this step; null when no version was given
+    # False while a restored blue is not serving yet: the state machine waits and calls again; green still serves.
+    done: bool = True
+    restoring_since: datetime | None = None
+    reason: str = ""

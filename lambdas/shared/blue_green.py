@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from shared import tags
+from shared.aws.elbv2 import TargetHealth
 from shared.aws.groups import Capacity, GroupDetails
 from shared.aws.launch_templates import TemplateVersion
 from shared.errors import BlueGreenConflict, InvalidInput, LaunchTemplateNotFound
 from shared.observability import logger
+from shared.reasons import target_group_name
 
 LIVE = "live"
 GREEN = "green"
@@ -39,6 +41,10 @@ class TemplateReader(Protocol):
     def default_version(self, template_id: str) -> TemplateVersion: ...
 
     def list_versions(self, template_id: str) -> list[TemplateVersion]: ...
+
+
+class TargetHealthReader(Protocol):
+    def target_health(self, target_group_arn: str) -> list[TargetHealth]: ...
 
 
 class GroupWriter(Protocol):
@@ -149,16 +155,32 @@ def template_image(templates: TemplateReader, template_id: str, version: str | N
     return chosen.image_id
 
 
-def group_image(group: GroupDetails, templates: TemplateReader) -> str | None:
-    """The AMI a group runs: its IMAGE tag, else (the seed, before we tag it) its launch template version's AMI.
-    None when neither says (no launch template, or the version is gone)."""
+def launched_version(group: GroupDetails, *, published: int, previous_default: int | None) -> int | None:
+    """The version number a group has been launching before this deployment published `published`.
+
+    "$Default" (or none) was the previous default; "$Latest" was the version before the one just published:
+    after the publish both name the new version, which blue has never run. None without a launch template.
+    """
+    version = group.launch_template_version
+    if group.launch_template_id is None:
+        return None
+    if version in (None, "", "$Default"):
+        return previous_default
+    if version == "$Latest":
+        return published - 1 if published > 1 else None
+    return int(version) if version.isdigit() else None
+
+
+def group_image(group: GroupDetails, templates: TemplateReader, version: int | None) -> str | None:
+    """The AMI a group runs: its IMAGE tag, else (the seed, before we tag it) the AMI of `version` of its
+    template (see `launched_version`). None when neither says (no template, or the version is gone)."""
     tagged = group.tag(tags.IMAGE)
     if tagged:
         return tagged
-    if group.launch_template_id is None:
+    if group.launch_template_id is None or version is None:
         return None
     try:
-        return template_image(templates, group.launch_template_id, group.launch_template_version)
+        return template_image(templates, group.launch_template_id, str(version))
     except LaunchTemplateNotFound as exc:
         logger.warning("cannot tell which AMI the group runs", extra={"group": group.name, "error": str(exc)})
         return None
@@ -184,3 +206,39 @@ def park(groups: GroupWriter, group: GroupDetails, old_group: OldGroup, *, dry_r
         extra={"group": group.name, "capacity": group.capacity.tag_value()},
     )
     return True
+
+
+def serving_health(
+    group: GroupDetails, expected_target_groups: Sequence[str], load_balancing: TargetHealthReader
+) -> tuple[int, int, list[str]]:
+    """(instances InService and Healthy, instances healthy in every target group, what is still missing): a group
+    serves when both counts reach its desired capacity and nothing is missing."""
+    in_service = [i.instance_id for i in group.instances if i.lifecycle_state == "InService"]
+    in_service_healthy = sum(
+        1 for i in group.instances if i.lifecycle_state == "InService" and i.health_status == "Healthy"
+    )
+    waiting = [
+        f"not attached to {target_group_name(arn)} yet"
+        for arn in expected_target_groups
+        if arn not in group.target_group_arns
+    ]
+    healthy_everywhere = set(in_service)
+    for arn in group.target_group_arns:
+        name = target_group_name(arn)
+        by_instance: dict[str, list[TargetHealth]] = {}
+        for health in load_balancing.target_health(arn):
+            by_instance.setdefault(health.target_id, []).append(health)
+        for instance_id in in_service:
+            entries = by_instance.get(instance_id, [])
+            if not entries:
+                waiting.append(f"{instance_id} not registered yet in {name}")
+                healthy_everywhere.discard(instance_id)
+            for entry in entries:
+                if entry.state != "healthy":
+                    detail = f" ({entry.reason})" if entry.reason else ""
+                    waiting.append(f"{instance_id} {entry.state} in {name}{detail}")
+                    healthy_everywhere.discard(instance_id)
+    desired = group.capacity.desired
+    if in_service_healthy < desired:
+        waiting.insert(0, f"{in_service_healthy} of {desired} instance(s) InService and Healthy")
+    return in_service_healthy, len(healthy_everywhere), waiting

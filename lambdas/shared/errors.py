@@ -84,3 +84,8 @@ class BlueGreenConflict(DeployError):
     """The groups of a blue-green target are not in a state this deployment can act on safely: more than one
     live group, a green group name taken by another execution, or a green that is not attached where blue is.
     Nothing is guessed; a person decides."""
+
+
+class GroupBusy(DeployError):
+    """An Auto Scaling group cannot be changed right now (ScalingActivityInProgress, ResourceInUse,
+    ResourceContention): the state machine retries the step with backoff."""

@@ -20,3 +20,4 @@ ROLE = "immutable-ami:role"
 ROLE_SINCE = "immutable-ami:role-since"  # ISO 8601 UTC time the role was set: retention keeps the newest retained
 IMAGE = "immutable-ami:image"  # the AMI the group's launch template version uses
 CAPACITY = "immutable-ami:capacity"  # "min/max/desired" before it was scaled to zero, to scale a rollback back
+RETAINED_SINCE = "immutable-ami:retained-since"  # ROLE_SINCE of a retained group brought back: its place in retention

@@ -10,7 +10,6 @@ from shift_traffic.models import ShiftTrafficInput
 
 from shared import clock
 from shared.aws.groups import BlueGreenGroups
-from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
@@ -23,16 +22,11 @@ def groups() -> BlueGreenGroups:
     return BlueGreenGroups()
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = parse_step_input(event, ShiftTrafficInput)
-    output = logic.run(request, CONFIG, groups(), launch_templates(), now=clock.now())
+    output = logic.run(request, CONFIG, groups(), now=clock.now())
     logger.info(
         "traffic shift step",
         extra={

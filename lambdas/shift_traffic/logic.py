@@ -4,9 +4,11 @@ Green already serves in every target group (it was created in them), so shifting
 1. DetachLoadBalancerTargetGroups for every target group blue is still in (Adding/Added/InService), but
    only once green is attached to each of them: blue is never detached from a target group green is not in.
 2. While an attachment is Removing (instances draining for the deregistration delay): not done yet.
-3. Then retire blue: the untagged seed gets our APPLICATION/TARGET/IMAGE tags (so a rollback can find it);
-   with `oldGroup: scale-to-zero` its capacity is recorded (CAPACITY) and it is scaled to zero; it is
-   tagged retained and green live.
+3. Then retire blue: the seed gets our APPLICATION/TARGET tags, and blue without an IMAGE tag gets the AMI it
+   ran (create_green_group worked it out before the publish), so a rollback can find it; a blue on
+   "$Default"/"$Latest" is pinned to the version number it ran, so bringing it back launches that AMI, not the
+   new one; with `oldGroup: scale-to-zero` its capacity is recorded (CAPACITY) and it is scaled to zero; it
+   is tagged retained and green live.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from shared.blue_green import (
     REMOVING,
     RETAINED,
     GroupWriter,
-    TemplateReader,
-    group_image,
     park,
     timestamp,
 )
@@ -42,6 +42,8 @@ class ShiftGroups(GroupWriter, Protocol):
     def target_group_attachments(self, name: str) -> list[TargetGroupAttachment]: ...
 
     def detach_target_groups(self, name: str, target_group_arns: Sequence[str]) -> None: ...
+
+    def pin_version(self, group: GroupDetails, version: int) -> None: ...
 
 
 def _active(attachments: Sequence[TargetGroupAttachment]) -> list[str]:
@@ -62,7 +64,6 @@ def _retire_blue(
     request: ShiftTrafficInput,
     config: DeployConfig,
     groups: ShiftGroups,
-    templates: TemplateReader,
     green: GroupDetails,
     now: datetime,
 ) -> None:
@@ -76,10 +77,12 @@ def _retire_blue(
     blue_tags: dict[str, str] = {}
     if blue.name == configured:  # the seed, retired for the first time: it may carry none of our tags yet
         blue_tags = {tags.APPLICATION: config.application, tags.TARGET: configured}
-    if not blue.tag(tags.IMAGE):
-        image = group_image(blue, templates)
-        if image:
-            blue_tags[tags.IMAGE] = image
+    if not blue.tag(tags.IMAGE) and request.green.blue_image_id:
+        blue_tags[tags.IMAGE] = request.green.blue_image_id
+    ran = request.green.blue_launch_template_version
+    if ran is not None and not (blue.launch_template_version or "").isdigit():
+        logger.info("pinning the retired group to the version it ran", extra={"group": blue.name, "version": ran})
+        groups.pin_version(blue, ran)
     park(groups, blue, config.blue_green.old_group, dry_run=False)
     since = timestamp(now)
     groups.tag(blue.name, {**blue_tags, tags.ROLE: RETAINED, tags.ROLE_SINCE: since})
@@ -93,7 +96,6 @@ def run(
     request: ShiftTrafficInput,
     config: DeployConfig,
     groups: ShiftGroups,
-    templates: TemplateReader,
     *,
     now: datetime,
 ) -> ShiftTrafficOutput:
@@ -143,5 +145,5 @@ def run(
     if draining:
         logger.info("blue's instances are draining", extra={"blue": green_in.blue_group_name, "removing": draining})
         return output(False)
-    _retire_blue(request, config, groups, templates, green, now)
+    _retire_blue(request, config, groups, green, now)
     return output(True)

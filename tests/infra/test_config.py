@@ -97,6 +97,15 @@ def test_defaults_are_the_safe_ones() -> None:
         (with_("retention.keepGroups", -1), "retention.keepGroups must be >= 0, got -1"),
         (with_("blueGreen.healthTimeoutMinutes", 1), "blueGreen.healthTimeoutMinutes must be >= 5, got 1"),
         (
+            {
+                **MINIMAL,
+                "stages": [{**MINIMAL["stages"][0], "strategy": "blue-green"}],
+                "blueGreen": {"soakSeconds": 86400},
+                "refresh": {"pollIntervalSeconds": 10},
+            },
+            "blue-green stages could write 79,380 history events (1 target(s) x 8820 health checks",
+        ),
+        (
             with_(
                 "stages",
                 [

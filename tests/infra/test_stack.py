@@ -284,6 +284,18 @@ def test_blue_green_steps_may_delete_only_groups_they_name_and_tag_never_a_confi
         assert "web-app-test" not in resources  # the rolling stage's group is never a blue-green group
 
 
+def test_blue_green_changes_to_groups_named_like_green_need_the_application_tag(synthesized: Synthesized) -> None:
+    changes = [s for s in _statements(synthesized) if "autoscaling:DetachLoadBalancerTargetGroups" in s["Action"]]
+
+    # create, shift and discard: one statement on the configured groups, one on `<configured>-*`
+    assert len(changes) == 6
+    for statement in changes:
+        if "web-app-prod-a-*" in json.dumps(statement["Resource"]):
+            assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/immutable-ami:application": "web-app"}}
+        else:
+            assert "-*" not in json.dumps(statement["Resource"])
+
+
 def test_green_groups_can_only_be_created_with_the_application_tag(synthesized: Synthesized) -> None:
     (create,) = [s for s in _statements(synthesized) if s["Action"] == "autoscaling:CreateAutoScalingGroup"]
 

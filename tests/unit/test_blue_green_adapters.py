@@ -13,7 +13,7 @@ from shared import tags
 from shared.aws.alarms import Alarms
 from shared.aws.groups import BlueGreenGroups, Capacity, GroupDetails, Tag
 from shared.blue_green import TargetGroups, parse_timestamp, timestamp
-from shared.errors import AutoScalingGroupNotFound
+from shared.errors import AutoScalingGroupNotFound, GroupBusy
 from tests.conftest import REGION
 
 CREATED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -100,6 +100,19 @@ def test_group_changes_on_a_missing_group_raise_auto_scaling_group_not_found() -
             groups.set_capacity("gone", Capacity(0, 0, 0))
         # And deleting a group that is already gone is an outcome, not an error
         assert groups.delete("gone") is False
+
+
+@pytest.mark.parametrize("code", ["ScalingActivityInProgress", "ResourceInUse", "ResourceContention"])
+def test_a_busy_group_raises_the_error_the_state_machine_retries(code: str) -> None:
+    client = boto3.client("autoscaling", region_name=REGION)
+    with Stubber(client) as stub:
+        stub.add_client_error("delete_auto_scaling_group", service_error_code=code, service_message="busy")
+        stub.add_client_error("update_auto_scaling_group", service_error_code=code, service_message="busy")
+        groups = BlueGreenGroups(client)
+        with pytest.raises(GroupBusy, match=code):
+            groups.delete("web-app-prod-run-1")
+        with pytest.raises(GroupBusy, match=code):
+            groups.set_capacity("web-app-prod", Capacity(0, 0, 0))
 
 
 def test_target_groups_are_attached_ten_per_call() -> None:

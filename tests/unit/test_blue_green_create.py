@@ -18,6 +18,7 @@ from shared.config import Target
 from shared.errors import AutoScalingGroupNotFound, BlueGreenConflict, InvalidInput
 from tests.unit.blue_green_fleet import (
     AMI_NEW,
+    AMI_OLD,
     APP,
     EXECUTION,
     GREEN,
@@ -47,7 +48,12 @@ class AwsLikeGroups(BlueGreenGroups):
 
 def create_request(fleet: Fleet, *, ami: str = AMI_NEW, dry_run: bool = False) -> CreateGreenGroupInput:
     return CreateGreenGroupInput(
-        execution_id=EXECUTION, dry_run=dry_run, target=fleet.target, ami_id=ami, launch_template_version=2
+        execution_id=EXECUTION,
+        dry_run=dry_run,
+        target=fleet.target,
+        ami_id=ami,
+        launch_template_version=2,
+        previous_version=1,
     )
 
 
@@ -56,6 +62,53 @@ def create(fleet: Fleet, *, ami: str = AMI_NEW, dry_run: bool = False) -> dict[s
         create_request(fleet, ami=ami, dry_run=dry_run), fleet.config, fleet.groups, fleet.templates, now=NOW
     )
     return output.model_dump(by_alias=True, mode="json")
+
+
+@pytest.mark.parametrize("version", ["$Default", "$Latest"])
+def test_a_seed_on_a_moving_version_counts_as_running_what_it_ran_before_the_publish(
+    fleet: Fleet, version: str
+) -> None:
+    # Given a seed on "$Default"/"$Latest", and the publish made version 2 (AMI_NEW) the default and latest
+    fleet.create_group(SEED, version=version)
+    fleet.ec2.modify_launch_template(LaunchTemplateId=fleet.template_id, DefaultVersion="2")
+    # When green is created for AMI_NEW
+    output = create(fleet)
+    # Then blue is not taken for already running AMI_NEW: green is created, and blue's version and AMI are known
+    assert output["alreadyLive"] is False
+    assert output["greenGroupName"] == GREEN
+    assert (output["blueLaunchTemplateVersion"], output["blueImageId"]) == (1, AMI_OLD)
+
+
+def test_a_live_group_served_by_a_classic_load_balancer_is_refused(fleet: Fleet) -> None:
+    # Given a seed that also serves through a Classic Load Balancer (blue-green moves target groups only)
+    fleet.create_group(SEED)
+    details = fleet.groups.describe(SEED)
+    assert details is not None
+    served_elsewhere = GroupDetails(**{**details.__dict__, "description": {"LoadBalancerNames": ["web-classic"]}})
+    # When / Then: refused before anything is created
+    with pytest.raises(BlueGreenConflict, match="web-classic"):
+        logic.require_shiftable(served_elsewhere)
+    assert fleet.names() == [SEED]
+
+
+def test_a_live_group_in_no_target_group_is_refused(fleet: Fleet) -> None:
+    fleet.create_group(SEED, target_groups=[])
+
+    with pytest.raises(BlueGreenConflict, match="in no target group"):
+        create(fleet)
+    assert fleet.names() == [SEED]
+
+
+def test_a_green_of_an_earlier_execution_still_in_the_target_groups_stops_the_deployment(fleet: Fleet) -> None:
+    # Given the seed and a green left by another execution, still attached to the target groups
+    fleet.create_group(SEED)
+    fleet.create_ours(
+        f"{SEED}-old-run", "green", since="2026-11-21T09:00:00Z", image=AMI_NEW, execution=OTHER_EXECUTION, version="2"
+    )
+    # When / Then: no second green joins the target groups
+    with pytest.raises(BlueGreenConflict, match="still in the target groups"):
+        create(fleet)
+    assert GREEN not in fleet.names()
 
 
 def test_green_copies_blues_settings_sizes_target_groups_and_tags_on_the_new_version(fleet: Fleet) -> None:
@@ -94,6 +147,8 @@ def test_green_copies_blues_settings_sizes_target_groups_and_tags_on_the_new_ver
         "targetGroupArns": [fleet.tg_web, fleet.tg_api],
         "createdAt": "2026-11-22T10:00:00Z",
         "dryRun": False,
+        "blueLaunchTemplateVersion": 1,
+        "blueImageId": AMI_OLD,
     }
     green = fleet.describe(GREEN)
     assert green is not None
@@ -390,6 +445,8 @@ def test_handler_creates_green_through_the_lambda_entry_point(
         "targetGroupArns",
         "createdAt",
         "dryRun",
+        "blueLaunchTemplateVersion",
+        "blueImageId",
     }
     assert result["greenGroupName"] == GREEN
     assert result["createdAt"].endswith("Z")

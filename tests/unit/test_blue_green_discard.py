@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 from create_green_group import logic as create_logic
 from create_green_group.models import CreateGreenGroupInput, GreenGroup
@@ -16,7 +19,9 @@ from shift_traffic import logic as shift_logic
 from shift_traffic.models import ShiftTrafficInput
 
 from shared import tags
-from shared.errors import InvalidInput
+from shared.aws.elbv2 import LoadBalancing, TargetHealth
+from shared.errors import InvalidInput, RollbackFailed
+from tests.conftest import REGION
 from tests.unit.blue_green_fleet import AMI_NEW, EXECUTION, GREEN, NOW, OTHER_EXECUTION, SEED, Fleet, build_fleet
 
 
@@ -30,14 +35,14 @@ def fleet() -> Iterator[Fleet]:
 
 def create(fleet: Fleet) -> GreenGroup:
     request = CreateGreenGroupInput(
-        execution_id=EXECUTION, target=fleet.target, ami_id=AMI_NEW, launch_template_version=2
+        execution_id=EXECUTION, target=fleet.target, ami_id=AMI_NEW, launch_template_version=2, previous_version=1
     )
     return create_logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW)
 
 
 def shift(fleet: Fleet, green: GreenGroup) -> bool:
     request = ShiftTrafficInput(execution_id=EXECUTION, target=fleet.target, green=green)
-    return shift_logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW).done
+    return shift_logic.run(request, fleet.config, fleet.groups, now=NOW).done
 
 
 def discard(
@@ -48,6 +53,9 @@ def discard(
     new: int | None = 2,
     dry_run: bool = False,
     execution: str = EXECUTION,
+    load_balancing: LoadBalancing | None = None,
+    restoring_since: datetime | None = None,
+    now: datetime = NOW,
 ) -> dict[str, Any]:
     request = DiscardGreenInput(
         execution_id=execution,
@@ -56,8 +64,11 @@ def discard(
         green=green,
         previous_version=previous,
         new_version=new,
+        restoring_since=restoring_since,
     )
-    output = logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW)
+    output = logic.run(
+        request, fleet.config, fleet.groups, fleet.templates, load_balancing or fleet.load_balancing, now=now
+    )
     return output.model_dump(by_alias=True, mode="json")
 
 
@@ -73,7 +84,15 @@ def test_discard_deletes_our_green_leaves_blue_serving_and_restores_the_default(
     # When discarded
     output = discard(fleet, green)
     # Then green is gone, blue untouched, the launch template default back on version 1
-    assert output == {"greenDeleted": True, "greenRetained": False, "blueRestored": False, "defaultVersion": 1}
+    assert output == {
+        "greenDeleted": True,
+        "greenRetained": False,
+        "blueRestored": False,
+        "defaultVersion": 1,
+        "done": True,
+        "restoringSince": None,
+        "reason": "",
+    }
     assert fleet.names() == [SEED]
     assert fleet.attached(SEED) == sorted([fleet.tg_web, fleet.tg_api])
     assert fleet.tags_of(SEED) == {}
@@ -84,6 +103,9 @@ def test_discard_deletes_our_green_leaves_blue_serving_and_restores_the_default(
         "greenRetained": False,
         "blueRestored": False,
         "defaultVersion": 1,
+        "done": True,
+        "restoringSince": None,
+        "reason": "",
     }
 
 
@@ -101,6 +123,50 @@ def test_discard_after_a_completed_shift_puts_blue_back_before_deleting_green(fl
     assert fleet.sizes(SEED) == (1, 4, 2)
     assert fleet.tags_of(SEED)[tags.ROLE] == "live"
     assert fleet.names() == [SEED]
+
+
+class BlueStillStarting(LoadBalancing):
+    """The target groups report the seed's instances as `initial` (registering, health checks not passed)."""
+
+    def target_health(self, target_group_arn: str) -> list[TargetHealth]:
+        group = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[SEED]
+        )["AutoScalingGroups"][0]
+        blue = {i["InstanceId"] for i in group["Instances"]}
+        return [
+            replace(h, state="initial", reason="Elb.RegistrationInProgress") if h.target_id in blue else h
+            for h in super().target_health(target_group_arn)
+        ]
+
+
+def test_discard_keeps_green_serving_until_the_restored_blue_is_healthy_again(fleet: Fleet) -> None:
+    # Given a shift that detached and parked blue, then failed
+    fleet.create_group(SEED, sizes=(1, 4, 2))
+    green = create(fleet)
+    assert [shift(fleet, green), shift(fleet, green)] == [False, True]
+    # When discarded while blue's new instances are still registering
+    first = discard(fleet, green, load_balancing=BlueStillStarting())
+    # Then blue is back in its target groups, and green stays in them too: no moment without a healthy group
+    assert (first["done"], first["greenDeleted"], first["restoringSince"]) == (False, False, "2026-11-22T10:00:00Z")
+    assert "initial" in first["reason"]
+    assert fleet.attached(SEED) == sorted([fleet.tg_web, fleet.tg_api])
+    assert fleet.attached(GREEN) == sorted([fleet.tg_web, fleet.tg_api])
+    # When called again once blue is healthy
+    second = discard(fleet, green, restoring_since=NOW, now=NOW + timedelta(minutes=2))
+    # Then green goes
+    assert (second["done"], second["greenDeleted"]) == (True, True)
+    assert fleet.names() == [SEED]
+
+
+def test_discard_gives_up_when_the_restored_blue_never_serves_and_leaves_green_serving(fleet: Fleet) -> None:
+    fleet.create_group(SEED, sizes=(1, 4, 2))
+    green = create(fleet)
+    assert [shift(fleet, green), shift(fleet, green)] == [False, True]
+    assert discard(fleet, green, load_balancing=BlueStillStarting())["done"] is False  # blue put back
+
+    with pytest.raises(RollbackFailed, match="still not serving after 30 minutes"):
+        discard(fleet, green, load_balancing=BlueStillStarting(), restoring_since=NOW, now=NOW + timedelta(minutes=30))
+    assert fleet.attached(GREEN) == sorted([fleet.tg_web, fleet.tg_api])
 
 
 def test_discard_after_blue_was_only_detached_attaches_it_back(fleet: Fleet) -> None:
@@ -140,6 +206,8 @@ def test_discard_returns_a_reused_retained_group_to_retention_instead_of_deletin
     assert fleet.sizes("web-app-test-old") == (0, 0, 0)
     old = fleet.tags_of("web-app-test-old")
     assert (old[tags.ROLE], old[tags.CAPACITY]) == ("retained", "2/5/3")
+    # And it keeps its place in the retention order (retained since the 10th, not since the failed rollback)
+    assert old[tags.ROLE_SINCE] == "2026-11-10T10:00:00Z"
     assert fleet.attached("web-app-test-live") == sorted([fleet.tg_web, fleet.tg_api])
 
 
@@ -208,7 +276,15 @@ def test_discard_dry_run_changes_nothing(fleet: Fleet) -> None:
     # When discarded in a dry run
     output = discard(fleet, green, dry_run=True)
     # Then it reports what it would do and does none of it
-    assert output == {"greenDeleted": True, "greenRetained": False, "blueRestored": False, "defaultVersion": 1}
+    assert output == {
+        "greenDeleted": True,
+        "greenRetained": False,
+        "blueRestored": False,
+        "defaultVersion": 1,
+        "done": True,
+        "restoringSince": None,
+        "reason": "",
+    }
     assert fleet.names() == sorted([SEED, GREEN])
     assert default_version(fleet) == 2
 
@@ -227,7 +303,7 @@ def test_discard_leaves_a_default_that_is_not_this_executions_version(fleet: Fle
 def test_discard_rejects_a_rolling_target(fleet: Fleet) -> None:
     request = DiscardGreenInput(execution_id=EXECUTION, target=fleet.config.stages[1].targets[0])
     with pytest.raises(InvalidInput, match="blue-green stage"):
-        logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW)
+        logic.run(request, fleet.config, fleet.groups, fleet.templates, fleet.load_balancing, now=NOW)
 
 
 def test_handler_discards_through_the_lambda_entry_point(
@@ -240,6 +316,7 @@ def test_handler_discards_through_the_lambda_entry_point(
     monkeypatch.setattr(handler, "CONFIG", fleet.config)
     monkeypatch.setattr(handler, "groups", lambda: fleet.groups)
     monkeypatch.setattr(handler, "launch_templates", lambda: fleet.templates)
+    monkeypatch.setattr(handler, "load_balancing", lambda: fleet.load_balancing)
     # When the state machine's failure path calls it with the caught error
     result = handler.lambda_handler(
         {
@@ -254,5 +331,13 @@ def test_handler_discards_through_the_lambda_entry_point(
         lambda_context,
     )
     # Then
-    assert result == {"greenDeleted": True, "greenRetained": False, "blueRestored": False, "defaultVersion": 1}
+    assert result == {
+        "greenDeleted": True,
+        "greenRetained": False,
+        "blueRestored": False,
+        "defaultVersion": 1,
+        "done": True,
+        "restoringSince": None,
+        "reason": "",
+    }
     assert fleet.names() == [SEED]

@@ -46,6 +46,8 @@ def green_payload(fleet: Fleet, **changes: Any) -> GreenGroup:
         "target_group_arns": [fleet.tg_web, fleet.tg_api],
         "created_at": NOW,
         "dry_run": False,
+        "blue_launch_template_version": 1,
+        "blue_image_id": AMI_OLD,
     }
     return GreenGroup(**{**fields, **changes})
 
@@ -56,7 +58,7 @@ def shift(
     request = ShiftTrafficInput(
         execution_id=EXECUTION, dry_run=dry_run, target=fleet.target, green=green_payload(fleet, **green)
     )
-    output = logic.run(request, fleet.config, groups or fleet.groups, fleet.templates, now=NOW)
+    output = logic.run(request, fleet.config, groups or fleet.groups, now=NOW)
     return output.model_dump(by_alias=True, mode="json")
 
 
@@ -86,6 +88,20 @@ def test_shift_detaches_blue_then_scales_it_to_zero_and_swaps_the_roles(fleet: F
     # And a further call changes nothing (the recorded capacity is not overwritten with zeros)
     assert shift(fleet)["done"] is True
     assert fleet.tags_of(SEED)[tags.CAPACITY] == "1/4/2"
+
+
+def test_shift_pins_a_seed_on_default_to_the_version_it_ran_so_a_rollback_launches_the_old_ami(fleet: Fleet) -> None:
+    # Given a seed on "$Default": the publish has just made version 2 (AMI_NEW) the default
+    fleet.asg.delete_auto_scaling_group(AutoScalingGroupName=SEED, ForceDelete=True)
+    fleet.create_group(SEED, version="$Default")
+    # When the shift retires it (create_green_group found it ran version 1, AMI_OLD)
+    shift(fleet)
+    assert shift(fleet)["done"] is True
+    # Then it is pinned to version 1 and tagged with AMI_OLD: scaled back up, it launches what it ran
+    seed = fleet.describe(SEED)
+    assert seed is not None
+    assert seed["LaunchTemplate"]["Version"] == "1"
+    assert fleet.tags_of(SEED)[tags.IMAGE] == AMI_OLD
 
 
 def test_shift_with_keep_running_leaves_blue_running_outside_the_target_groups(fleet: Fleet) -> None:
@@ -156,7 +172,6 @@ def test_handler_shifts_through_the_lambda_entry_point(
     handler = importlib.import_module("shift_traffic.handler")
     monkeypatch.setattr(handler, "CONFIG", fleet.config)
     monkeypatch.setattr(handler, "groups", lambda: fleet.groups)
-    monkeypatch.setattr(handler, "launch_templates", lambda: fleet.templates)
     event = {
         "executionId": EXECUTION,
         "dryRun": False,

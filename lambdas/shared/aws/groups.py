@@ -21,11 +21,12 @@ from botocore.exceptions import ClientError
 
 from shared import tags
 from shared.aws.autoscaling import AutoScaling, GroupInstance, _template_spec
-from shared.errors import AutoScalingGroupNotFound
+from shared.errors import AutoScalingGroupNotFound, GroupBusy
 
 _PAGE_SIZE = 100  # the maximum MaxRecords of DescribeAutoScalingGroups / DescribeLoadBalancerTargetGroups
 _TARGET_GROUPS_PER_CALL = 10  # Attach/DetachLoadBalancerTargetGroups take at most 10 ARNs
 _DELETING = "Delete in progress"
+_BUSY_CODES = frozenset({"ScalingActivityInProgress", "ResourceInUse", "ResourceContention"})
 
 # What a copy of a group takes over from it besides sizes, target groups and tags (CreateAutoScalingGroup names).
 COPIED_SETTINGS = (
@@ -99,6 +100,13 @@ def _error(exc: ClientError) -> tuple[str, str]:
 def _is_not_found(exc: ClientError) -> bool:
     code, message = _error(exc)
     return code == "ValidationError" and "not found" in message.lower()
+
+
+def _raise_if_busy(exc: ClientError, name: str) -> None:
+    """A scaling activity or another update holds the group: a named error the state machine retries."""
+    code, message = _error(exc)
+    if code in _BUSY_CODES:
+        raise GroupBusy(f"Auto Scaling group {name!r} is busy ({code}: {message})") from exc
 
 
 def _to_details(item: Mapping[str, Any]) -> GroupDetails:
@@ -241,6 +249,7 @@ class BlueGreenGroups(AutoScaling):
         except ClientError as exc:
             if _is_not_found(exc):
                 raise AutoScalingGroupNotFound(f"Auto Scaling group {name!r}: {_error(exc)[1]}") from exc
+            _raise_if_busy(exc, name)
             raise
 
     def set_capacity(self, name: str, capacity: Capacity) -> None:
@@ -252,6 +261,19 @@ class BlueGreenGroups(AutoScaling):
             MaxSize=capacity.max_size,
             DesiredCapacity=capacity.desired,
         )
+
+    def pin_version(self, group: GroupDetails, version: int) -> None:
+        """Make the group launch `version` of its template by number ("$Default"/"$Latest" move on with every
+        publish: a retired group brought back for a rollback must launch what it ran, not the newest AMI)."""
+        template_id = group.launch_template_id
+        if template_id is None:
+            return
+        mixed = group.description.get("MixedInstancesPolicy")
+        if mixed:
+            update: dict[str, Any] = {"MixedInstancesPolicy": _with_template(mixed, template_id, str(version))}
+        else:
+            update = {"LaunchTemplate": {"LaunchTemplateId": template_id, "Version": str(version)}}
+        self._call(group.name, "update_auto_scaling_group", AutoScalingGroupName=group.name, **update)
 
     def attach_target_groups(self, name: str, target_group_arns: Sequence[str]) -> None:
         for batch in _batches(target_group_arns, _TARGET_GROUPS_PER_CALL):
@@ -302,5 +324,6 @@ class BlueGreenGroups(AutoScaling):
         except ClientError as exc:
             if _is_not_found(exc):
                 return False
+            _raise_if_busy(exc, name)
             raise
         return True
