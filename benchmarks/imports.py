@@ -1,8 +1,9 @@
 """Cold import time of every handler module, and of boto3 alone (which the Lambda runtime also has to import).
 
 Each figure is the median, in milliseconds, of `runs` fresh interpreters that each time one `import` statement
-(interpreter start-up is not counted). One discarded run first (`warmup`) writes the bytecode caches, so the
-figures are those of a deployment package with compiled bytecode; without it the first run also compiles.
+(interpreter start-up is not counted). First (`warmup`) one discarded interpreter imports every module once and
+so writes the bytecode caches: the figures are those of a deployment package with compiled bytecode; without it
+the first run of each module also compiles.
 
 `measure_imports` returns {"<step>.handler": ms, ..., "boto3": ms}; `beyond_boto3` turns that into what each
 handler costs on top of boto3 ({"<step>.handler": ms}), the part this project's code and its layers decide.
@@ -81,7 +82,9 @@ def measure_imports(modules: list[str] | None = None, runs: int = 5, warmup: boo
     malformed = [name for name in names if not _MODULE_NAME.match(name)]
     if malformed:
         raise ValueError(f"not module names: {malformed}")
-    return {name: _median_import_ms(name, runs, warmup) for name in dict.fromkeys(names)}
+    if warmup:
+        _import_seconds(",".join(names))  # one process imports everything once: the bytecode caches are written
+    return {name: _median_import_ms(name, runs) for name in dict.fromkeys(names)}
 
 
 def beyond_boto3(import_ms: dict[str, float]) -> dict[str, float]:
@@ -92,9 +95,8 @@ def beyond_boto3(import_ms: dict[str, float]) -> dict[str, float]:
     return {name: round(ms - base, 1) for name, ms in import_ms.items() if name != BOTO3}
 
 
-def _median_import_ms(module: str, runs: int, warmup: bool) -> float:
-    samples = [_import_seconds(module) for _ in range(runs + (1 if warmup else 0))]
-    return round(statistics.median(samples[1:] if warmup else samples) * 1000, 1)
+def _median_import_ms(module: str, runs: int) -> float:
+    return round(statistics.median(_import_seconds(module) for _ in range(runs)) * 1000, 1)
 
 
 def _import_seconds(module: str) -> float:
