@@ -125,8 +125,14 @@ def _this_executions_greens(
         if g.tag(tags.EXECUTION) == request.execution_id and g.tag(tags.ROLE) in (GREEN, LIVE)
     }
     green = request.green
-    if green is not None and green.green_group_name not in found and not green.already_live:
-        named = target.named(green.green_group_name) or groups.describe(green.green_group_name)
+    if green is None:
+        # create_green_group failed before answering: its group, if any, has the deterministic name (a group
+        # just created may not show in the tag-filtered listing yet)
+        name = green_group_name(request.target.auto_scaling_group_name, request.execution_id)
+    else:
+        name = "" if green.already_live else green.green_group_name
+    if name and name not in found:
+        named = target.named(name) or groups.describe(name)
         if named is not None and not named.deleting:
             found[named.name] = named
     deleting = any(g.tag(tags.EXECUTION) == request.execution_id for g in target.deleting)

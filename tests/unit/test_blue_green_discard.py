@@ -20,6 +20,7 @@ from shift_traffic.models import ShiftTrafficInput
 
 from shared import tags
 from shared.aws.elbv2 import LoadBalancing, TargetHealth
+from shared.aws.groups import BlueGreenGroups, GroupDetails
 from shared.errors import InvalidInput, RollbackFailed
 from tests.conftest import REGION
 from tests.unit.blue_green_fleet import AMI_NEW, EXECUTION, GREEN, NOW, OTHER_EXECUTION, SEED, Fleet, build_fleet
@@ -245,6 +246,26 @@ def test_discard_without_a_green_payload_finds_this_executions_green_by_its_tag(
     output = discard(fleet, None)
     # Then green is still found and deleted
     assert output["greenDeleted"] is True
+    assert fleet.names() == [SEED]
+
+
+class ListingNotCaughtUp(BlueGreenGroups):
+    """A group created a moment ago is not yet in the tag-filtered listing (it is by name)."""
+
+    def groups_of_target(self, application: str, target_name: str) -> list[GroupDetails]:
+        return [g for g in super().groups_of_target(application, target_name) if g.name != GREEN]
+
+
+def test_discard_without_a_green_payload_finds_this_executions_green_by_its_name(fleet: Fleet) -> None:
+    fleet.create_group(SEED)
+    create(fleet)
+    request = DiscardGreenInput(execution_id=EXECUTION, target=fleet.target, previous_version=1, new_version=2)
+
+    output = logic.run(
+        request, fleet.config, ListingNotCaughtUp(fleet.asg), fleet.templates, fleet.load_balancing, now=NOW
+    )
+
+    assert output.green_deleted is True
     assert fleet.names() == [SEED]
 
 
