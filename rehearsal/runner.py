@@ -647,6 +647,8 @@ def _drive(
             if body.get("event") == "ApprovalRequested":
                 notifications.append({"event": "ApprovalRequested", "stage": body["stage"]})
                 decision = approvals.get(body["stage"], "approve")
+                if body["stage"] in scenario.get("lockTakenDuringApproval", []):
+                    _lock_taken_meanwhile(body["stage"], execution, events)
                 clock.advance(float(scenario.get("settings", {}).get("approvalDelaySeconds", 600)))
                 events.append(Event(time.time(), f"approval requested for stage {body['stage']}: {decision}d"))
                 if decision == "approve":
@@ -671,6 +673,22 @@ def _drive(
                 f"scenario {scenario['name']} still running after {wall_timeout:.0f}s: {description['status']}"
             )
         time.sleep(0.01)
+
+
+def _lock_taken_meanwhile(stage: str, execution: str, events: list[Event]) -> None:
+    """While the stage waits for approval, our locks on its targets expire and another deployment takes them."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    config = json.loads(os.environ["DEPLOY_CONFIG"])
+    groups = [t["autoScalingGroupName"] for s in config["stages"] if s["name"] == stage for t in s["targets"]]
+    other = execution.rsplit(":", 1)[0] + ":a-later-push"
+    for group in groups:
+        dynamodb.put_item(
+            TableName="web-app-locks",
+            Item={"target": {"S": group}, "holder": {"S": other}, "expiresAt": {"N": str(int(time.time()) + 3600)}},
+        )
+    events.append(Event(time.time(), f"our locks on {', '.join(groups)} expired; {other.rsplit(':', 1)[-1]} took them"))
 
 
 def _history(sfn: Any, execution: str) -> list[dict[str, Any]]:
