@@ -264,6 +264,7 @@ class PipelineConfig(Model):
                         f"groups {prefix}<deployment>; rename the configured group(s) {', '.join(map(repr, clash))}"
                     )
         self._check_blue_green_history_budget()
+        self._check_lock_outlasts_each_stage()
         percentages = self.refresh.checkpoint_percentages
         if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
             raise ValueError(
@@ -294,6 +295,24 @@ class PipelineConfig(Model):
                 "pipeline allows within Step Functions' 25,000 per execution; raise refresh.pollIntervalSeconds or "
                 "lower the timeout or soak"
             )
+
+    def _check_lock_outlasts_each_stage(self) -> None:
+        """Each stage renews its targets' lock when it starts: the lock must then outlast the whole stage, every
+        wave at its time bound (a refresh's timeout, or green's health timeout plus the soak), or a second
+        deployment could take a group while this one still works on it."""
+        ttl = self.lock.ttl_minutes * 60
+        for stage in self.stages:
+            waves = math.ceil(len(stage.targets) / stage.wave_size)
+            if stage.strategy == "blue-green":
+                per_wave = self.blue_green.health_timeout_minutes * 60 + self.blue_green.soak_seconds
+            else:
+                per_wave = self.refresh.timeout_minutes * 60
+            if waves * per_wave > ttl:
+                raise ValueError(
+                    f"lock.ttlMinutes ({self.lock.ttl_minutes}) is shorter than stage {stage.name!r} may take: "
+                    f"{waves} wave(s) of up to {per_wave // 60} minutes each; raise lock.ttlMinutes to at least "
+                    f"{math.ceil(waves * per_wave / 60)} or deploy more groups per wave (waveSize)"
+                )
 
     def deploy_config(self) -> DeployConfig:
         """The part the Lambda functions need, as the model they parse."""

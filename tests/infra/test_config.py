@@ -99,6 +99,23 @@ def test_defaults_are_the_safe_ones() -> None:
         (
             {
                 **MINIMAL,
+                "stages": [
+                    {
+                        "name": "prod",
+                        "waveSize": 1,
+                        "targets": [
+                            {"autoScalingGroupName": f"g{i}", "launchTemplateId": "lt-0123456789abcdef0"}
+                            for i in range(4)
+                        ],
+                    }
+                ],
+            },
+            "lock.ttlMinutes (180) is shorter than stage 'prod' may take: 4 wave(s) of up to 60 minutes each; "
+            "raise lock.ttlMinutes to at least 240",
+        ),
+        (
+            {
+                **MINIMAL,
                 "stages": [{**MINIMAL["stages"][0], "strategy": "blue-green"}],
                 "blueGreen": {"soakSeconds": 86400},
                 "refresh": {"pollIntervalSeconds": 10},
