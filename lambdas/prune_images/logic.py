@@ -24,6 +24,7 @@ from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTempl
 from shared.config import DeployConfig
 from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
+from shared.versions import version_number
 
 # Instances in these states hold their AMI (a stopped instance can be started again).
 IN_USE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
@@ -137,11 +138,9 @@ def _group_images(
 
 def _resolve(versions: list[LaunchTemplateVersionRecord], version: str) -> list[LaunchTemplateVersionRecord]:
     """The version a group names ("7", "$Default" or "$Latest") among a template's versions."""
-    if version == "$Default":
-        return [v for v in versions if v.default]
-    if version == "$Latest":
-        return [max(versions, key=lambda v: v.version_number)] if versions else []
-    return [v for v in versions if str(v.version_number) == version]
+    default = next((v.version_number for v in versions if v.default), None)
+    number = version_number(version, (v.version_number for v in versions), default)
+    return [v for v in versions if v.version_number == number]
 
 
 def final_plan(facts: PruneFacts, images: Images) -> PrunePlan:

@@ -27,6 +27,7 @@ from shared.config import DeployConfig
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from shared.observability import logger, metrics
 from shared.targets import require_configured_target
+from shared.versions import version_number
 
 MARKER_PREFIX = "immutable-ami"
 MAX_DESCRIPTION_LENGTH = 255  # VersionDescription: max 255
@@ -94,11 +95,8 @@ def resolve_version(version: str | None, versions: Sequence[TemplateVersion]) ->
     "$Default" (or no version: Auto Scaling then uses the default) and "$Latest" are resolved against the
     versions read before publishing: what the instances launched so far run.
     """
-    if version is None or version == "$Default":
-        return next((v.number for v in versions if v.is_default), None)
-    if version == "$Latest":
-        return max((v.number for v in versions), default=None)
-    return int(version) if version.isdigit() else None
+    default = next((v.number for v in versions if v.is_default), None)
+    return version_number(version, (v.number for v in versions), default)
 
 
 def versions_in_use(

@@ -23,6 +23,7 @@ from shared.aws.launch_templates import TemplateVersion
 from shared.errors import BlueGreenConflict, InvalidInput, LaunchTemplateNotFound
 from shared.observability import logger
 from shared.reasons import target_group_name
+from shared.versions import version_number
 
 LIVE = "live"
 GREEN = "green"
@@ -141,15 +142,9 @@ class TargetGroups:
         return sorted(self.with_role(RETAINED), key=lambda g: (role_since(g) or oldest, g.name), reverse=True)
 
 
-def template_image(templates: TemplateReader, template_id: str, version: str | None) -> str | None:
-    """The AMI a launch template version ($Default, $Latest or a number) launches; None if it names none."""
-    if version in (None, "", "$Default"):
-        return templates.default_version(template_id).image_id
-    versions = templates.list_versions(template_id)
-    if version == "$Latest":
-        chosen = max(versions, key=lambda v: v.number, default=None)
-    else:
-        chosen = next((v for v in versions if str(v.number) == version), None)
+def template_image(templates: TemplateReader, template_id: str, version: int) -> str | None:
+    """The AMI version `version` of a template launches; None if it names none."""
+    chosen = next((v for v in templates.list_versions(template_id) if v.number == version), None)
     if chosen is None:
         raise LaunchTemplateNotFound(f"launch template {template_id} has no version {version}")
     return chosen.image_id
@@ -161,14 +156,9 @@ def launched_version(group: GroupDetails, *, published: int, previous_default: i
     "$Default" (or none) was the previous default; "$Latest" was the version before the one just published:
     after the publish both name the new version, which blue has never run. None without a launch template.
     """
-    version = group.launch_template_version
     if group.launch_template_id is None:
         return None
-    if version in (None, "", "$Default"):
-        return previous_default
-    if version == "$Latest":
-        return published - 1 if published > 1 else None
-    return int(version) if version.isdigit() else None
+    return version_number(group.launch_template_version, range(1, published), previous_default)
 
 
 def group_image(group: GroupDetails, templates: TemplateReader, version: int | None) -> str | None:
@@ -180,7 +170,7 @@ def group_image(group: GroupDetails, templates: TemplateReader, version: int | N
     if group.launch_template_id is None or version is None:
         return None
     try:
-        return template_image(templates, group.launch_template_id, str(version))
+        return template_image(templates, group.launch_template_id, version)
     except LaunchTemplateNotFound as exc:
         logger.warning("cannot tell which AMI the group runs", extra={"group": group.name, "error": str(exc)})
         return None
