@@ -231,7 +231,14 @@ class DeployWorkflow(Construct):
             fns[step].add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, **kwargs))  # type: ignore[arg-type]
 
         # Describe* calls do not support resource-level permissions: they need "*" (acknowledged in cdk-nag).
-        for step in ("validate_request", "publish_launch_template_version", "prune_images", "rollback"):
+        # start_image_build reads the fleet too: a base rebuild re-bakes the commit the groups run.
+        for step in (
+            "validate_request",
+            "publish_launch_template_version",
+            "prune_images",
+            "rollback",
+            "start_image_build",
+        ):
             allow(step, EC2_READ, ["*"])
         for step in (
             "publish_launch_template_version",
@@ -295,8 +302,9 @@ class DeployWorkflow(Construct):
             fns[step].add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["states:SendTaskSuccess"],
-                    # By name, not by reference: the state machine's definition refers to these functions.
-                    resources=[self.state_machine_arn_by_name()],
+                    # The Service Authorization Reference lists no resource types for SendTaskSuccess: a
+                    # statement naming the state machine never applies, so the resume would be denied.
+                    resources=["*"],
                 )
             )
         fns["register_wait"].add_environment("WAIT_TTL_SECONDS", str(WAIT_TTL_SECONDS))
@@ -348,7 +356,7 @@ class DeployWorkflow(Construct):
     def _acknowledge_findings(self) -> None:
         acknowledge(
             self,
-            "Describe*, DescribeTargetHealth and X-Ray calls have no resource-level permissions; mutations are scoped",
+            "Describe*, DescribeTargetHealth, SendTaskSuccess, X-Ray: no resource types; mutations are scoped",
             wildcard_resource("*"),
         )
         acknowledge(

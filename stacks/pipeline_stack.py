@@ -32,7 +32,8 @@ class PipelineStack(Stack):
         images.source_parameter.grant_write(start_build)
         start_build.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["imagebuilder:StartImagePipelineExecution"],
+                # GetImagePipeline: a dependent action of StartImagePipelineExecution (Service Authorization Reference)
+                actions=["imagebuilder:StartImagePipelineExecution", "imagebuilder:GetImagePipeline"],
                 resources=[images.base.pipeline.attr_arn, images.app.pipeline.attr_arn],
             )
         )

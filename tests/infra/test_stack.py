@@ -498,9 +498,10 @@ def test_image_build_final_states_of_this_application_reach_the_relay(synthesize
     assert ":image/web-app-app/" in prefixes
 
 
-def test_waiting_steps_may_resume_only_this_state_machine(synthesized: Synthesized) -> None:
+def test_waiting_steps_may_send_task_success_on_any_resource_as_iam_requires(synthesized: Synthesized) -> None:
+    # The Service Authorization Reference lists no resource types for states:SendTaskSuccess: a statement
+    # scoped to the state machine's ARN never matches, and every event-driven resume would be denied.
     statements = [s for s in _statements(synthesized) if s["Action"] == "states:SendTaskSuccess"]
 
     assert len(statements) == 2  # register_wait and relay_event
-    for statement in statements:
-        assert "stateMachine:web-app-deploy" in json.dumps(statement["Resource"])
+    assert all(statement["Resource"] == "*" for statement in statements)
