@@ -24,7 +24,7 @@ setup: $(VENV)/.installed node_modules/.installed
 ## then rehearse a full deployment locally (the real ASL and handlers against an emulated AWS).
 local: synth rehearse
 
-SCENARIO ?= deploy-two-stages-with-approval
+SCENARIO ?= push-deploys-every-stage
 rehearse: setup
 	$(PY) -m rehearsal --scenario $(SCENARIO)
 
@@ -35,7 +35,7 @@ synth: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app.py stacks rehearsal benchmarks tests/infra tests/statemachine tests/benchmarks
+	$(VENV)/bin/mypy app.py stacks rehearsal benchmarks tests/infra tests/statemachine tests/benchmarks tests/rehearsal
 	$(VENV)/bin/mypy lambdas tests/unit scripts
 
 test: setup

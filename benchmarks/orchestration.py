@@ -11,7 +11,8 @@ import statistics
 from typing import Any
 
 from benchmarks.baseline import baseline_asl
-from rehearsal.runner import Result, run
+from rehearsal.result import Result
+from rehearsal.runner import run
 
 BAKE_SECONDS = 30 * 60 + 7  # 30 minutes, give or take: polls should not line up with the end
 REFRESH_SECONDS = 20 * 60 + 11
@@ -19,17 +20,26 @@ COMMIT = "3f2c1e9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
 
 
 def deployment_scenario(groups: int = 1, wave_size: int = 1) -> dict[str, Any]:
-    """A push: a 30-minute bake, then a 20-minute refresh per group, groups in waves of `wave_size`."""
-    names = [f"web-app-g{i:03d}" for i in range(groups)]
+    """A push: a 30-minute bake, then a 20-minute refresh per group, groups in waves of `wave_size`.
+
+    The fleet is a configuration (one rolling stage of `groups` targets), synthesized like any other: the
+    benchmark runs the template `cdk deploy` would deploy for it."""
+    targets = [
+        {"autoScalingGroupName": f"web-app-g{i:03d}", "launchTemplateId": f"lt-0{i + 1:016x}"} for i in range(groups)
+    ]
     return {
         "name": f"benchmark-{groups}-groups",
         "description": "benchmark deployment",
         "timed": True,
         "buildSeconds": BAKE_SECONDS,
         "refreshSeconds": REFRESH_SECONDS,
-        "world": {"stages": [{"name": "prod", "waveSize": wave_size, "groups": names}]},
+        "configure": {
+            "stages": [{"name": "prod", "waveSize": wave_size, "targets": targets}],
+            "refresh": {"timeoutMinutes": 4 * REFRESH_SECONDS // 60},
+            # the lock must outlast the stage: every wave at its refresh bound (checked at synth)
+            "lock": {"ttlMinutes": min(1440, max(180, -(-groups // wave_size) * 4 * REFRESH_SECONDS // 60 + 60))},
+        },
         "input": {"action": "deploy", "commit": COMMIT},
-        "settings": {"refreshTimeoutSeconds": 4 * REFRESH_SECONDS, "imageMaxChecks": 40},
         "expect": {"status": "SUCCEEDED"},
         "wallTimeoutSeconds": 60 + 3 * groups,
     }

@@ -1,17 +1,32 @@
-"""python -m rehearsal [--list] [--scenario NAME] [--json]"""
+"""python -m rehearsal [--config FILE | --template PATH] [--list] [--scenario NAME] [--json]"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from rehearsal.artifact import ArtifactError
+from rehearsal.dispatch import RehearsalError
 from rehearsal.report import print_report
-from rehearsal.runner import DEFAULT_SCENARIO, load_scenario, run, scenario_names
+from rehearsal.runner import Target, run
+from rehearsal.scenarios import DEFAULT_SCENARIO, ScenarioError, load_scenario, scenario_names
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rehearsal", description="Rehearse a full deployment locally.")
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal",
+        description="Rehearse a deployment of your pipeline locally: the synthesized template, your stages and "
+        "groups, every call checked against the deployed IAM roles.",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config", type=Path, help="configuration file to synthesize (default: the one cdk.json names)"
+    )
+    source.add_argument(
+        "--template", type=Path, help="an already synthesized template (.template.json) or cloud assembly (cdk.out)"
+    )
     parser.add_argument("--list", action="store_true", help="print the scenario names, one per line")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help=f"scenario to run (default: {DEFAULT_SCENARIO})")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -19,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(scenario_names()))
         return 0
-    result = run(load_scenario(args.scenario))
+    try:
+        result = run(load_scenario(args.scenario), Target(config=args.config, template=args.template))
+    except (ArtifactError, RehearsalError, ScenarioError) as exc:
+        print(f"rehearsal: {exc}", file=sys.stderr)
+        return 2
     print_report(result)
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))

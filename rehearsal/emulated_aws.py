@@ -138,8 +138,12 @@ class EmulatedAws:
         sim_now: Callable[[], float] = lambda: 0.0,
         touch: Callable[[], None] = lambda: None,
         sim_datetime: Callable[[], datetime] = lambda: datetime.now(UTC),
+        application: str = "web-app",
+        authorize: Callable[[str, str, dict[str, Any]], Any] = lambda service, operation, params: None,
     ) -> None:
         self.scenario = scenario
+        self.application = application
+        self.authorize = authorize  # the IAM contract: None when the caller's role allows the call, else the denial
         self.sim_now = sim_now
         self.sim_datetime = sim_datetime  # "now" on the simulated clock, as the blue-green steps see it
         self.touch = touch
@@ -207,6 +211,9 @@ class EmulatedAws:
         if self.counting and service not in NOT_COUNTED:
             self.touch()  # the workflow is doing something (the harness's own polling does not count)
             self.api_calls[key] += 1
+        denied = self.authorize(service, model.name, params)
+        if denied is not None:
+            return denied
         handler = self._handlers.get(key)
         return handler(params) if handler else None
 
@@ -412,8 +419,11 @@ class EmulatedAws:
             arn = self._build_tokens[token]
             return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
         pipeline = "base" if pipeline_arn.endswith("-base") else "app"
+        # An image's ARN is image/<recipe name>/<recipe version>/<build> (Image Builder User Guide, "Image
+        # Builder resource ARNs"); the stack names each recipe like its pipeline.
+        name = pipeline_arn.rsplit("/", 1)[-1]
         statuses = list(self.scenario.get("imageBuilder", {}).get(pipeline, ["BUILDING", "TESTING", "AVAILABLE"]))
-        arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-{pipeline}/1.0.0/{len(self.builds) + 1}"
+        arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{name}/1.0.0/{len(self.builds) + 1}"
         self.builds[arn] = Build(arn, pipeline, statuses, sim_start=self.sim_now())
         self._build_tokens[token] = arn
         self.log(f"image build started: {pipeline} pipeline (build {len(self.builds)})")
@@ -432,7 +442,11 @@ class EmulatedAws:
                 self._observed(("image", build.arn), build.sim_start + float(self.scenario.get("buildSeconds", 1800)))
         else:
             status = build.statuses.pop(0) if len(build.statuses) > 1 else build.statuses[0]
-        image: dict[str, Any] = {"arn": build.arn, "name": f"web-app-{build.pipeline}", "state": {"status": status}}
+        image: dict[str, Any] = {
+            "arn": build.arn,
+            "name": f"{self.application}-{build.pipeline}",
+            "state": {"status": status},
+        }
         if status in {"FAILED", "CANCELLED"}:
             image["state"]["reason"] = f"emulated: build {status.lower()} (scenario)"
         if status == "AVAILABLE":
@@ -453,9 +467,11 @@ class EmulatedAws:
     def _bake(self, build: Build) -> str:
         ec2, _ = _backends()
         now = datetime.now(UTC)
-        ami = ec2.create_image(self.builder_instance_id, f"web-app-{build.pipeline}-{now:%Y%m%d%H%M%S%f}", "baked", [])
+        ami = ec2.create_image(
+            self.builder_instance_id, f"{self.application}-{build.pipeline}-{now:%Y%m%d%H%M%S%f}", "baked", []
+        )
         ami.creation_date = now.replace(tzinfo=None)
-        ami.add_tag("immutable-ami:application", "web-app")
+        ami.add_tag("immutable-ami:application", self.application)
         ami.add_tag("immutable-ami:pipeline", build.pipeline)
         self.log(f"image build AVAILABLE: {build.pipeline} AMI {ami.id} (snapshot {ami.ebs_snapshot.id})")
         return str(ami.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rehearsal.runner import Result
+from rehearsal.result import Result
 
 
 def _clock(seconds: float) -> str:
@@ -12,6 +12,13 @@ def _clock(seconds: float) -> str:
 
 def print_report(result: Result) -> None:
     print(f"Rehearsal: {result.scenario}")
+    if result.note:
+        print(f"  ({result.note})")
+    for target in result.targets:
+        print(
+            f"  stage {target['stage']} ({target['strategy']}), wave {target['wave']}: "
+            f"{target['autoScalingGroupName']} with {target['launchTemplateId']}"
+        )
     print(f"{'sim time':>9}  state")
     for at, state, kind, notes in result.timeline:
         if kind in {"Pass", "Choice"} and not notes:
@@ -32,5 +39,8 @@ def print_report(result: Result) -> None:
         f"{result.lambda_invocations} Lambda invocations, {sum(result.api_calls.values())} AWS API calls"
     )
     print(f"  simulated {_clock(result.simulated_seconds)} in {result.wall_seconds:.1f}s wall")
+    print(f"  IAM: {len(result.access_denied)} call(s) denied")
+    for denied in result.access_denied:
+        print(f"    {denied['step']}: {denied['action']} on {denied['resource']}")
     for violation in result.invariant_violations:
         print(f"  INVARIANT VIOLATED: {violation}")

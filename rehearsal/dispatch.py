@@ -1,0 +1,212 @@
+"""Lambda, played in-process: each function of the template runs its own handler with its own environment.
+
+For every AWS::Lambda::Function in the template the dispatcher imports the module its `Handler` names,
+with the function's `Environment` (intrinsics resolved to the emulated account's names) plus the variables
+the Lambda runtime defines ("Defined runtime environment variables", AWS Lambda Developer Guide). The
+handlers validate their environment at import, as they do at a cold start: a missing or malformed variable
+fails the rehearsal naming the function and the variable. The context carries the template's memory size
+and timeout.
+
+An invocation answers as Lambda's Invoke does: the result as `Payload`, or, when the handler raises,
+`FunctionError: "Unhandled"` with `errorType` = the exception's class name ("Lambda function errors in
+Python", AWS Lambda Developer Guide). While a handler runs, every AWS call it makes is authorized against
+the function's role (rehearsal.contract).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rehearsal.artifact import PROJECT_ROOT, Function
+from rehearsal.clock import Activity, Event
+from rehearsal.contract import Contract, Principal
+from rehearsal.intrinsics import Resolver
+from rehearsal.summaries import summarize
+
+
+class RehearsalError(RuntimeError):
+    """The artifact cannot run as deployed (a function's environment, a handler that does not import)."""
+
+
+class _Context:
+    """The Lambda context object (AWS Lambda Developer Guide, "Using the Lambda context object in Python")."""
+
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def __init__(self, name: str, arn: str, memory_mb: int, timeout_seconds: int) -> None:
+        self.function_name = name
+        self.invoked_function_arn = arn
+        self.memory_limit_in_mb = memory_mb
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{name}"
+        self._deadline = time.time() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+class Dispatcher:
+    """Runs the handler of the function an ARN names, answering like Lambda."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        contract: Contract,
+        scenario: dict[str, Any],
+        events: list[Event],
+        activity: Activity | None = None,
+        base_environment: dict[str, str] | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.contract = contract
+        self.activity = activity or Activity()
+        self.after: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {}  # step → world moves on
+        self.before: dict[str, Callable[[dict[str, Any], int], None]] = {}  # step → before an attempt
+        # step → [error or null, ...], or step → {group: [...]} for the invocations about that group only
+        self._faults: dict[str, Any] = {
+            step: {g: list(e) for g, e in errors.items()} if isinstance(errors, dict) else list(errors)
+            for step, errors in scenario.get("lambdaFaults", {}).items()
+        }
+        self._events = events
+        self._base = dict(base_environment or {})
+        self.invocations: dict[str, int] = {}
+        self.logs: list[str] = []
+        self.functions: dict[str, Function] = {}  # by ARN
+        self._names: dict[str, str] = {}  # ARN → physical name
+        self._environments: dict[str, dict[str, str]] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self.by_step: dict[str, str] = {}  # handler folder → ARN
+        # One invocation at a time: handlers share module state (Powertools' metrics, stdout capture) in this
+        # process, where Lambda would give each concurrent invocation its own. Reentrant for the relay hook.
+        self._serial = threading.RLock()
+
+    def load(self) -> None:
+        lambdas = str(PROJECT_ROOT / "lambdas")
+        if lambdas not in sys.path:
+            sys.path.insert(0, lambdas)  # the Lambda runtime's layout: the code root (LAMBDA_TASK_ROOT) is on the path
+        for logical_id, function in self.resolver.artifact.functions.items():
+            arn = self.resolver.get_att(logical_id, "Arn")
+            name = self.resolver.physical_name(logical_id)
+            self.functions[arn], self._names[arn] = function, name
+            self.by_step[function.step] = arn
+            self._environments[arn] = self._environment(function, name)
+        for name in [m for m in sys.modules if m.split(".")[0] in self.by_step]:
+            del sys.modules[name]  # handlers read their configuration at import: a cold start per rehearsal
+        importlib.import_module("shared.aws.clients").client.cache_clear()
+        for arn, function in self.functions.items():
+            with self._as(arn), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    module = importlib.import_module(function.module)
+                except Exception as exc:
+                    raise RehearsalError(
+                        f"function {function.logical_id} ({function.handler}) fails at its cold start: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            self._handlers[arn] = getattr(module, function.handler.rsplit(".", 1)[1])
+
+    def _environment(self, function: Function, name: str) -> dict[str, str]:
+        variables = self.resolver.resolve(function.environment, f"{function.logical_id}.Environment")
+        bad = [k for k, v in variables.items() if not isinstance(v, str)]
+        if bad:
+            raise RehearsalError(f"function {function.logical_id}: environment variables {bad} are not strings")
+        region = self.resolver.account.region
+        runtime = {  # AWS Lambda Developer Guide, "Defined runtime environment variables"
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "_HANDLER": function.handler,
+            "LAMBDA_TASK_ROOT": str(PROJECT_ROOT / "lambdas"),
+        }
+        return {**self._base, **runtime, **variables}
+
+    @contextlib.contextmanager
+    def _as(self, arn: str) -> Iterator[None]:
+        """The process environment is the function's own while its code runs (one invocation at a time)."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self._environments[arn])
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def arn_of(self, step: str) -> str:
+        return self.by_step[step]
+
+    def invoke(self, function_name: str, payload: Any, caller: Principal | None = None) -> dict[str, Any]:
+        """`caller` (the state machine, or EventBridge for relay_event) must be allowed to invoke the function."""
+        with self._serial:
+            self.activity.begin()
+            try:
+                arn = self._arn(function_name)
+                if caller is not None:
+                    self.contract.authorize(caller, "lambda", "Invoke", {"FunctionName": function_name})
+                return self._invoke(arn, payload)
+            finally:
+                self.activity.end()
+
+    def _arn(self, function_name: str) -> str:
+        arn = function_name.removesuffix(":$LATEST")
+        if arn in self.functions:
+            return arn
+        named = [a for a, n in self._names.items() if n == function_name]
+        if not named:
+            raise RehearsalError(f"no function {function_name} in the template")
+        return named[0]
+
+    def _invoke(self, arn: str, payload: Any) -> dict[str, Any]:
+        function = self.functions[arn]
+        step = function.step
+        event = json.loads(payload) if isinstance(payload, bytes | str) else payload or {}
+        self.invocations[step] = self.invocations.get(step, 0) + 1
+        if step in self.before:
+            with self.contract.as_harness():
+                self.before[step](event, self.invocations[step])
+        faults = self._faults.get(step)
+        if isinstance(faults, dict):  # faults of one group: the invocations whose input names it
+            text = json.dumps(event)
+            faults = next((f for group, f in faults.items() if json.dumps(group) in text), None)
+        error = faults.pop(0) if faults else None  # a null entry: this invocation runs normally
+        if error is not None:
+            self._events.append(Event(time.time(), f"{step}: Lambda answered {error} (scenario fault)"))
+            return _function_error(error, "rehearsal fault")
+        out = io.StringIO()
+        context = _Context(self._names[arn], arn, function.memory_mb, function.timeout_seconds)
+        principal = Principal(step, function.role)
+        try:
+            with self._as(arn), self.contract.acting_as(principal), contextlib.redirect_stdout(out):
+                result = self._handlers[arn](event, context)
+        except Exception as exc:
+            self.logs.append(out.getvalue() + traceback.format_exc())
+            self._events.append(Event(time.time(), f"{step}: {type(exc).__name__}: {exc}"))
+            return _function_error(type(exc).__name__, str(exc))
+        self.logs.append(out.getvalue())
+        summary = summarize(step, result)
+        if summary:
+            self._events.append(Event(time.time(), summary))
+        if step in self.after:
+            with self.contract.as_harness():
+                self.after[step](event, result)
+        return {"StatusCode": 200, "Payload": result}
+
+
+def _function_error(error_type: str, message: str) -> dict[str, Any]:
+    return {
+        "StatusCode": 200,
+        "FunctionError": "Unhandled",
+        "Payload": {"errorType": error_type, "errorMessage": message},
+    }

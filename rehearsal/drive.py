@@ -1,0 +1,65 @@
+"""The harness's side of a running execution: it waits, delivers events, answers approvals like a person."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rehearsal.clock import Event, SimClock
+
+RUN_TIMEOUT_SECONDS = 60  # real seconds; a scenario may allow more ("wallTimeoutSeconds")
+
+
+def drive(
+    sfn: Any,
+    sqs: Any,
+    queue_url: str,
+    execution: str,
+    scenario: dict[str, Any],
+    events: list[Event],
+    clock: SimClock,
+    deliver: Any = lambda: None,
+    lock_taken: Any = lambda stage: None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run until the execution ends: deliver due AWS events, answer approvals as the scenario says, collect
+    every notification (one more pass after the end: the final one is already in the queue)."""
+    approvals = dict(scenario.get("approvals", {}))
+    notifications: list[dict[str, Any]] = []
+    wall_timeout = float(scenario.get("wallTimeoutSeconds", RUN_TIMEOUT_SECONDS))
+    deadline = time.time() + wall_timeout
+    drained = False
+    while True:
+        deliver()
+        description = sfn.describe_execution(executionArn=execution)
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            if body.get("event") == "ApprovalRequested":
+                notifications.append({"event": "ApprovalRequested", "stage": body["stage"]})
+                decision = approvals.get(body["stage"], "approve")
+                if body["stage"] in scenario.get("lockTakenDuringApproval", []):
+                    lock_taken(body["stage"])
+                clock.advance(float(scenario.get("approvalDelaySeconds", 600)))  # the person takes ten minutes
+                events.append(Event(time.time(), f"approval requested for stage {body['stage']}: {decision}d"))
+                if decision == "approve":
+                    sfn.send_task_success(taskToken=body["taskToken"], output="{}")
+                else:
+                    sfn.send_task_failure(
+                        taskToken=body["taskToken"], error="Rejected", cause=f"stage {body['stage']} rejected"
+                    )
+            else:
+                notifications.append(body)
+                events.append(Event(time.time(), f"notification: {body.get('event')}"))
+        if description["status"] != "RUNNING":
+            if drained:
+                return description, notifications
+            drained = True  # one more pass: the final notification is already in the queue
+            continue
+        if time.time() > deadline:
+            # Stopped, and reported as it stands (the invariants name the timeout): a hang is a finding too.
+            cause = f"the rehearsal did not finish within {wall_timeout:.0f}s of real time"
+            sfn.stop_execution(executionArn=execution, error="RehearsalTimeout", cause=cause)
+            events.append(Event(time.time(), f"rehearsal stopped the execution: {cause}"))
+            deadline = float("inf")
+        time.sleep(0.01)

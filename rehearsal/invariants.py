@@ -1,0 +1,194 @@
+"""What changed, read back from the emulated account after a run, and the invariants every scenario keeps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rehearsal.clock import Event, SimClock
+from rehearsal.fleet import groups_of
+from rehearsal.result import Result
+
+TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
+
+
+def history_of(sfn: Any, execution: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def collect(
+    scenario: dict[str, Any],
+    world: Any,
+    emulated: Any,
+    dispatcher: Any,
+    clock: SimClock,
+    description: dict[str, Any],
+    notifications: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    events: list[Event],
+    initial_images: set[str],
+    wall_start: float,
+    execution: str,
+) -> Result:
+    import boto3
+
+    ec2 = boto3.client("ec2")
+    remaining = {
+        i["ImageId"] for page in ec2.get_paginator("describe_images").paginate(Owners=["self"]) for i in page["Images"]
+    }
+    launch_templates = {}
+    for group, template_id in world.templates.items():
+        default = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["$Default"])[
+            "LaunchTemplateVersions"
+        ][0]
+        launch_templates[template_id] = {
+            "group": group,
+            "defaultVersion": default["VersionNumber"],
+            "amiId": default["LaunchTemplateData"].get("ImageId"),
+        }
+    items = boto3.client("dynamodb").scan(TableName=world.lock_table)["Items"]
+    held = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") == execution]
+    others = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") != execution]
+
+    violations = []
+    for template_id, lt in launch_templates.items():
+        if lt["amiId"] not in remaining:
+            violations.append(
+                f"{template_id} default version {lt['defaultVersion']} points to missing AMI {lt['amiId']}"
+            )
+    for template_id, versions in emulated.kept_versions().items():
+        for number, image_id in versions:
+            if image_id and image_id not in remaining and image_id in initial_images | set(emulated_amis(emulated)):
+                violations.append(f"{template_id} version {number} references deleted AMI {image_id}")
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            if (
+                instance["State"]["Name"] != "terminated"
+                and instance["ImageId"] not in remaining
+                and instance["ImageId"] in initial_images
+            ):
+                violations.append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
+    if held:
+        violations.append(f"lock still held on {held}")
+    if description["status"] == "ABORTED":
+        violations.append(f"the execution did not end by itself: {description.get('cause')}")
+    groups = groups_of(world.target_groups)
+    violations.extend(_blue_green_violations(world, groups, emulated))
+    terminal = [n for n in notifications if n.get("event") in TERMINAL_EVENTS]
+    expected = "DeploymentSucceeded" if description["status"] == "SUCCEEDED" else None
+    if len(terminal) != 1:
+        violations.append(f"expected exactly one outcome notification, got {[n.get('event') for n in terminal]}")
+    elif (expected and terminal[0]["event"] != expected) or (
+        not expected and terminal[0]["event"] == "DeploymentSucceeded"
+    ):
+        violations.append(f"outcome notification {terminal[0]['event']} does not match status {description['status']}")
+
+    timeline = _timeline(history, events, clock)
+    return Result(
+        scenario=scenario["name"],
+        status=description["status"],
+        error=description.get("error"),
+        cause=description.get("cause"),
+        transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
+        history_events=len(history),
+        lambda_invocations=sum(dispatcher.invocations.values()),
+        api_calls=dict(sorted(emulated.api_calls.items())),
+        launch_templates=launch_templates,
+        images_kept=sorted(i for i in remaining if i in initial_images or i in emulated_amis(emulated)),
+        images_pruned=sorted(i for i in initial_images | set(emulated_amis(emulated)) if i not in remaining),
+        snapshots_deleted=sorted(emulated.snapshots_deleted),
+        lock="held" if held else "released",
+        notifications=[
+            {
+                "event": n.get("event"),
+                **({"error": n["error"].get("Error")} if isinstance(n.get("error"), dict) else {}),
+            }
+            for n in notifications
+        ],
+        invariant_violations=violations,
+        simulated_seconds=clock.now(),
+        wall_seconds=time.time() - wall_start,
+        timeline=timeline,
+        invocations=dict(dispatcher.invocations),
+        builds=[b.pipeline for b in emulated.builds.values()],
+        world_images={"app": list(world.app_images), "base": list(world.base_images)},
+        other_locks=others,
+        lags=sorted(emulated.lags.values()),
+        groups=groups,
+        groups_deleted=sorted(n for n in world.initial_groups if n not in groups),
+        refreshed_groups=sorted({r.group for r in emulated.refreshes.values()}),
+    )
+
+
+def _blue_green_violations(world: Any, groups: dict[str, dict[str, Any]], emulated: Any) -> list[str]:
+    """Per blue-green target: exactly one healthy group serves; no green is left; the seed group and every
+    group still within retention exist; every group's launch template version (hence its AMI) still exists."""
+    violations = []
+    keep = int(world.config.get("retention", {}).get("keepGroups", 2))
+    versions = emulated.kept_versions()
+    for seed in world.target_groups:
+        mine = {n: g for n, g in groups.items() if g["target"] == seed}
+        serving = [n for n, g in mine.items() if g["inTargetGroup"]]
+        if len(serving) != 1:
+            violations.append(f"{seed}: its target group is served by {serving}, not by exactly one group")
+        else:
+            live = mine[serving[0]]
+            if live["desired"] == 0 or live["healthyTargets"] < live["desired"]:
+                violations.append(
+                    f"{seed}: {serving[0]} serves with {live['healthyTargets']}/{live['desired']} healthy"
+                )
+            if not live["role"].startswith("live"):
+                violations.append(f"{seed}: {serving[0]} serves but its role is {live['role']}")
+        if seed not in groups:
+            violations.append(f"{seed}: the seed group was deleted")
+        violations.extend(f"{seed}: green group {n} was left behind" for n, g in mine.items() if g["role"] == "green")
+        deleted = [n for n, g in world.initial_groups.items() if g["target"] == seed and n not in groups]
+        retained = [n for n, g in mine.items() if g["role"] == "retained"]
+        for name in deleted:
+            if world.initial_groups[name]["role"] != "retained" or len(retained) < keep:
+                violations.append(f"{seed}: {name} ({world.initial_groups[name]['role']}) was deleted within retention")
+        template_id = world.templates[seed]
+        numbers = {str(n) for n, _ in versions.get(template_id, [])}
+        for name, group in mine.items():
+            if group["launchTemplateVersion"] not in numbers:
+                violations.append(f"{name} uses deleted version {group['launchTemplateVersion']} of {template_id}")
+    return violations
+
+
+def emulated_amis(emulated: Any) -> list[str]:
+    return [b.ami_id for b in emulated.builds.values() if b.ami_id]
+
+
+def _timeline(
+    history: list[dict[str, Any]], events: list[Event], clock: SimClock
+) -> list[tuple[float, str, str, list[str]]]:
+    """States entered, each with what happened in AWS until the next state."""
+    entries: list[tuple[float, str, str, list[str]]] = []
+    # History timestamps are coarser than the clock: a state entered right after a Wait must count
+    # the Wait's simulated seconds, the Wait itself must not.
+    states = [
+        (e["timestamp"].timestamp() + (0 if e["type"] == "WaitStateEntered" else 0.002), e)
+        for e in history
+        if e["type"].endswith("StateEntered")
+    ]
+    pending = sorted(events, key=lambda ev: ev.real)
+    index = 0
+    for position, (ts, event) in enumerate(states):
+        until = states[position + 1][0] if position + 1 < len(states) else float("inf")
+        notes = []
+        while index < len(pending) and pending[index].real < until:
+            notes.append(pending[index].text)
+            index += 1
+        kind = event["type"].removesuffix("StateEntered")
+        entries.append((clock.at(ts), event["stateEnteredEventDetails"]["name"], kind, notes))
+    tail = [ev.text for ev in pending[index:]]
+    if tail and entries:
+        entries[-1][3].extend(tail)
+    return entries

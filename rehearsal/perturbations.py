@@ -1,0 +1,118 @@
+"""What happens in the world while the deployment runs, as the scenario says: AWS's completion events,
+another deployment holding or taking a lock, an alarm going off."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rehearsal.clock import QUIET_SECONDS, Activity, Event, EventQueue, SimClock
+
+
+def relay_completion(
+    dispatcher: Any,
+    emulated: Any,
+    clock: SimClock,
+    scenario: dict[str, Any],
+    events: list[Event],
+    queue: EventQueue,
+) -> Any:
+    """After register_wait: the resource will end at a simulated time, and AWS will emit its event then.
+
+    The harness delivers it (to the real relay_event handler, as EventBridge would) when the workflow
+    is waiting, unless the scenario loses it (`lostEvents`): then the task token times out and the
+    fallback poll takes over.
+    """
+    lost = {kind: int(count) for kind, count in scenario.get("lostEvents", {}).items()}
+
+    def after_register(event: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get("alreadyDone"):
+            return
+        kind, resource_id = event["kind"], event["resourceId"]
+        status, seconds = emulated.finish(kind, resource_id)
+        if status is None:
+            dispatcher.activity.unanswered_token()  # still running for good: only the fallback poll can see it
+            return
+        if lost.get(kind, 0) > 0:
+            lost[kind] -= 1
+            events.append(Event(time.time(), f"{kind} {status}: its event will be lost (scenario)"))
+            dispatcher.activity.unanswered_token()
+            return
+        queue.push(clock.now() + seconds, kind, resource_id, status)
+
+    return after_register
+
+
+def foreign_lock_release(after: int, emulated: Any, events: list[Event], table: str) -> Any:
+    """The other deployment finishes and releases its lock after `after` acquire attempts of ours."""
+    import boto3
+
+    def release(event: dict[str, Any], attempt: int) -> None:
+        if event.get("action") != "acquire" or attempt <= after:
+            return
+        dynamodb = boto3.client("dynamodb")
+        emulated.counting = False
+        try:
+            for item in dynamodb.scan(TableName=table)["Items"]:
+                if item["holder"]["S"] != event["executionId"]:
+                    dynamodb.delete_item(TableName=table, Key={"target": item["target"]})
+                    events.append(
+                        Event(time.time(), f"the other deployment released its lock on {item['target']['S']}")
+                    )
+        finally:
+            emulated.counting = True
+
+    return release
+
+
+def alarm_during_soak(alarm: str, emulated: Any, events: list[Event]) -> Any:
+    """The alarm goes off while green soaks (at its first soaking check): green must be given up."""
+    import boto3
+
+    def fire(event: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get("verdict") != "Soaking":
+            return
+        emulated.counting = False
+        try:
+            boto3.client("cloudwatch").set_alarm_state(
+                AlarmName=alarm, StateValue="ALARM", StateReason="rehearsal: 5XX from the green instances"
+            )
+        finally:
+            emulated.counting = True
+        events.append(Event(time.time(), f"alarm {alarm} went to ALARM while green soaked"))
+
+    return fire
+
+
+def deliverer(dispatcher: Any, emulated: Any, clock: SimClock, queue: EventQueue, activity: Activity) -> Any:
+    """Deliver the next due AWS event once the workflow has gone quiet (every branch is waiting)."""
+
+    def deliver() -> None:
+        if not len(queue) or activity.quiet_for() < QUIET_SECONDS:
+            return
+        due = queue.pop()
+        if due is None:
+            return
+        at, kind, resource_id, status = due
+        clock.advance(max(0.0, at - clock.now()))
+        # EventBridge invokes relay_event (its rules' target; the function's resource policy allows the rules).
+        dispatcher.invoke(dispatcher.arn_of("relay_event"), json.dumps(emulated.event(kind, resource_id, status)))
+
+    return deliver
+
+
+def lock_taken_meanwhile(stage: str, execution: str, events: list[Event], world: Any) -> None:
+    """While the stage waits for approval, our locks on its targets expire and another deployment takes them."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    config = world.config
+    groups = [t["autoScalingGroupName"] for s in config["stages"] if s["name"] == stage for t in s["targets"]]
+    other = execution.rsplit(":", 1)[0] + ":a-later-push"
+    for group in groups:
+        dynamodb.put_item(
+            TableName=world.lock_table,
+            Item={"target": {"S": group}, "holder": {"S": other}, "expiresAt": {"N": str(int(time.time()) + 3600)}},
+        )
+    events.append(Event(time.time(), f"our locks on {', '.join(groups)} expired; {other.rsplit(':', 1)[-1]} took them"))

@@ -1,0 +1,71 @@
+"""What a rehearsal reports: the outcome, the counts, the final state of the fleet and the invariants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Result:
+    scenario: str
+    status: str
+    error: str | None
+    cause: str | None
+    transitions: int
+    history_events: int
+    lambda_invocations: int
+    api_calls: dict[str, int]
+    launch_templates: dict[str, dict[str, Any]]
+    images_kept: list[str]
+    images_pruned: list[str]
+    snapshots_deleted: list[str]
+    lock: str
+    notifications: list[dict[str, Any]]
+    invariant_violations: list[str]
+    simulated_seconds: float
+    wall_seconds: float
+    timeline: list[tuple[float, str, str, list[str]]] = field(default_factory=list)  # (sim s, state, type, notes)
+    invocations: dict[str, int] = field(default_factory=dict)
+    builds: list[str] = field(default_factory=list)  # pipelines baked, in order
+    world_images: dict[str, list[str]] = field(default_factory=dict)  # "app"/"base" → ids, oldest first
+    other_locks: list[str] = field(default_factory=list)  # targets still locked by other executions
+    lags: list[float] = field(default_factory=list)  # simulated seconds from a build/refresh ending to being seen
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # blue-green targets' groups at the end
+    groups_deleted: list[str] = field(default_factory=list)  # blue-green groups that existed at the start
+    access_denied: list[dict[str, str]] = field(default_factory=list)  # calls a role would deny: step, action, resource
+    observed_actions: list[str] = field(default_factory=list)  # "<role logical id> <action>" allowed and called
+    targets: list[dict[str, Any]] = field(default_factory=list)  # the configured targets, as rehearsed
+    note: str | None = None  # e.g. rehearsed with the scenario's overlay
+    refreshed_groups: list[str] = field(default_factory=list)  # groups an instance refresh ran on
+    expect: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(
+        default_factory=dict
+    )  # the deploy configuration rehearsed  # the scenario's expectations, roles resolved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "status": self.status,
+            "error": self.error,
+            "cause": self.cause,
+            "transitions": self.transitions,
+            "historyEvents": self.history_events,
+            "lambdaInvocations": self.lambda_invocations,
+            "invocationsByStep": self.invocations,
+            "apiCalls": self.api_calls,
+            "launchTemplates": self.launch_templates,
+            "imagesKept": self.images_kept,
+            "imagesPruned": self.images_pruned,
+            "snapshotsDeleted": self.snapshots_deleted,
+            "lock": self.lock,
+            "notifications": self.notifications,
+            "invariantViolations": self.invariant_violations,
+            "simulatedSeconds": round(self.simulated_seconds, 1),
+            "wallSeconds": round(self.wall_seconds, 2),
+            "builds": self.builds,
+            **({"groups": self.groups, "groupsDeleted": self.groups_deleted} if self.groups else {}),
+            "targets": self.targets,
+            "accessDenied": self.access_denied,
+            **({"note": self.note} if self.note else {}),
+        }
