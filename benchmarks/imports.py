@@ -17,51 +17,41 @@ import re
 import statistics
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = PROJECT_ROOT / "lambdas"
 BOTO3 = "boto3"
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
-_DEPLOY_CONFIG = {
-    "application": "web-app",
-    "source": {"type": "github", "repository": "example/web-app", "branch": "main"},
-    "stages": [
-        {
-            "name": "test",
-            "targets": [{"autoScalingGroupName": "web-app-test", "launchTemplateId": "lt-0aaaaaaaaaaaaaaa1"}],
-        },
-        {
-            "name": "prod",
-            "approval": True,
-            "targets": [{"autoScalingGroupName": "web-app-prod", "launchTemplateId": "lt-0bbbbbbbbbbbbbbb2"}],
-        },
-    ],
-}
-# What the stack sets on the functions, as the handlers' environment models (lambdas/<step>/models.py,
-# `*Environment`) name it; values that pass their validation. Fake credentials: nothing is called at import.
-HANDLER_ENVIRONMENT = {
-    "DEPLOY_CONFIG": json.dumps(_DEPLOY_CONFIG),
-    "LOCK_TABLE_NAME": "web-app-locks",
-    "LOCK_TTL_SECONDS": "10800",
-    "WAIT_TTL_SECONDS": "86400",
-    "BUILD_SOURCE_PARAMETER": "/immutable-ami/web-app/build-source",
-    "BASE_PIPELINE_ARN": f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-pipeline/web-app-base",
-    "APP_PIPELINE_ARN": f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-pipeline/web-app-app",
-    "WEBHOOK_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:web-app/github-webhook-AbCdEf",
-    "STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:web-app-deploy",
-    "GITHUB_REPOSITORY": "example/web-app",
-    "DEPLOY_BRANCH": "main",
-    "POWERTOOLS_SERVICE_NAME": "web-app",
-    "POWERTOOLS_METRICS_NAMESPACE": "ImmutableAmiPipeline",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "benchmark",
-    "AWS_SECRET_ACCESS_KEY": "benchmark",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
+# The example configuration with a GitHub source: its template has every function, the webhook's too.
+GITHUB_SOURCE = {"type": "github", "repository": "example/web-app", "branch": "main"}
+# Fake credentials (nothing is called at import) and no X-Ray segments, as in the rehearsal.
+_RUNTIME = {"AWS_ACCESS_KEY_ID": "benchmark", "AWS_SECRET_ACCESS_KEY": "benchmark", "POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+@cache
+def handler_environments() -> dict[str, dict[str, str]]:
+    """`<step>.handler` → the environment its function has in the synthesized template (as the rehearsal runs it),
+    plus the variables Lambda's runtime defines: the handlers validate it at import, as at a cold start."""
+    from rehearsal import artifact as artifacts
+    from rehearsal.intrinsics import Account, Resolver
+    from stacks.config import strip_json_comments
+
+    config = json.loads(strip_json_comments(artifacts.configured_file().read_text()))
+    synthesized = artifacts.synthesize({**config, "source": GITHUB_SOURCE})
+    resolver = Resolver(synthesized, Account())
+    region = resolver.account.region
+    return {
+        function.module: {
+            **_RUNTIME,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            **resolver.resolve(function.environment, function.logical_id),
+        }
+        for function in synthesized.functions.values()
+    }
+
+
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _PROGRAM = (
     "import sys, time; sys.path.insert(0, {lambdas!r}); "
@@ -70,8 +60,8 @@ _PROGRAM = (
 
 
 def handler_modules() -> list[str]:
-    """`<step>.handler` for every directory under lambdas/ that has a handler.py, sorted."""
-    return sorted(f"{d.name}.handler" for d in LAMBDAS.iterdir() if (d / "handler.py").is_file())
+    """`<step>.handler` of every function the template deploys, sorted."""
+    return sorted(handler_environments())
 
 
 def measure_imports(modules: list[str] | None = None, runs: int = 5, warmup: bool = True) -> dict[str, float]:
@@ -83,7 +73,7 @@ def measure_imports(modules: list[str] | None = None, runs: int = 5, warmup: boo
     if malformed:
         raise ValueError(f"not module names: {malformed}")
     if warmup:
-        _import_seconds(",".join(names))  # one process imports everything once: the bytecode caches are written
+        _import_seconds(",".join(names), _union())  # one process imports everything: the bytecode caches are written
     return {name: _median_import_ms(name, runs) for name in dict.fromkeys(names)}
 
 
@@ -96,11 +86,20 @@ def beyond_boto3(import_ms: dict[str, float]) -> dict[str, float]:
 
 
 def _median_import_ms(module: str, runs: int) -> float:
-    return round(statistics.median(_import_seconds(module) for _ in range(runs)) * 1000, 1)
+    env = handler_environments().get(module, _union())
+    return round(statistics.median(_import_seconds(module, env) for _ in range(runs)) * 1000, 1)
 
 
-def _import_seconds(module: str) -> float:
-    env = {"PATH": os.environ.get("PATH", ""), **HANDLER_ENVIRONMENT}
+def _union() -> dict[str, str]:
+    """Every function's variables at once: for boto3 alone and for the warm-up that imports every module."""
+    merged: dict[str, str] = {}
+    for env in handler_environments().values():
+        merged.update(env)
+    return merged
+
+
+def _import_seconds(module: str, environment: dict[str, str]) -> float:
+    env = {"PATH": os.environ.get("PATH", ""), **environment}
     done = subprocess.run(  # noqa: S603 (our own interpreter, our own program)
         [sys.executable, "-c", _PROGRAM.format(lambdas=str(LAMBDAS), module=module)],
         env=env,

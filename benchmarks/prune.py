@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal.emulated_aws import ACCOUNT, REGION, EmulatedAws, _backends, _error, _ok
+from rehearsal.world import configured_launch_template_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = PROJECT_ROOT / "lambdas"
@@ -58,11 +59,9 @@ ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-    "POWERTOOLS_SERVICE_NAME": "web-app",
-    "POWERTOOLS_METRICS_NAMESPACE": "ImmutableAmiPipeline",
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+TEMPLATE_ID = "lt-0be0000000000001"  # the benchmark group's launch template, as configured
 _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _STEP = "prune_images"
 
@@ -72,7 +71,8 @@ class PruneWorld:
     image_ids: list[str]  # oldest first
     in_use_ids: list[str]  # used by the launch template's versions (the newest is the group's)
     launch_template_id: str
-    config: dict[str, Any]  # the DEPLOY_CONFIG "ours" runs with
+    config: dict[str, Any]  # the DEPLOY_CONFIG "ours" runs with (its function's, in the synthesized template)
+    environment: dict[str, str]  # the prune function's environment in the synthesized template
 
 
 def run_prune_benchmark(images: int = FULL_IMAGES, snapshots_per_image: int = 2, keep: int = 5) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def seed_prune(ec2: Any, application: str, keep: int) -> tuple[int, int]:
 
 def _run_ours(world: PruneWorld, emulator: PruneEmulator) -> dict[str, Any]:
     try:
-        handler = _load_handler(world.config)
+        handler = _load_handler(world.environment)
         with _quiet_handler_output():
             emulator.counting = True
             start = time.perf_counter()
@@ -224,9 +224,10 @@ def build_world(images: int, snapshots_per_image: int, keep: int) -> PruneWorld:
 
     in_use = image_ids[-min(IN_USE_IMAGES, keep, images) :]
     ec2 = boto3.client("ec2", region_name=REGION)
-    template = ec2.create_launch_template(
-        LaunchTemplateName=f"{GROUP}-lt", LaunchTemplateData={"ImageId": in_use[0], "InstanceType": "t3.micro"}
-    )["LaunchTemplate"]
+    with configured_launch_template_id(TEMPLATE_ID):
+        template = ec2.create_launch_template(
+            LaunchTemplateName=f"{GROUP}-lt", LaunchTemplateData={"ImageId": in_use[0], "InstanceType": "t3.micro"}
+        )["LaunchTemplate"]
     template_id = str(template["LaunchTemplateId"])
     for image_id in in_use[1:]:
         ec2.create_launch_template_version(
@@ -243,12 +244,33 @@ def build_world(images: int, snapshots_per_image: int, keep: int) -> PruneWorld:
         DesiredCapacity=1,
         VPCZoneIdentifier=subnet_id,
     )
-    config = {
-        "application": APPLICATION,
-        "stages": [{"name": "prod", "targets": [{"autoScalingGroupName": GROUP, "launchTemplateId": template_id}]}],
-        "retention": {"keepImages": keep, "keepLaunchTemplateVersions": 5},
-    }
-    return PruneWorld(image_ids=image_ids, in_use_ids=in_use, launch_template_id=template_id, config=config)
+    environment = prune_environment(keep)
+    return PruneWorld(
+        image_ids=image_ids,
+        in_use_ids=in_use,
+        launch_template_id=template_id,
+        config=json.loads(environment["DEPLOY_CONFIG"]),
+        environment=environment,
+    )
+
+
+@cache
+def prune_environment(keep: int) -> dict[str, str]:
+    """The prune function's environment as the stack deploys it for a one-group pipeline keeping `keep` images:
+    the example configuration with that fleet and retention, synthesized (cached by content)."""
+    from rehearsal import artifact as artifacts
+    from rehearsal.intrinsics import Account, Resolver
+    from stacks.config import strip_json_comments
+
+    config = json.loads(strip_json_comments(artifacts.configured_file().read_text()))
+    config["stages"] = [{"name": "prod", "targets": [{"autoScalingGroupName": GROUP, "launchTemplateId": TEMPLATE_ID}]}]
+    config["retention"] = {**config.get("retention", {}), "keepImages": keep}
+    synthesized = artifacts.synthesize(config)
+    function = next(f for f in synthesized.functions.values() if f.step == _STEP)
+    environment: dict[str, str] = Resolver(synthesized, Account()).resolve(function.environment, function.logical_id)
+    if json.loads(environment["DEPLOY_CONFIG"])["application"] != APPLICATION:
+        raise RuntimeError(f"the example configuration's application is not {APPLICATION!r}")
+    return environment
 
 
 @cache
@@ -417,14 +439,15 @@ class _LambdaContext:
 _saved_modules: dict[str, Any] = {}
 
 
-def _load_handler(config: dict[str, Any]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Import prune_images.handler afresh (it reads DEPLOY_CONFIG at import), as rehearsal's Dispatcher does."""
+def _load_handler(environment: dict[str, str]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Import prune_images.handler afresh with its function's environment (it reads it at import), as the
+    rehearsal's Dispatcher does."""
     if str(LAMBDAS) not in sys.path:
         sys.path.insert(0, str(LAMBDAS))  # the Lambda runtime's layout: the code root is on the path
     _saved_modules.update(_step_modules())
     for name in _step_modules():
         del sys.modules[name]
-    os.environ["DEPLOY_CONFIG"] = json.dumps(config)
+    os.environ.update(environment)
     importlib.import_module("shared.aws.clients").client.cache_clear()  # clients of this moto world
     with contextlib.redirect_stdout(io.StringIO()):
         module = importlib.import_module(f"{_STEP}.handler")
@@ -463,16 +486,12 @@ def _quiet_handler_output() -> Iterator[None]:
 @contextlib.contextmanager
 def _environment() -> Iterator[None]:
     """Fake credentials, the region, no moto default AMIs and the Powertools settings; restored afterwards."""
-    names = [*ENVIRONMENT, *_UNSET, "DEPLOY_CONFIG"]
-    saved = {name: os.environ.get(name) for name in names}
+    saved = dict(os.environ)
     for name in _UNSET:
         os.environ.pop(name, None)
     os.environ.update(ENVIRONMENT)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.clear()
+        os.environ.update(saved)

@@ -70,7 +70,7 @@ def _image(ec2_backend: Any, instance_id: str, app: str, pipeline: str, created:
 
 
 @contextlib.contextmanager
-def _launch_template_id(template_id: str) -> Iterator[None]:
+def configured_launch_template_id(template_id: str) -> Iterator[None]:
     """moto makes up launch template ids; the configured id is what the functions call with, so moto takes it."""
     from moto.ec2.models import launch_templates
 
@@ -158,7 +158,7 @@ def _fleet(
     for stage in config["stages"]:
         for target in stage["targets"]:
             group, template_id = target["autoScalingGroupName"], target["launchTemplateId"]
-            with _launch_template_id(template_id):
+            with configured_launch_template_id(template_id):
                 ec2.create_launch_template(
                     LaunchTemplateName=f"{group}-lt",
                     LaunchTemplateData={"ImageId": history[0], "InstanceType": "t3.micro"},

@@ -118,9 +118,11 @@ def test_prune_benchmark_refuses_an_empty_world() -> None:
 
 
 def test_imports_times_every_handler_module_and_boto3() -> None:
-    # Given every directory under lambdas/ with a handler.py
+    # Given the handler of every function the template deploys (each imported with its own environment)
     modules = imports.handler_modules()
     assert "prune_images.handler" in modules
+    assert "github_webhook.handler" in modules
+    assert len(modules) == len({p.parent.name for p in imports.LAMBDAS.glob("*/handler.py")})
     # When each is imported once in a fresh interpreter
     measured = imports.measure_imports(runs=1, warmup=False)
     # Then every module and boto3 has a positive time, and the part beyond boto3 is the difference
