@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-IDLE_SECONDS = 0.2  # no activity for this long: an unanswered task token can time out
+IDLE_SECONDS = 0.05  # no activity for this long: an unanswered task token can time out
 QUIET_SECONDS = 0.05  # no activity for this long: every branch waits, the next AWS event may happen
 
 

@@ -48,6 +48,11 @@ DEFAULT_DENIED = ("AccessDeniedException", 400)
 NOT_AUTHORIZED = {"sqs", "sts"}  # the harness's inbox and identity: no step calls them
 
 
+def role_policies(artifact: Artifact, resolver: Resolver, role: str) -> dict[str, Any]:
+    """A role's identity policies from the template, resolved in the emulated account."""
+    return {name: resolver.resolve(doc, f"{role}.{name}") for name, doc in artifact.role_policies(role).items()}
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str  # the step ("lock"), or "state machine"
@@ -58,10 +63,7 @@ class Contract:
     def __init__(self, artifact: Artifact, resolver: Resolver, lookup: Lookup) -> None:
         machine_role = artifact.resources[artifact.state_machine]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         roles = {f.role for f in artifact.functions.values()} | {machine_role}
-        self._policies = {
-            role: {name: resolver.resolve(doc, f"{role}.{name}") for name, doc in artifact.role_policies(role).items()}
-            for role in sorted(roles)
-        }
+        self._policies = {role: role_policies(artifact, resolver, role) for role in sorted(roles)}
         account = resolver.account
         self._where = Where(account.partition, account.region, account.account)
         self._lookup = lookup
@@ -70,6 +72,7 @@ class Contract:
         self.denied: list[dict[str, str]] = []
         self.errors: list[str] = []  # calls the contract could not judge: each fails the scenario
         self.observed: dict[tuple[str, str], int] = {}  # (role logical id, action) → allowed calls
+        self.allowed: list[tuple[str, AuthorizationRequest]] = []  # (role logical id, request), in call order
 
     @contextlib.contextmanager
     def acting_as(self, principal: Principal) -> Iterator[None]:
@@ -149,4 +152,5 @@ class Contract:
                 return request
             key = (principal.role, request.action)
             self.observed[key] = self.observed.get(key, 0) + 1
+            self.allowed.append((principal.role, request))
         return None

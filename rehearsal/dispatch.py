@@ -86,6 +86,7 @@ class Dispatcher:
         self._environments: dict[str, dict[str, str]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self.by_step: dict[str, str] = {}  # handler folder → ARN
+        self._saved_modules: dict[str, Any] = {}
         # One invocation at a time: handlers share module state (Powertools' metrics, stdout capture) in this
         # process, where Lambda would give each concurrent invocation its own. Reentrant for the relay hook.
         self._serial = threading.RLock()
@@ -100,8 +101,8 @@ class Dispatcher:
             self.functions[arn], self._names[arn] = function, name
             self.by_step[function.step] = arn
             self._environments[arn] = self._environment(function, name)
-        for name in [m for m in sys.modules if m.split(".")[0] in self.by_step]:
-            del sys.modules[name]  # handlers read their configuration at import: a cold start per rehearsal
+        self._saved_modules = {m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".")[0] in self.by_step}
+        # handlers read their configuration at import: a cold start per rehearsal (the saved ones come back after)
         importlib.import_module("shared.aws.clients").client.cache_clear()
         for arn, function in self.functions.items():
             with self._as(arn), contextlib.redirect_stdout(io.StringIO()):
@@ -113,6 +114,13 @@ class Dispatcher:
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
             self._handlers[arn] = getattr(module, function.handler.rsplit(".", 1)[1])
+
+    def unload(self) -> None:
+        """Forget this rehearsal's handler modules; whoever imported them before gets theirs back."""
+        for name in [m for m in sys.modules if m.split(".")[0] in self.by_step]:
+            del sys.modules[name]
+        sys.modules.update(self._saved_modules)
+        importlib.import_module("shared.aws.clients").client.cache_clear()
 
     def _environment(self, function: Function, name: str) -> dict[str, str]:
         variables = self.resolver.resolve(function.environment, f"{function.logical_id}.Environment")

@@ -35,6 +35,7 @@ class Result:
     groups_deleted: list[str] = field(default_factory=list)  # blue-green groups that existed at the start
     access_denied: list[dict[str, str]] = field(default_factory=list)  # calls a role would deny: step, action, resource
     observed_actions: list[str] = field(default_factory=list)  # "<role logical id> <action>" allowed and called
+    authorizations: list[Any] = field(default_factory=list)  # (role logical id, AuthorizationRequest) allowed, in order
     targets: list[dict[str, Any]] = field(default_factory=list)  # the configured targets, as rehearsed
     note: str | None = None  # e.g. rehearsed with the scenario's overlay
     refreshed_groups: list[str] = field(default_factory=list)  # groups an instance refresh ran on

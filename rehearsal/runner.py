@@ -159,8 +159,8 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
     )
     emulated.install()
     shared_clock: Any = None
+    dispatcher = Dispatcher(resolver, contract, scenario, events, activity, base_environment=dict(os.environ))
     try:
-        dispatcher = Dispatcher(resolver, contract, scenario, events, activity, base_environment=dict(os.environ))
         dispatcher.load()
         # The blue-green steps read time through shared.clock: give them the simulated time.
         shared_clock = importlib.import_module("shared.clock")
@@ -225,6 +225,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         )
         result.access_denied = list(contract.denied)
         result.observed_actions = sorted({f"{role} {action}" for role, action in contract.observed})
+        result.authorizations = list(contract.allowed)
         result.targets = world.targets()
         result.expect = dict(scenario.get("expect", {}))
         result.config = dict(world.config)
@@ -240,6 +241,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         emulated.uninstall()
         if shared_clock is not None:
             shared_clock.now = real_now
+        dispatcher.unload()
 
 
 def resolve_images(value: Any, world: Any) -> Any:
