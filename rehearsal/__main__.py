@@ -35,14 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(scenario_names()))
         return 0
     try:
-        result = run(load_scenario(args.scenario), Target(config=args.config, template=args.template))
+        scenario = load_scenario(args.scenario)
+        result = run(scenario, Target(config=args.config, template=args.template))
     except (ArtifactError, RehearsalError, ScenarioError) as exc:
         print(f"rehearsal: {exc}", file=sys.stderr)
         return 2
     print_report(result)
+    expected = (result.expect.get("status"), result.expect.get("error"))
+    unexpected = expected[0] is not None and expected != (result.status, result.error)
+    if unexpected:
+        print(f"  NOT AS EXPECTED: the scenario expects {expected[0]}{' ' + expected[1] if expected[1] else ''}")
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
-    return 0 if not result.invariant_violations else 1
+    return 1 if result.invariant_violations or unexpected else 0
 
 
 if __name__ == "__main__":

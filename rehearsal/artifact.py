@@ -14,8 +14,10 @@ From the template it takes the state machine (its definition, from the definitio
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / ".cache" / "rehearsal"
 CONTEXT_KEY = "immutableAmi"
 # Everything the synthesized template is made from (the Lambda code asset included: its hash is in the template).
+SYNTH_PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "pydantic")
 SOURCES = (
     "app.py",
     "cdk.json",
@@ -88,8 +91,15 @@ class Artifact:
         """Every identity policy of a role: its inline `Policies` and the AWS::IAM::Policy resources attached to it.
         Managed policies would need their documents too: the stack attaches none; a template that does is refused."""
         properties = self.resources[role]["Properties"]
-        if properties.get("ManagedPolicyArns"):
-            raise ArtifactError(f"role {role} has managed policies; the rehearsal evaluates inline policies only")
+        # What the rehearsal does not evaluate is refused, never skipped: a Deny in it would be missed.
+        if properties.get("ManagedPolicyArns") or properties.get("PermissionsBoundary"):
+            raise ArtifactError(f"role {role} has managed policies or a permissions boundary, which are not evaluated")
+        for logical_id, resource in self.resources.items():
+            attached = resource.get("Properties", {})
+            if (resource["Type"] == "AWS::IAM::ManagedPolicy" and {"Ref": role} in attached.get("Roles", [])) or (
+                resource["Type"] == "AWS::IAM::RolePolicy" and attached.get("RoleName") == {"Ref": role}
+            ):
+                raise ArtifactError(f"{logical_id} ({resource['Type']}) on role {role} is not evaluated")
         policies = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
         for logical_id, resource in self.of_type("AWS::IAM::Policy").items():
             if {"Ref": role} in resource["Properties"].get("Roles", []):
@@ -97,11 +107,30 @@ class Artifact:
         return policies
 
 
+def _referenced_files(value: Any) -> list[Path]:
+    """Files of this repository the configuration names (a component YAML, say): the template embeds them."""
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _referenced_files(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _referenced_files(v)]
+    if isinstance(value, str) and len(value) < 256 and "\n" not in value:
+        path = PROJECT_ROOT / value
+        return [path] if path.is_file() else []
+    return []
+
+
 def _hash_sources(config_text: str, context: dict[str, Any]) -> str:
     digest = hashlib.sha256()
     digest.update(config_text.encode())
+    from stacks.config import strip_json_comments
+
+    with contextlib.suppress(ValueError):
+        for file in sorted(set(_referenced_files(json.loads(strip_json_comments(config_text))))):
+            digest.update(file.read_bytes())
     digest.update(json.dumps(context, sort_keys=True).encode())
     digest.update(sys.version.encode())
+    for package in SYNTH_PACKAGES:  # what synthesizes, as installed (requirements.txt pins it, but a venv may lag)
+        digest.update(f"{package}=={importlib.metadata.version(package)}".encode())
     for name in SOURCES:
         path = PROJECT_ROOT / name
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

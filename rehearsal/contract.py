@@ -45,7 +45,6 @@ DENIED = {
     "sns": ("AuthorizationError", 403),
 }
 DEFAULT_DENIED = ("AccessDeniedException", 400)
-NOT_AUTHORIZED = {"sqs", "sts"}  # the harness's inbox and identity: no step calls them
 
 
 def role_policies(artifact: Artifact, resolver: Resolver, role: str) -> dict[str, Any]:
@@ -105,7 +104,7 @@ class Contract:
     def check(self, service: str, operation: str, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]] | None:
         """For the before-call hook: None when allowed (the call goes on), else the service's denial."""
         principal = self.current()
-        if principal is None or service in NOT_AUTHORIZED:
+        if principal is None:
             return None
         try:
             refused = self._refused(principal, service, operation, params)
@@ -121,7 +120,11 @@ class Contract:
 
     def authorize(self, principal: Principal, service: str, operation: str, params: dict[str, Any]) -> None:
         """For calls the harness makes on a principal's behalf (the state machine invoking a function)."""
-        refused = self._refused(principal, service, operation, params)
+        try:
+            refused = self._refused(principal, service, operation, params)
+        except Exception as exc:
+            self.errors.append(f"{principal.name}: {service}.{operation}: {type(exc).__name__}: {exc}")
+            raise
         if refused is not None:
             code, status = DENIED.get(service, DEFAULT_DENIED)
             raise ClientError(

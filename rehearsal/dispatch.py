@@ -144,13 +144,11 @@ class Dispatcher:
     def _as(self, arn: str) -> Iterator[None]:
         """The process environment is the function's own while its code runs (one invocation at a time)."""
         saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self._environments[arn])
+        _become(self._environments[arn])
         try:
             yield
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            _become(saved)
 
     def arn_of(self, step: str) -> str:
         return self.by_step[step]
@@ -164,8 +162,19 @@ class Dispatcher:
                 if caller is not None:
                     self.contract.authorize(caller, "lambda", "Invoke", {"FunctionName": function_name})
                 return self._invoke(arn, payload)
+            except RehearsalError as exc:  # moto would turn it into a task failure a Catch hides: record it
+                self.contract.errors.append(f"dispatch: {exc}")
+                raise
             finally:
                 self.activity.end()
+
+    def _harness(self, hook: Callable[..., None], *args: Any) -> None:
+        """The scenario's world moving on; its failure is the rehearsal's, never the step's."""
+        try:
+            with self.contract.as_harness():
+                hook(*args)
+        except Exception as exc:
+            raise RehearsalError(f"the scenario's script failed: {type(exc).__name__}: {exc}") from exc
 
     def _arn(self, function_name: str) -> str:
         arn = function_name.removesuffix(":$LATEST")
@@ -182,8 +191,7 @@ class Dispatcher:
         event = json.loads(payload) if isinstance(payload, bytes | str) else payload or {}
         self.invocations[step] = self.invocations.get(step, 0) + 1
         if step in self.before:
-            with self.contract.as_harness():
-                self.before[step](event, self.invocations[step])
+            self._harness(self.before[step], event, self.invocations[step])
         faults = self._faults.get(step)
         if isinstance(faults, dict):  # faults of one group: the invocations whose input names it
             text = json.dumps(event)
@@ -207,8 +215,7 @@ class Dispatcher:
         if summary:
             self._events.append(Event(time.time(), summary))
         if step in self.after:
-            with self.contract.as_harness():
-                self.after[step](event, result)
+            self._harness(self.after[step], event, result)
         return {"StatusCode": 200, "Payload": result}
 
 
@@ -218,3 +225,11 @@ def _function_error(error_type: str, message: str) -> dict[str, Any]:
         "FunctionError": "Unhandled",
         "Payload": {"errorType": error_type, "errorMessage": message},
     }
+
+
+def _become(environment: dict[str, str]) -> None:
+    """Make os.environ equal `environment`, setting before removing: moto's interpreter threads read it meanwhile
+    (MOTO_* settings, credentials), and must never see it empty."""
+    os.environ.update(environment)
+    for name in [k for k in os.environ if k not in environment]:
+        del os.environ[name]

@@ -53,10 +53,12 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         touch: Callable[[], None] = lambda: None,
         sim_datetime: Callable[[], datetime] = lambda: datetime.now(UTC),
         application: str = "web-app",
+        pipelines: dict[str, tuple[str, str]] | None = None,
         authorize: Callable[[str, str, dict[str, Any]], Any] = lambda service, operation, params: None,
     ) -> None:
         self.scenario = scenario
         self.application = application
+        self.pipelines = dict(pipelines or {})
         self.authorize = authorize  # the IAM contract: None when the caller's role allows the call, else the denial
         self.sim_now = sim_now
         self.sim_datetime = sim_datetime  # "now" on the simulated clock, as the blue-green steps see it

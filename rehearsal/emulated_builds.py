@@ -30,12 +30,14 @@ class ImageBuilderEmulation(EmulationState):
         if token in self._build_tokens:  # Image Builder is idempotent on the client token
             arn = self._build_tokens[token]
             return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
-        pipeline = "base" if pipeline_arn.endswith("-base") else "app"
-        # An image's ARN is image/<recipe name>/<recipe version>/<build> (Image Builder User Guide, "Image
-        # Builder resource ARNs"); the stack names each recipe like its pipeline.
-        name = pipeline_arn.rsplit("/", 1)[-1]
+        known = self.pipelines.get(pipeline_arn)
+        if known is None:  # the template's pipelines only (Image Builder API Reference: ResourceNotFoundException)
+            return _error("ResourceNotFoundException", f"image pipeline {pipeline_arn} does not exist")
+        pipeline, recipe = known
         statuses = list(self.scenario.get("imageBuilder", {}).get(pipeline, ["BUILDING", "TESTING", "AVAILABLE"]))
-        arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{name}/1.0.0/{len(self.builds) + 1}"
+        # An image's ARN is image/<recipe name>/<recipe version>/<build number> (EC2 Image Builder User Guide,
+        # "Semantic versioning": the build version ARN of an output image).
+        arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{recipe}/{len(self.builds) + 1}"
         self.builds[arn] = Build(arn, pipeline, statuses, sim_start=self.sim_now())
         self._build_tokens[token] = arn
         self.log(f"image build started: {pipeline} pipeline (build {len(self.builds)})")

@@ -64,6 +64,7 @@ class EmulationState:
     timed: bool
     refreshes: dict[str, Any]
     builds: dict[str, Any]
+    pipelines: dict[str, tuple[str, str]]  # image pipeline ARN → ("base" or "app", "<recipe name>/<version>")
     lags: dict[tuple[str, str], float]
     deleted_versions: dict[str, set[int]]
     snapshots_deleted: list[str]

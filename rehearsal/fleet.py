@@ -8,11 +8,18 @@ from typing import Any
 
 import boto3
 
-from rehearsal.emulated_aws import ACCOUNT, REGION
+from rehearsal.emulated_aws import REGION
 
 
 def blue_green_target(
-    autoscaling: Any, subnet_id: str, app: str, group: str, template_id: str, history: list[str], past: int
+    autoscaling: Any,
+    subnet_id: str,
+    app: str,
+    group: str,
+    template_id: str,
+    history: list[str],
+    past: int,
+    execution_prefix: str,
 ) -> str:
     """A blue-green target: its target group, the seed group, and `past` earlier blue-green deployments.
 
@@ -39,7 +46,7 @@ def blue_green_target(
         live = index == len(names) - 1
         tags = {"immutable-ami:application": app, "immutable-ami:target": group}
         if index:
-            tags["immutable-ami:execution"] = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{app}-deploy:past-{index}"
+            tags["immutable-ami:execution"] = f"{execution_prefix}:past-{index}"
         if past:  # once a blue-green deployment has happened, every group of the target carries its role
             tags.update(
                 {

@@ -71,7 +71,10 @@ class Resolver:
             return self.get_att(logical_id, "Arn")  # these types' Ref is their ARN
         if type_name == "AWS::KMS::Key":
             return hashlib.sha256(logical_id.encode()).hexdigest()[:32]
-        return self.physical_name(logical_id)
+        if type_name in {"AWS::Lambda::Function", "AWS::DynamoDB::Table", "AWS::SSM::Parameter", "AWS::IAM::Role",
+                         "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Events::Rule"}:  # fmt: skip
+            return self.physical_name(logical_id)  # these types' Ref is their name
+        raise ArtifactError(f"Ref {logical_id} ({type_name}) is not emulated")
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         type_name = self._resource(logical_id)["Type"]

@@ -124,6 +124,7 @@ def collect(
         groups=groups,
         groups_deleted=sorted(n for n in world.initial_groups if n not in groups),
         refreshed_groups=sorted({r.group for r in emulated.refreshes.values()}),
+        fleet=_fleet(),
     )
 
 
@@ -192,3 +193,15 @@ def _timeline(
     if tail and entries:
         entries[-1][3].extend(tail)
     return entries
+
+
+def _fleet() -> dict[str, str | None]:
+    """Every Auto Scaling group in the emulated account at the end, with the launch template it uses."""
+    import boto3
+
+    pages = boto3.client("autoscaling").get_paginator("describe_auto_scaling_groups").paginate()
+    return {
+        g["AutoScalingGroupName"]: (g.get("LaunchTemplate") or {}).get("LaunchTemplateId")
+        for page in pages
+        for g in page["AutoScalingGroups"]
+    }

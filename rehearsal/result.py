@@ -39,6 +39,7 @@ class Result:
     targets: list[dict[str, Any]] = field(default_factory=list)  # the configured targets, as rehearsed
     note: str | None = None  # e.g. rehearsed with the scenario's overlay
     refreshed_groups: list[str] = field(default_factory=list)  # groups an instance refresh ran on
+    fleet: dict[str, str | None] = field(default_factory=dict)  # every group at the end → its launch template id
     expect: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(
         default_factory=dict

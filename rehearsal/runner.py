@@ -155,11 +155,15 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         touch=activity.touch,
         sim_datetime=sim_datetime,
         application=world.application,
+        pipelines=pipelines_of(artifact, resolver),
         authorize=contract.check,
     )
     emulated.install()
     shared_clock: Any = None
-    dispatcher = Dispatcher(resolver, contract, scenario, events, activity, base_environment=dict(os.environ))
+    # What a function sees besides its template variables and Lambda's: the fake credentials and moto's own
+    # settings, never the caller's shell (a variable the template lacks must not pass because the shell has it).
+    base = {k: v for k, v in os.environ.items() if k in ACCOUNT_ENV or k.startswith("MOTO_")}
+    dispatcher = Dispatcher(resolver, contract, scenario, events, activity, base_environment=base)
     try:
         dispatcher.load()
         # The blue-green steps read time through shared.clock: give them the simulated time.
@@ -254,3 +258,16 @@ def resolve_images(value: Any, world: Any) -> Any:
         kind, index = value[1:].split(":")
         return (world.app_images if kind == "app-image" else world.base_images)[int(index)]
     return value
+
+
+def pipelines_of(artifact: Artifact, resolver: Any) -> dict[str, tuple[str, str]]:
+    """Each image pipeline of the template: its ARN → (its `immutable-ami:pipeline` tag, "<recipe>/<version>")."""
+    out = {}
+    for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items():
+        properties = pipeline["Properties"]
+        recipe = artifact.resources[properties["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"]
+        kind = properties.get("Tags", {}).get("immutable-ami:pipeline")
+        if kind not in {"base", "app"}:
+            raise ArtifactError(f"image pipeline {logical_id} has no immutable-ami:pipeline tag of base or app")
+        out[resolver.get_att(logical_id, "Arn")] = (str(kind), f"{recipe['Name']}/{recipe['Version']}")
+    return out

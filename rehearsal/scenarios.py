@@ -12,6 +12,7 @@ stage it may use a role instead, resolved against the configuration being rehear
 | `@first-target`, `@last-target` | the first target's group of the first stage / the last one's of the last stage |
 | `@rolling-target`, `@blue-green-target` | the first target of `@rolling-stage` / `@blue-green-stage` |
 | `@wave-stage-target:N` | target N (0-based, negative from the end) of `@wave-stage` |
+| `@first-wave:N` | target N (0-based, negative from the end) of the first wave of `@wave-stage` |
 | `@later-waves` | every target of `@wave-stage` after its first wave (a list: spliced into the list it stands in) |
 | `@past-group:K` | the group of the K-th earlier blue-green deployment of `@blue-green-target` |
 | `@stage-targets:ROLE` | every group of the stage ROLE names (a list) |
@@ -153,6 +154,9 @@ class Roles:
             return self._groups(self._stage(role.replace("-target", "-stage")))[0]
         if role == "wave-stage-target" and arg is not None:
             return self._groups(self._stage("wave-stage"))[int(arg)]
+        if role == "first-wave" and arg is not None:
+            stage = self._stage("wave-stage")
+            return self._groups(stage)[: int(stage.get("waveSize", 1))][int(arg)]
         if role == "later-waves":
             stage = self._stage("wave-stage")
             return self._groups(stage)[int(stage.get("waveSize", 1)) :]

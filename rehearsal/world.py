@@ -125,7 +125,10 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
         # An instance outside every group, launched by hand from an old image: prune must keep that image.
         ec2.run_instances(ImageId=app_images[index], MinCount=1, MaxCount=1, SubnetId=subnet_id)
 
-    templates, target_groups = _fleet(config, spec, app, app_images[-HISTORY:], subnet_id, region)
+    # Executions of this state machine are named arn:...:execution:<state machine name>:<execution name>.
+    machine = resolver.physical_name(artifact.state_machine, 80)
+    execution_prefix = resolver.account.arn("states", f"execution:{machine}")
+    templates, target_groups = _fleet(config, spec, app, app_images[-HISTORY:], subnet_id, execution_prefix)
     lock_table = _stack_resources(resolver)
     topic_arn = resolver.ref(_only(artifact.of_type("AWS::SNS::Topic"), "AWS::SNS::Topic"))
     queue_url = _inbox(topic_arn, region)
@@ -134,7 +137,7 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
             TableName=lock_table,
             Item={
                 "target": {"S": held["group"]},
-                "holder": {"S": held.get("holder", resolver.account.arn("states", f"execution:{app}-deploy:other"))},
+                "holder": {"S": held.get("holder", f"{execution_prefix}:other")},
                 "expiresAt": {"N": str(int(datetime.now(UTC).timestamp()) + int(held.get("seconds", 3600)))},
             },
         )
@@ -148,8 +151,9 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
 
 
 def _fleet(
-    config: dict[str, Any], spec: dict[str, Any], app: str, history: list[str], subnet_id: str, region: str
+    config: dict[str, Any], spec: dict[str, Any], app: str, history: list[str], subnet_id: str, execution_prefix: str
 ) -> tuple[dict[str, str], dict[str, str]]:
+    region = execution_prefix.split(":")[3]
     ec2 = boto3.client("ec2", region_name=region)
     autoscaling = boto3.client("autoscaling", region_name=region)
     templates: dict[str, str] = {}
@@ -171,7 +175,9 @@ def _fleet(
             ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=default)
             templates[group] = template_id
             if stage.get("strategy") == "blue-green":
-                target_groups[group] = blue_green_target(autoscaling, subnet_id, app, group, template_id, history, past)
+                target_groups[group] = blue_green_target(
+                    autoscaling, subnet_id, app, group, template_id, history, past, execution_prefix
+                )
                 continue
             autoscaling.create_auto_scaling_group(
                 AutoScalingGroupName=group,
@@ -213,8 +219,31 @@ def _stack_resources(resolver: Resolver) -> str:
             Name=resolver.ref(logical_id), Value=properties["Value"], Type=properties.get("Type", "String")
         )
     topic_id = _only(artifact.of_type("AWS::SNS::Topic"), "AWS::SNS::Topic")
-    boto3.client("sns", region_name=region).create_topic(Name=resolver.physical_name(topic_id, 256))
+    topic = artifact.resources[topic_id]["Properties"]
+    attributes = {}
+    if "KmsMasterKeyId" in topic:  # server-side encryption: publishing needs the key (SNS Developer Guide)
+        attributes["KmsMasterKeyId"] = _key(resolver, topic["KmsMasterKeyId"])
+    boto3.client("sns", region_name=region).create_topic(
+        Name=resolver.physical_name(topic_id, 256), Attributes=attributes
+    )
     return name
+
+
+def _key(resolver: Resolver, reference: Any) -> str:
+    """The template's KMS key (a Ref or GetAtt of its AWS::KMS::Key) in moto, with the id the resolver gives it."""
+    logical_id = reference.get("Ref") or reference.get("Fn::GetAtt", [None])[0] if isinstance(reference, dict) else None
+    if logical_id not in resolver.artifact.of_type("AWS::KMS::Key"):
+        raise RuntimeError(f"the topic's KmsMasterKeyId {reference!r} is not a key of this stack")
+    from moto.kms.models import kms_backends
+
+    account = resolver.account
+    created = boto3.client("kms", region_name=account.region).create_key(Description=logical_id)["KeyMetadata"]
+    backend = kms_backends[account.account][account.region]
+    key = backend.keys.pop(created["KeyId"])
+    key.id = resolver.ref(logical_id)
+    key.arn = resolver.get_att(logical_id, "Arn")
+    backend.keys[key.id] = key
+    return str(key.arn)
 
 
 def _inbox(topic_arn: str, region: str) -> str:

@@ -46,7 +46,10 @@ def test_every_configuration_is_rehearsed_as_configured(shape: str, scenario: st
     assert (result.status, result.error) == (status, error)
     rehearsed = [(t["stage"], t["strategy"], t["autoScalingGroupName"], t["launchTemplateId"]) for t in result.targets]
     assert rehearsed == configured_targets(path)
-    assert {t["launchTemplateId"] for t in result.targets} == set(result.launch_templates)
+    # and the account really holds each configured group, on its configured launch template, and no other
+    configured = {(group, template) for _, _, group, template in configured_targets(path)}
+    assert configured <= set(result.fleet.items())
+    assert set(result.fleet.values()) == {template for _, template in configured}
 
 
 def test_blue_green_waves_run_two_groups_at_once_and_every_group_goes_green() -> None:

@@ -55,6 +55,9 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
     defaults = {t["amiId"] for t in result.launch_templates.values()}
     if "defaultAmi" in expect:
         assert defaults == {resolve(expect["defaultAmi"], result)}
+    for group, image in expect.get("defaultAmiOf", {}).items():  # one group's template, whatever the others did
+        template = next(t for t in result.launch_templates.values() if t["group"] == group)
+        assert template["amiId"] == resolve(image, result)
     if expect.get("newImageDeployed"):
         assert len(defaults) == 1
         assert defaults.isdisjoint(result.world_images["app"])
