@@ -88,22 +88,27 @@ class Artifact:
         return dict(self.resources[self.state_machine]["Properties"].get("DefinitionSubstitutions", {}))
 
     def role_policies(self, role: str) -> dict[str, dict[str, Any]]:
-        """Every identity policy of a role: its inline `Policies` and the AWS::IAM::Policy resources attached to it.
-        Managed policies would need their documents too: the stack attaches none; a template that does is refused."""
+        """Every identity policy of a role, with its document from the template: inline `Policies`, and the
+        AWS::IAM::Policy, AWS::IAM::RolePolicy and AWS::IAM::ManagedPolicy resources attached to it (CDK moves
+        statements that overflow a role's inline policy into such a managed policy). What the rehearsal cannot
+        read, a managed policy from outside the stack or a permissions boundary, is refused, never skipped: a
+        Deny in it would be missed."""
         properties = self.resources[role]["Properties"]
-        # What the rehearsal does not evaluate is refused, never skipped: a Deny in it would be missed.
-        if properties.get("ManagedPolicyArns") or properties.get("PermissionsBoundary"):
-            raise ArtifactError(f"role {role} has managed policies or a permissions boundary, which are not evaluated")
+        if properties.get("PermissionsBoundary"):
+            raise ArtifactError(f"role {role} has a permissions boundary, which the rehearsal does not evaluate")
+        policies = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
+        for arn in properties.get("ManagedPolicyArns", []):
+            ref = arn.get("Ref") if isinstance(arn, dict) else None
+            if self.resources.get(str(ref), {}).get("Type") != "AWS::IAM::ManagedPolicy":
+                raise ArtifactError(f"role {role}: the managed policy {arn!r} has no document in the template")
+            policies[str(ref)] = self.resources[str(ref)]["Properties"]["PolicyDocument"]
         for logical_id, resource in self.resources.items():
             attached = resource.get("Properties", {})
-            if (resource["Type"] == "AWS::IAM::ManagedPolicy" and {"Ref": role} in attached.get("Roles", [])) or (
-                resource["Type"] == "AWS::IAM::RolePolicy" and attached.get("RoleName") == {"Ref": role}
-            ):
-                raise ArtifactError(f"{logical_id} ({resource['Type']}) on role {role} is not evaluated")
-        policies = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
-        for logical_id, resource in self.of_type("AWS::IAM::Policy").items():
-            if {"Ref": role} in resource["Properties"].get("Roles", []):
-                policies[logical_id] = resource["Properties"]["PolicyDocument"]
+            if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+                if {"Ref": role} in attached.get("Roles", []):
+                    policies[logical_id] = attached["PolicyDocument"]
+            elif resource["Type"] == "AWS::IAM::RolePolicy" and attached.get("RoleName") == {"Ref": role}:
+                policies[logical_id] = attached["PolicyDocument"]
         return policies
 
 

@@ -88,3 +88,25 @@ def test_neither_rehearsal_nor_benchmarks_keep_a_copy_of_the_stacks_substitution
         for path in (PROJECT_ROOT / folder).rglob("*.py"):
             text = path.read_text()
             assert not [n for n in [*names, *extra] if n in text], path
+
+
+def test_a_roles_policies_include_the_stacks_managed_policies_and_refuse_what_is_not_in_the_template(
+    example: artifacts.Artifact,
+) -> None:
+    # Given the lock function's role with an overflow managed policy of the stack (as CDK makes for long roles)
+    role = next(f.role for f in example.functions.values() if f.step == "lock")
+    template = copy.deepcopy(example.template)
+    overflow = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    template["Resources"]["Overflow"] = {
+        "Type": "AWS::IAM::ManagedPolicy",
+        "Properties": {"PolicyDocument": overflow, "Roles": [{"Ref": role}]},
+    }
+    # When its policies are read / Then the overflow's document is among them
+    assert dataclasses.replace(example, template=template).role_policies(role)["Overflow"] == overflow
+
+    # Given a managed policy from outside the stack, or a permissions boundary / Then the role is refused
+    for key, value in (("ManagedPolicyArns", ["arn:aws:iam::aws:policy/ReadOnlyAccess"]), ("PermissionsBoundary", "x")):
+        refused = copy.deepcopy(example.template)
+        refused["Resources"][role]["Properties"][key] = value
+        with pytest.raises(artifacts.ArtifactError, match=role):
+            dataclasses.replace(example, template=refused).role_policies(role)
