@@ -76,7 +76,7 @@ class ConfigError(ValueError):
 
 def _check_components(refs: tuple[str, ...]) -> tuple[str, ...]:
     for ref in refs:
-        if not _COMPONENT_REF.match(ref):
+        if not _COMPONENT_REF.fullmatch(ref):
             raise ValueError(
                 f"{ref!r} is not a component reference (use aws:<managed-name>, an Image Builder component ARN "
                 "or a path to a component YAML file)"
@@ -87,7 +87,7 @@ def _check_components(refs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _check_semver(value: str) -> str:
-    if not _SEMVER.match(value):
+    if not _SEMVER.fullmatch(value):
         raise ValueError(f"must be a semantic version like 1.0.0, got {value!r}")
     return value
 
@@ -96,7 +96,9 @@ class BaseImage(Model):
     parent_image: str = "amazon-linux-2023-x86"
     schedule: str | None = "cron(0 3 * * ? *)"
     components: tuple[str, ...] = ("aws:update-linux", "imagebuilder/components/base-hardening.yml")
-    ansible_playbook: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.ya?ml$")
+    ansible_playbook: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\.ya?ml$"
+    )
     build_instance_types: tuple[str, ...] = Field(default=("m7i.large",), min_length=1)
     version: str = "1.0.0"
 
@@ -108,7 +110,7 @@ class BaseImage(Model):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(
+        if value is not None and not re.fullmatch(
             r"^(cron\(([^ )]+ ){5}[^ )]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$", value
         ):
             raise ValueError(f"must be an EventBridge cron(...) (6 fields) or rate(...) expression, got {value!r}")
@@ -153,7 +155,7 @@ class Build(Model):
     @classmethod
     def _sgs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for sg in value:
-            if not re.match(r"^sg-[0-9a-f]{8,17}$", sg):
+            if not re.fullmatch(r"^sg-[0-9a-f]{8,17}$", sg):
                 raise ValueError(f"{sg!r} is not a security group id (sg-...)")
         return value
 
@@ -161,7 +163,7 @@ class Build(Model):
     @classmethod
     def _accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for account in value:
-            if not re.match(r"^\d{12}$", account):
+            if not re.fullmatch(r"^\d{12}$", account):
                 raise ValueError(f"{account!r} is not a 12-digit AWS account id")
         return value
 
@@ -185,7 +187,7 @@ class Notifications(Model):
     @classmethod
     def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for email in value:
-            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+            if not re.fullmatch(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
                 raise ValueError(f"{email!r} is not an email address")
         return value
 
@@ -232,7 +234,7 @@ class PipelineConfig(Model):
     @classmethod
     def _roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for arn in value:
-            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", arn) or arn.endswith("*"):
+            if not re.fullmatch(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", arn) or arn.endswith("*"):
                 raise ValueError(f"{arn!r} is not the ARN of one IAM role (no wildcards)")
         return value
 
@@ -270,7 +272,11 @@ class PipelineConfig(Model):
             raise ValueError(
                 f"refresh.checkpointPercentages must be strictly ascending values in 1..100, got {list(percentages)}"
             )
-        if self.source and self.source.type == "github" and not re.match(r"^[\w.-]+/[\w.-]+$", self.source.repository):
+        if (
+            self.source
+            and self.source.type == "github"
+            and not re.fullmatch(r"^[\w.-]+/[\w.-]+$", self.source.repository)
+        ):
             raise ValueError(f"source.repository must be owner/name for GitHub, got {self.source.repository!r}")
         return self
 

@@ -108,7 +108,10 @@ def raw_body(request: FunctionUrlRequest) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise DeliveryRejectedError(400, "body is marked base64-encoded but is not valid base64") from exc
     else:
-        body = text.encode("utf-8")
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: no byte sequence GitHub could have signed
+            raise DeliveryRejectedError(400, "body is not valid UTF-8 text") from exc
     if len(body) > MAX_BODY_BYTES:
         raise DeliveryRejectedError(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     return body
@@ -121,7 +124,7 @@ def presented_signature(request: FunctionUrlRequest) -> str:
         if request.header(SHA1_SIGNATURE_HEADER) is not None:
             raise DeliveryRejectedError(401, "only X-Hub-Signature (SHA-1) was sent: X-Hub-Signature-256 is required")
         raise DeliveryRejectedError(401, "X-Hub-Signature-256 header is missing: set a secret on the webhook")
-    if not _SIGNATURE.match(value.strip()):
+    if not _SIGNATURE.fullmatch(value.strip()):
         raise DeliveryRejectedError(401, "X-Hub-Signature-256 header is malformed: expected sha256=<64 hex digits>")
     return value.strip().lower()
 
@@ -141,7 +144,7 @@ def delivery_id(request: FunctionUrlRequest) -> str | None:
     value = request.header(DELIVERY_HEADER)
     if value is None:
         return None
-    if not _DELIVERY_ID.match(value):
+    if not _DELIVERY_ID.fullmatch(value):
         raise DeliveryRejectedError(400, "X-GitHub-Delivery header is malformed: expected a GUID")
     return value
 
@@ -160,6 +163,10 @@ def parse_push(request: FunctionUrlRequest, body: bytes) -> PushEvent:
             document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DeliveryRejectedError(400, f"body is not valid JSON: {exc}"[:_MAX_MESSAGE]) from exc
+    except RecursionError as exc:  # nested deeper than the parser allows
+        raise DeliveryRejectedError(400, "body is nested too deeply to be a push payload") from exc
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit for int()
+        raise DeliveryRejectedError(400, f"body is not a push payload: {exc}"[:_MAX_MESSAGE]) from exc
     if not isinstance(document, dict):
         raise DeliveryRejectedError(400, f"body must be a JSON object, got {type(document).__name__}")
     try:

