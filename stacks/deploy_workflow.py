@@ -23,6 +23,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.shared.config import Target
 from lambdas.shared.statuses import FINAL_IMAGE_STATUSES
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.lambda_function import camel, python_function, retention
@@ -155,18 +156,23 @@ class DeployWorkflow(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
-    def launch_template_arns(self) -> list[str]:
+    def _targets(self, strategy: str | None) -> list[Target]:
+        """Every configured target, or those of the stages with `strategy`."""
+        stages = self._config.deploy_config().stages
+        return [t for s in stages if strategy in (None, s.strategy) for t in s.targets]
+
+    def launch_template_arns(self, strategy: str | None = None) -> list[str]:
         stack = Stack.of(self)
         return [
             stack.format_arn(service="ec2", resource="launch-template", resource_name=t.launch_template_id)
-            for t in self._config.deploy_config().all_targets()
+            for t in self._targets(strategy)
         ]
 
-    def auto_scaling_group_arns(self) -> list[str]:
+    def auto_scaling_group_arns(self, strategy: str | None = None) -> list[str]:
         return [
             f"arn:{Aws.PARTITION}:autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:autoScalingGroup:*:"
             f"autoScalingGroupName/{t.auto_scaling_group_name}"
-            for t in self._config.deploy_config().all_targets()
+            for t in self._targets(strategy)
         ]
 
     def blue_green_group_arns(self) -> list[str]:
@@ -188,8 +194,10 @@ class DeployWorkflow(Construct):
             for name in self._config.deploy_config().blue_green.alarms
         ]
 
-    def _launch_with_templates(self) -> list[iam.PolicyStatement]:
-        """What StartInstanceRefresh checks: the caller may launch from (only) the configured templates."""
+    def _launch_with_templates(self, strategy: str | None = None) -> list[iam.PolicyStatement]:
+        """What StartInstanceRefresh and CreateAutoScalingGroup check: the caller may launch from (only) the
+        configured templates (of the stages with `strategy`)."""
+        templates = self.launch_template_arns(strategy)
         ec2 = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}"
         statements = [
             iam.PolicyStatement(
@@ -204,11 +212,9 @@ class DeployWorkflow(Construct):
                     f"{ec2}:{Aws.ACCOUNT_ID}:key-pair/*",
                     f"{ec2}::image/*",
                 ],
-                conditions={"ArnLike": {"ec2:LaunchTemplate": self.launch_template_arns()}},
+                conditions={"ArnLike": {"ec2:LaunchTemplate": templates}},
             ),
-            iam.PolicyStatement(
-                sid="UseConfiguredTemplates", actions=["ec2:RunInstances"], resources=self.launch_template_arns()
-            ),
+            iam.PolicyStatement(sid="UseConfiguredTemplates", actions=["ec2:RunInstances"], resources=templates),
         ]
         if self._config.pass_role_arns:
             statements.append(
@@ -311,7 +317,10 @@ class DeployWorkflow(Construct):
         allow("register_wait", ["autoscaling:DescribeInstanceRefreshes"], ["*"])
         fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
         fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))
-        self._grant_blue_green_permissions(allow, groups, templates)
+        # The blue-green steps act on the blue-green stages' groups and templates only, never a rolling stage's.
+        self._grant_blue_green_permissions(
+            allow, self.auto_scaling_group_arns("blue-green"), self.launch_template_arns("blue-green")
+        )
 
     def _grant_blue_green_permissions(self, allow: Callable[..., None], seeds: list[str], templates: list[str]) -> None:
         """Blue-green steps change only the configured (seed) groups and the `<seed>-*` groups they create;
@@ -337,7 +346,7 @@ class DeployWorkflow(Construct):
             created,
             conditions={"StringEquals": {"aws:RequestTag/immutable-ami:application": app}},
         )
-        for statement in self._launch_with_templates():
+        for statement in self._launch_with_templates("blue-green"):
             fns["create_green_group"].add_to_role_policy(statement)
         change = [
             "autoscaling:CreateOrUpdateTags",

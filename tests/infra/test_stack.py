@@ -257,14 +257,33 @@ def test_deregister_image_is_limited_to_this_applications_images(synthesized: Sy
     assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/immutable-ami:application": "web-app"}}
 
 
-def test_refresh_steps_may_launch_only_from_configured_templates(synthesized: Synthesized) -> None:
+def test_refresh_steps_may_launch_only_from_configured_templates_and_green_only_from_blue_green_ones(
+    synthesized: Synthesized,
+) -> None:
     conditioned = [s for s in _statements(synthesized) if s.get("Sid") == "LaunchOnlyFromConfiguredTemplates"]
 
-    assert len(conditioned) == 3  # start_instance_refresh, rollback and create_green_group
-    for statement in conditioned:
-        templates = json.dumps(statement["Condition"]["ArnLike"]["ec2:LaunchTemplate"])
-        for template_id in ("lt-0123456789abcdef0", "lt-0fedcba9876543210", "lt-0aaaabbbbccccdddd"):
-            assert template_id in templates
+    # start_instance_refresh and rollback: every configured template; create_green_group: the blue-green ones
+    assert len(conditioned) == 3
+    every = {"lt-0123456789abcdef0", "lt-0fedcba9876543210", "lt-0aaaabbbbccccdddd"}
+    seen = sorted(
+        len({t for t in every if t in json.dumps(s["Condition"]["ArnLike"]["ec2:LaunchTemplate"])}) for s in conditioned
+    )
+    assert seen == [2, 3, 3]
+
+
+def test_blue_green_steps_may_not_change_a_rolling_stages_group_or_template(synthesized: Synthesized) -> None:
+    # Given the example configuration, whose test stage (web-app-test, lt-0123456789abcdef0) rolls
+    blue_green_actions = {
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DetachLoadBalancerTargetGroups",
+        "autoscaling:AttachLoadBalancerTargetGroups",
+        "autoscaling:CreateOrUpdateTags",
+    }
+    for statement in _statements(synthesized):
+        actions = set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        # Then no statement granting a blue-green change names the rolling stage's group
+        if actions & blue_green_actions:
+            assert "web-app-test" not in json.dumps(statement["Resource"])
 
 
 def test_blue_green_steps_may_delete_only_groups_they_name_and_tag_never_a_configured_group(
