@@ -1,4 +1,4 @@
-"""Benchmarks of the deploy workflow against the seed pipeline's approach (DESIGN.md, "Performance model").
+"""Benchmarks of the deploy workflow against the seed pipeline's approach (README, "Performance").
 
 Plain functions returning plain data; `python -m benchmarks` prints them.
 - `benchmarks.prune`: API calls by operation and wall time of pruning thousands of AMIs, ours against the seed's loop.

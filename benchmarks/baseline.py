@@ -1,6 +1,6 @@
 """The seed pipeline's orchestration, as a state machine, for the side-by-side benchmark.
 
-What users run today (DESIGN.md): bake, then for each group create the launch template version,
+What users run today (README, "Performance"): bake, then for each group create the launch template version,
 start the refresh and poll it every 15 s (Wait → describe → Choice) until it is done; the image build
 is polled the same way. It calls the same step functions as ours (so only the orchestration differs)
 and uses the same `${...}` placeholders, so the rehearsal runs it unchanged.

@@ -1,7 +1,8 @@
 """What starts a deployment: a CodeCommit push, a signed GitHub push, the daily base rebuild.
 
 Each trigger is created only when configured, and each produces the execution input of
-DESIGN.md, so the state machine's first state validates them all the same way. Manual runs need
+the README ("Triggers and manual runs"), so the state machine's first state validates them all the same
+way. Manual runs need
 nothing here: `aws stepfunctions start-execution` with the JSON documented in the README.
 """
 
@@ -37,7 +38,7 @@ def codecommit_event_pattern(repository_arn: str, branch: str) -> events.EventPa
 
 
 def codecommit_request() -> events.RuleTargetInput:
-    """The input transformer: a CodeCommit event → the `deploy` request of DESIGN.md."""
+    """The input transformer: a CodeCommit event → the `deploy` request the README documents."""
     return events.RuleTargetInput.from_object(
         {
             "action": "deploy",

@@ -4,7 +4,7 @@ No AWS access here, so hypothesis can check the safety rule over random fleets
 (tests/unit/test_prune_plan_properties.py): an AMI is deleted only if no rule keeps it,
 and every rule that applies is named in its reasons.
 
-Rules (DESIGN.md safety rule 2), each an id in `Decision.rules`:
+Rules (README, "Safety rules", rule 2), each an id in `Decision.rules`:
 - `newest`: among the newest `keep_images` available images of its pipeline (base and app counted separately);
 - `base-of-kept-app`: a base image named by the `immutable-ami:base-image` tag of an app image that stays;
 - `launch-template`: used by a version of a configured launch template;

@@ -72,7 +72,7 @@ class ValidateRequestInput(_Input):
 
 
 class ExecutionRequest(BaseModel):
-    """The execution input as a user, a trigger or the schedule writes it (DESIGN.md "Execution input").
+    """The execution input as a user, a trigger or the schedule writes it (README, "Triggers and manual runs").
 
     Strict: JSON types only (no "true" for true), only the documented camelCase spellings, no other fields.
     """

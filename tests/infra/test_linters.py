@@ -14,7 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from tests.infra.conftest import Synthesized
 
-# CDK's generated redundant DependsOn raise W3005; ignoring that one check is fine (DESIGN.md).
+# CDK's generated redundant DependsOn raise W3005; ignoring that one check is fine.
 CFN_LINT_IGNORED = "W3005"
 
 

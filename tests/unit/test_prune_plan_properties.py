@@ -124,7 +124,7 @@ def _protected_from_deregistration(image: ImageRecord) -> bool:
 
 
 def expected_actions(facts: PruneFacts) -> dict[str, str]:
-    """The rules of DESIGN.md safety rule 2, written out independently of plan.py."""
+    """The rules of safety rule 2 (README, "Safety rules"), written out independently of plan.py."""
     candidates = [i for i in facts.images if i.state not in GONE]
     kept = {
         i.image_id

@@ -58,7 +58,7 @@ def rejected(raw: Any, adapters: tuple[Images, FleetReferences], config: DeployC
 
 
 def test_manual_deploy_is_normalised_with_every_configured_stage(no_aws: Any) -> None:
-    # Given a manual deploy as DESIGN.md documents it
+    # Given a manual deploy as the README documents it
     raw = {"action": "deploy", "commit": COMMIT, "branch": "main", "repository": "web-app", "dryRun": False}
 
     # When validating
