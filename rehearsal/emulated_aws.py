@@ -35,9 +35,18 @@ from rehearsal.emulation import ACCOUNT, REGION, _backends, _error, _ok, _Raw
 __all__ = ["ACCOUNT", "REGION", "EmulatedAws", "_backends", "_error", "_ok"]
 
 # Calls the harness itself makes (start/poll the execution, read approvals) are not the workflow's.
-THROTTLING_XML = (
-    b"<Response><Errors><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></Errors></Response>"
-)
+# The code a throttled request answers, per service: EC2 "RequestLimitExceeded" (Amazon EC2 Developer Guide,
+# "Request throttling for the Amazon EC2 API"); Auto Scaling and the other query APIs "Throttling" (their API
+# References' "Common Errors").
+THROTTLING_CODES = {"ec2": "RequestLimitExceeded"}
+
+
+def _throttled_body(service: str) -> bytes:
+    code = THROTTLING_CODES.get(service, "Throttling")
+    error = f"<Error><Code>{code}</Code><Message>Rate exceeded</Message></Error>"
+    return f"<Response><Errors>{error}</Errors></Response>".encode()
+
+
 NOT_COUNTED = {"states", "sqs", "sts", "iam", "lambda"}
 
 
@@ -134,7 +143,7 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         return handler(params) if handler else None
 
     def _throttle(self, request: Any, **_: Any) -> Any:
-        """`throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests get HTTP 400 Throttling."""
+        """`throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests are throttled (HTTP 400)."""
         if not self.counting:
             return None
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
@@ -143,7 +152,7 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
             if remaining > 0 and f"Action={operation}" in body and service in request.url:
                 self._throttles[key] -= 1
                 self.log(f"{key} throttled by AWS (scenario); the SDK retries")
-                return AWSResponse(request.url, 400, {}, _Raw(THROTTLING_XML))
+                return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
         return None
 
     def finish(self, kind: str, resource_id: str) -> tuple[str | None, float]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from rehearsal.emulation import ACCOUNT, REGION, EmulationState, _backends, _error, _ok
 
+# EC2 Image Builder API Reference, "ImageState": a new image ends AVAILABLE, FAILED or CANCELLED.
 BUILD_TERMINAL = {"AVAILABLE", "FAILED", "CANCELLED"}
 
 

@@ -12,6 +12,9 @@ from rehearsal.emulation import ACCOUNT, REGION, EmulationState, _backends, _err
 
 class Ec2Emulation(EmulationState):
     def _delete_versions(self, params: dict[str, Any]) -> Any:
+        """Amazon EC2 API Reference, "DeleteLaunchTemplateVersions": the default version cannot be deleted; each
+        failure is a DeleteLaunchTemplateVersionsResponseErrorItem (the error codes themselves are not listed
+        there: the ones below are what EC2 answers, checked in moto and public reports)."""
         ec2, _ = _backends()
         template_id = params["LaunchTemplateId"]
         template = ec2.launch_templates[template_id]
@@ -125,7 +128,8 @@ class Ec2Emulation(EmulationState):
                     for other in ec2.amis.values()
                 )
                 if shared:
-                    results.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})  # as EC2 reports it
+                    # Amazon EC2 API Reference, "DeleteSnapshotReturnCode": skipped = associated with other AMIs
+                    results.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
                     continue
                 ec2.delete_snapshot(snapshot_id)
                 self.snapshots_deleted.append(snapshot_id)

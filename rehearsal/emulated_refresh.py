@@ -13,7 +13,11 @@ from typing import Any
 
 from rehearsal.emulation import ACCOUNT, REGION, EmulationState, _backends, _error, _ok, _role
 
+# Statuses: Amazon EC2 Auto Scaling API Reference, "InstanceRefresh" (Status); the non-final ones are active.
+# StartInstanceRefresh on a group with one active fails with InstanceRefreshInProgress, Rollback/Cancel without
+# one with ActiveInstanceRefreshNotFound (API Reference, each action's "Errors").
 ACTIVE_REFRESH = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+# Detail types: Amazon EC2 Auto Scaling User Guide, "Instance refresh events" (EventBridge).
 REFRESH_EVENTS = {
     "Successful": "EC2 Auto Scaling Instance Refresh Succeeded",
     "Failed": "EC2 Auto Scaling Instance Refresh Failed",
@@ -54,7 +58,6 @@ class Refresh:
         }
 
 
-@dataclass
 class RefreshEmulation(EmulationState):
     def _active(self, group: str) -> Refresh | None:
         return next((r for r in self.refreshes.values() if r.group == group and r.status in ACTIVE_REFRESH), None)
