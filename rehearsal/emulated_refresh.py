@@ -41,6 +41,11 @@ class Refresh:
     status: str = "Pending"
     calls: int = 0
     applied: bool = False
+    rollback_sim_start: float | None = None
+
+    def _ago(self, sim_start: float) -> datetime:
+        """A start as long ago as simulated time says, so elapsed-time bounds work in a rehearsal."""
+        return datetime.now(UTC) - timedelta(seconds=max(0.0, self.sim_now() - sim_start))
 
     def describe(self) -> dict[str, Any]:
         percentage = {"Successful": 100, "Pending": 0}.get(self.status, min(90, 30 * self.calls))
@@ -49,12 +54,23 @@ class Refresh:
             "AutoScalingGroupName": self.group,
             "Status": self.status,
             "StatusReason": f"emulated: {self.status}",
-            # Started as long ago as simulated time says, so elapsed-time bounds work in a rehearsal.
-            "StartTime": datetime.now(UTC) - timedelta(seconds=max(0.0, self.sim_now() - self.sim_start)),
+            "StartTime": self._ago(self.sim_start),
             "PercentageComplete": percentage,
             "InstancesToUpdate": 0 if self.status == "Successful" else 2,
             "Preferences": self.preferences,
             "DesiredConfiguration": {"LaunchTemplate": {"LaunchTemplateId": self.template_id, "Version": self.version}},
+            # Amazon EC2 Auto Scaling API Reference, "InstanceRefresh" and "RollbackDetails": a rolled-back refresh
+            # keeps its StartTime and reports when the rollback started.
+            **(
+                {
+                    "RollbackDetails": {
+                        "RollbackReason": "emulated",
+                        "RollbackStartTime": self._ago(self.rollback_sim_start),
+                    }
+                }
+                if self.rollback_sim_start is not None
+                else {}
+            ),
         }
 
 
@@ -157,6 +173,7 @@ class RefreshEmulation(EmulationState):
             return _error("ActiveInstanceRefreshNotFound", "No in progress or pending Instance Refresh found")
         refresh.status = "RollbackInProgress"
         refresh.statuses = ["RollbackSuccessful"]
+        refresh.rollback_sim_start = self.sim_now()
         self.log(f"instance refresh {refresh.refresh_id} on {refresh.group}: rollback started")
         return _ok({"InstanceRefreshId": refresh.refresh_id})
 

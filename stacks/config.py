@@ -13,7 +13,6 @@ functions accept too. No AWS calls happen here.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,9 @@ from lambdas.shared.config import (
     Stage,
 )
 from lambdas.shared.config import _Model as Model
+from stacks import bounds
 
 CONTEXT_KEY = "immutableAmi"
-# Step Functions fails an execution at 25,000 history events, without running any Catch: blue-green polling
-# may use this much of it; the rest is left to the bake, the rolling stages and the final states.
-BLUE_GREEN_HISTORY_BUDGET = 20_000
-HISTORY_EVENTS_PER_POLL = (
-    9  # Wait (entered, exited), Lambda task (entered, scheduled, started, succeeded, exited), Choice
-)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -175,9 +169,15 @@ class Build(Model):
 
 
 class Lock(Model):
-    ttl_minutes: int = Field(default=180, ge=15, le=1440)
+    ttl_minutes: int = Field(default=300, ge=15, le=1440)
     wait_seconds: int = Field(default=600, ge=0, le=3600)
     poll_seconds: int = Field(default=30, ge=1, le=600)
+
+
+class Approval(Model):
+    # Step Functions ends an unanswered approval at TimeoutSeconds as States.Timeout (the ASL names it
+    # ApprovalExpired); a Standard execution may run for a year.
+    timeout_hours: int = Field(default=72, ge=1, le=8760)
 
 
 class Notifications(Model):
@@ -215,6 +215,7 @@ class PipelineConfig(Model):
     blue_green: BlueGreen = BlueGreen()
     retention: Retention = Retention()
     lock: Lock = Lock()
+    approval: Approval = Approval()
     notifications: Notifications = Notifications()
     example_fleet: ExampleFleetConfig = ExampleFleetConfig()
     log_retention_days: int = 90
@@ -265,8 +266,8 @@ class PipelineConfig(Model):
                         f"stage {stage.name!r} is blue-green, so {target.auto_scaling_group_name!r} names its new "
                         f"groups {prefix}<deployment>; rename the configured group(s) {', '.join(map(repr, clash))}"
                     )
-        self._check_blue_green_history_budget()
-        self._check_lock_outlasts_each_stage()
+        bounds.check_history_budget(self)
+        bounds.check_lock_outlasts(self)
         percentages = self.refresh.checkpoint_percentages
         if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
             raise ValueError(
@@ -279,46 +280,6 @@ class PipelineConfig(Model):
         ):
             raise ValueError(f"source.repository must be owner/name for GitHub, got {self.source.repository!r}")
         return self
-
-    def _check_blue_green_history_budget(self) -> None:
-        """Blue-green waits are polled (target health has no event): bound them under Step Functions' history cap.
-
-        Worst case per target: a health check every `refresh.pollIntervalSeconds` for the whole health timeout
-        plus the soak, each costing a Wait, a Lambda task and a Choice (HISTORY_EVENTS_PER_POLL events). Every
-        target of an execution writes into the same history, so the sum over all blue-green targets must fit.
-        """
-        targets = sum(len(s.targets) for s in self.stages if s.strategy == "blue-green")
-        if not targets:
-            return
-        seconds = self.blue_green.health_timeout_minutes * 60 + self.blue_green.soak_seconds
-        polls = math.ceil(seconds / max(self.refresh.poll_interval_seconds, 1))
-        events = targets * polls * HISTORY_EVENTS_PER_POLL
-        if events > BLUE_GREEN_HISTORY_BUDGET:
-            raise ValueError(
-                f"blue-green stages could write {events:,} history events ({targets} target(s) x {polls} health "
-                f"checks of {HISTORY_EVENTS_PER_POLL} events: (blueGreen.healthTimeoutMinutes x 60 + "
-                f"blueGreen.soakSeconds) / refresh.pollIntervalSeconds), above the {BLUE_GREEN_HISTORY_BUDGET:,} this "
-                "pipeline allows within Step Functions' 25,000 per execution; raise refresh.pollIntervalSeconds or "
-                "lower the timeout or soak"
-            )
-
-    def _check_lock_outlasts_each_stage(self) -> None:
-        """Each stage renews its targets' lock when it starts: the lock must then outlast the whole stage, every
-        wave at its time bound (a refresh's timeout, or green's health timeout plus the soak), or a second
-        deployment could take a group while this one still works on it."""
-        ttl = self.lock.ttl_minutes * 60
-        for stage in self.stages:
-            waves = math.ceil(len(stage.targets) / stage.wave_size)
-            if stage.strategy == "blue-green":
-                per_wave = self.blue_green.health_timeout_minutes * 60 + self.blue_green.soak_seconds
-            else:
-                per_wave = self.refresh.timeout_minutes * 60
-            if waves * per_wave > ttl:
-                raise ValueError(
-                    f"lock.ttlMinutes ({self.lock.ttl_minutes}) is shorter than stage {stage.name!r} may take: "
-                    f"{waves} wave(s) of up to {per_wave // 60} minutes each; raise lock.ttlMinutes to at least "
-                    f"{math.ceil(waves * per_wave / 60)} or deploy more groups per wave (waveSize)"
-                )
 
     def deploy_config(self) -> DeployConfig:
         """The part the Lambda functions need, as the model they parse."""

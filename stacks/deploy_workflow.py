@@ -36,7 +36,6 @@ REFRESH_EVENTS = [
     f"EC2 Auto Scaling Instance Refresh {what}"
     for what in ("Succeeded", "Failed", "Cancelled", "Rollback Succeeded", "Rollback Failed", "Checkpoint Reached")
 ]
-EVENT_ALLOWANCE = 10  # resumptions by events (e.g. a base then an app build) on top of the fallback polls
 IMAGE_FINAL_STATUSES = sorted(FINAL_IMAGE_STATUSES)
 
 # step name (= folder under lambdas/) → (timeout seconds, memory MB)
@@ -452,7 +451,8 @@ class DeployWorkflow(Construct):
             "ImageFallbackSeconds": str(config.build.fallback_poll_seconds),
             "LockPollSeconds": str(config.lock.poll_seconds),
             "LockMaxAttempts": str(max(1, math.ceil(config.lock.wait_seconds / config.lock.poll_seconds))),
-            "ImageMaxChecks": str(_checks(config.build.timeout_minutes, config.build.fallback_poll_seconds)),
+            "ImageTimeoutSeconds": str(config.build.timeout_minutes * 60),
+            "ApprovalTimeoutSeconds": str(config.approval.timeout_hours * 3600),
         }
         state_machine = sfn.StateMachine(
             self,
@@ -475,8 +475,3 @@ def _as_nag_finds_it(arn: str) -> str:
     return wildcard_resource(
         arn.replace(Aws.PARTITION, PARTITION).replace(Aws.REGION, REGION).replace(Aws.ACCOUNT_ID, ACCOUNT)
     )
-
-
-def _checks(timeout_minutes: int, fallback_seconds: int) -> int:
-    """The bound on an image wait loop: fallback polls that fit in the timeout, plus room for early events."""
-    return max(1, math.ceil(timeout_minutes * 60 / max(fallback_seconds, 1))) + EVENT_ALLOWANCE

@@ -7,13 +7,14 @@ Tagging is idempotent, so a repeated check of an AVAILABLE build is harmless.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from check_image_build.models import BuildStatus, CheckImageBuildInput, CheckImageBuildOutput
 
-from shared import tags
+from shared import clock, tags
 from shared.aws.imagebuilder import BuildImage, OutputAmi
 from shared.aws.images import ImageRecord
 from shared.errors import ImageNotReady, InvalidInput
@@ -146,8 +147,11 @@ def run(
     packages: PackageReader | None = None,
     images: ImageLister | None = None,
     application: str | None = None,
+    *,
+    now: Callable[[], datetime] | None = None,  # shared.clock.now, looked up at call time
 ) -> CheckImageBuildOutput:
     build = request.build
+    elapsed = max(0, int((now or clock.now)().timestamp()) - build.started_at) if build.started_at is not None else 0
     arn = build.image_build_version_arn
     dry_run = request.dry_run or request.request.dry_run or build.dry_run
     if arn is None:
@@ -180,6 +184,7 @@ def run(
             reason=reason,
             pipeline=build.pipeline,
             base_unchanged=unchanged,
+            elapsed_seconds=elapsed,
         )
 
     status = map_status(image.status)

@@ -33,6 +33,8 @@ class CheckImageBuildOutput(_Model):
     pipeline: Pipeline
     # A base build whose installed packages equal the previous base image's: nothing to roll out.
     base_unchanged: bool = False
+    # Seconds since start_image_build started the build: the state machine ends the bake at build.timeoutMinutes.
+    elapsed_seconds: int = 0
 
 
 class CheckImageBuildEnvironment(BaseModel):

@@ -91,8 +91,10 @@ def stuck_reason(refresh: Refresh, activities: Sequence[ScalingActivity]) -> str
 
 def _output(verdict: Verdict, refresh: Refresh, reason: str) -> CheckRefreshOutput:
     elapsed = 0
-    if refresh.start_time is not None:
-        started = refresh.start_time if refresh.start_time.tzinfo else refresh.start_time.replace(tzinfo=UTC)
+    # A rollback is bounded from its own start: the refresh it reverts keeps the original StartTime.
+    start = refresh.rollback_start_time or refresh.start_time
+    if start is not None:
+        started = start if start.tzinfo else start.replace(tzinfo=UTC)
         elapsed = max(0, int((datetime.now(UTC) - started).total_seconds()))
     return CheckRefreshOutput(
         verdict=verdict,

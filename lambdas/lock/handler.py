@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from lock import logic
 from lock.models import LockEnvironment, LockInput
 
+from shared import clock
 from shared.aws.lock_table import LockTable
 from shared.config import load_deploy_config
 from shared.environment import load_environment
@@ -20,7 +20,7 @@ ENV = load_environment(LockEnvironment, "lock")
 
 
 def now() -> int:
-    return int(time.time())
+    return int(clock.now().timestamp())  # shared.clock: the rehearsal runs it on simulated time
 
 
 @cache

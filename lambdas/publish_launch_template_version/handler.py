@@ -45,5 +45,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
+    if request.restore:
+        restored = logic.restore(request, CONFIG, launch_templates())
+        return restored.model_dump(by_alias=True, mode="json")
     output = logic.run(request, CONFIG, launch_templates(), autoscaling(), fleet())
     return output.model_dump(by_alias=True, mode="json")

@@ -18,13 +18,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from publish_launch_template_version.models import KeptVersion, PruneFailure, PublishInput, PublishOutput
+from publish_launch_template_version.models import (
+    KeptVersion,
+    PruneFailure,
+    PublishInput,
+    PublishOutput,
+    RestoreOutput,
+)
 
 from shared.aws.autoscaling import Group, Refresh
 from shared.aws.launch_templates import MAX_VERSIONS_PER_DELETE, DeleteOutcome, TemplateVersion
 from shared.aws.references import ApplicationGroup
 from shared.config import DeployConfig
-from shared.errors import InvalidInput, LaunchTemplateNotFound
+from shared.errors import InvalidInput, LaunchTemplateNotFound, RollbackFailed
 from shared.observability import logger, metrics
 from shared.targets import require_configured_target
 from shared.versions import version_number
@@ -296,4 +302,39 @@ def run(
         pruned_versions=pruned,
         prune_failures=failures,
         kept_versions=kept,
+    )
+
+
+def restore(request: PublishInput, config: DeployConfig, launch_templates: LaunchTemplateStore) -> RestoreOutput:
+    """After a publish failed, whatever failed: if the version this execution made is the default, make the default
+    it replaced (src=N in its description) the default again, so no scale-out launches the untested image. Anything
+    else (no version of ours, or ours is not the default) changed nothing that needs undoing."""
+    require_configured_target(config, request.target)
+    template_id = request.target.launch_template_id
+    versions = launch_templates.list_versions(template_id)
+    default = next((v for v in versions if v.is_default), None)
+    ours = next((v for v in versions if v.description.startswith(marker(request.execution_id, template_id))), None)
+    if default is None:
+        raise LaunchTemplateNotFound(f"launch template {template_id} has no default version")
+    if ours is None or not ours.is_default:
+        why = "this execution published no version" if ours is None else f"its version {ours.number} is not the default"
+        logger.info("nothing to restore", extra={"launchTemplateId": template_id, "reason": why})
+        return RestoreOutput(launch_template_id=template_id, restored=False, default_version=default.number, reason=why)
+    previous = _previous_of(ours, versions)
+    if previous == ours.number or previous not in {v.number for v in versions}:
+        raise RollbackFailed(
+            f"launch template {template_id}: version {ours.number} of this execution is the default and the default "
+            f"it replaced ({previous}) is gone; set the default by hand"
+        )
+    if not request.dry_run:
+        launch_templates.set_default_version(template_id, previous)
+    logger.warning(
+        "the publish failed after its version became the default: the previous default is restored",
+        extra={"launchTemplateId": template_id, "version": ours.number, "restoredDefault": previous},
+    )
+    return RestoreOutput(
+        launch_template_id=template_id,
+        restored=True,
+        default_version=previous,
+        reason=f"version {ours.number} of this execution was the default; version {previous} is again",
     )

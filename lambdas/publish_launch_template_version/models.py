@@ -20,6 +20,8 @@ class PublishInput(_Model):
     target: Target
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
     commit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,128}$")
+    # After a failed publish: put back the default this execution replaced, if it replaced one (rule 5).
+    restore: bool = False
 
 
 class PruneFailure(_Model):
@@ -41,3 +43,10 @@ class PublishOutput(_Model):
     pruned_versions: list[int]
     prune_failures: list[PruneFailure]
     kept_versions: list[KeptVersion]  # every version left, newest first, with why it stays
+
+
+class RestoreOutput(_Model):
+    launch_template_id: str
+    restored: bool  # True when this execution's version was the default and the previous one is again
+    default_version: int
+    reason: str

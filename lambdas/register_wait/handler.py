@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from register_wait import logic
 from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 
+from shared import clock
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.task_tokens import TaskTokens, WaitTable
@@ -20,7 +20,7 @@ ENV = load_environment(RegisterWaitEnvironment, "register_wait")
 
 
 def now() -> int:
-    return int(time.time())
+    return int(clock.now().timestamp())  # shared.clock: the rehearsal runs it on simulated time
 
 
 @cache

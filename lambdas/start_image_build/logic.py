@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,7 +26,7 @@ from start_image_build.models import (
     StepRequest,
 )
 
-from shared import tags
+from shared import clock, tags
 from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH
 from shared.aws.images import ImageRecord
 from shared.config import DeployConfig, Source, Target
@@ -130,6 +132,8 @@ def run(
     parameters: ParameterWriter,
     templates: TemplateReader,
     images: ImageReader,
+    *,
+    now: Callable[[], datetime] | None = None,  # shared.clock.now, looked up at call time
 ) -> StartImageBuildOutput:
     check_pipeline(request)
     # Either flag makes it a dry run: when in doubt, change nothing.
@@ -170,5 +174,10 @@ def run(
         extra={"pipelineArn": pipeline_arn, "clientToken": token, "imageBuildVersionArn": build_arn, "commit": commit},
     )
     return StartImageBuildOutput(
-        pipeline=request.pipeline, image_build_version_arn=build_arn, commit=commit, client_token=token, dry_run=False
+        pipeline=request.pipeline,
+        image_build_version_arn=build_arn,
+        commit=commit,
+        client_token=token,
+        dry_run=False,
+        started_at=int((now or clock.now)().timestamp()),
     )

@@ -42,6 +42,8 @@ class StartImageBuildOutput(_Model):
     commit: str | None  # the commit the app image bakes (None for the base image)
     client_token: str
     dry_run: bool
+    # When this step started the build (epoch seconds): check_image_build bounds the bake from it.
+    started_at: int | None = None
 
 
 class StartImageBuildEnvironment(BaseModel):

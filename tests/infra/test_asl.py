@@ -14,6 +14,7 @@ from stacks.lambda_function import camel
 from tests.infra.conftest import Synthesized
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+LAMBDAS = ASL_FILE.parent.parent / "lambdas"
 
 
 def asl() -> dict[str, Any]:
@@ -97,3 +98,39 @@ def test_failure_ends_report_the_named_error_of_the_step(state: str) -> None:
     fail = asl()["States"][state]
 
     assert fail == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_no_callback_wait_retries_its_own_timeout() -> None:
+    # A waitForTaskToken task whose TimeoutSeconds is the fallback poll: retrying States.Timeout (or a catch-all)
+    # would run the wait MaxAttempts + 1 times before the bound is checked again (Step Functions Developer Guide,
+    # "Handling errors in Step Functions workflows": a retrier matching States.Timeout retries the timed-out task).
+    callbacks = [(n, s) for n, s in all_states(asl()["States"]) if s.get("Resource", "").endswith(".waitForTaskToken")]
+
+    assert callbacks
+    for name, state in callbacks:
+        for retry in state.get("Retry", []):
+            retried = set(retry["ErrorEquals"]) & {"States.Timeout", "States.HeartbeatTimeout", "States.ALL"}
+            assert not retried, f"{name} retries {sorted(retried)}"
+
+
+def test_no_task_sets_a_heartbeat_because_nothing_sends_one() -> None:
+    # A task with HeartbeatSeconds fails with States.HeartbeatTimeout unless SendTaskHeartbeat arrives in time.
+    senders = [p for p in LAMBDAS.rglob("*.py") if "send_task_heartbeat" in p.read_text()]
+
+    assert not senders, "a function sends heartbeats now: this test and the ASL's heartbeats must change together"
+    for name, state in all_states(asl()["States"]):
+        assert "HeartbeatSeconds" not in state and "HeartbeatSecondsPath" not in state, name
+
+
+def test_an_unanswered_approval_expires_at_its_configured_time_apart_from_a_rejection(synthesized: Synthesized) -> None:
+    stage = asl()["States"]["DeployStages"]["ItemProcessor"]["States"]
+    approval = stage["WaitForApproval"]
+    machine = next(iter(synthesized.resources("AWS::StepFunctions::StateMachine").values()))["Properties"]
+
+    assert approval["TimeoutSecondsPath"] == "$.settings.approvalTimeoutSeconds"
+    assert machine["DefinitionSubstitutions"]["ApprovalTimeoutSeconds"] == str(72 * 3600)
+    assert [(c["ErrorEquals"], c["Next"]) for c in approval["Catch"]] == [
+        (["States.Timeout"], "ApprovalExpired"),
+        (["States.ALL"], "ApprovalRejected"),
+    ]
+    assert stage["ApprovalExpired"]["Error"] == "ApprovalExpired"

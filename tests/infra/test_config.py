@@ -114,8 +114,9 @@ def test_defaults_are_the_safe_ones() -> None:
                     }
                 ],
             },
-            "lock.ttlMinutes (180) is shorter than stage 'prod' may take: 4 wave(s) of up to 60 minutes each; "
-            "raise lock.ttlMinutes to at least 240",
+            "lock.ttlMinutes (300) is shorter than stage 'prod' may take: 4 wave(s) of up to 136 minutes each "
+            "(a refresh and its rollback, each to refresh.timeoutMinutes plus one poll); raise lock.ttlMinutes to at "
+            "least 545 or deploy more groups per wave (stages[0].waveSize)",
         ),
         (
             {
@@ -124,7 +125,8 @@ def test_defaults_are_the_safe_ones() -> None:
                 "blueGreen": {"soakSeconds": 86400},
                 "refresh": {"pollIntervalSeconds": 10},
             },
-            "blue-green stages could write 79,380 history events (1 target(s) x 8820 health checks",
+            "stages[0].targets: one execution could write 85,290 history events, above the 20,000 this pipeline "
+            "allows within Step Functions' 25,000 per execution",
         ),
         (
             with_(
@@ -184,4 +186,28 @@ def test_cdk_synth_fails_on_bad_configuration_with_the_key_and_reason(tmp_path: 
     # Then it exits non-zero with the key path and the reason, and writes no template
     assert result.returncode == 1
     assert "retention.keepLaunchTemplateVersions must be >= 2, got 1" in result.stderr
+    assert not list(tmp_path.glob("*.template.json"))
+
+
+def test_history_budget_at_synth_names_the_stage_and_how_many_groups_fit(tmp_path: Any) -> None:
+    # Given the example configuration with one rolling stage of 30 groups, one per wave, at the default bounds
+    big = example_config()
+    big["stages"] = [
+        {
+            "name": "fleet",
+            "targets": [
+                {"autoScalingGroupName": f"web-{i:02d}", "launchTemplateId": f"lt-0{i:016x}"} for i in range(30)
+            ],
+            "waveSize": 30,
+        }
+    ]
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({"immutableAmi": big}), "CDK_OUTDIR": str(tmp_path)}
+
+    # When the CDK app runs as `cdk synth` runs it
+    result = subprocess.run([sys.executable, "app.py"], env=env, capture_output=True, text=True, check=False)
+
+    # Then synth fails before any template exists, naming the key path and the largest number of groups that fits
+    assert result.returncode == 1
+    assert "stages[0].targets: one execution could write" in result.stderr
+    assert "stage 'fleet' fits at most 14 rolling group(s)" in result.stderr
     assert not list(tmp_path.glob("*.template.json"))

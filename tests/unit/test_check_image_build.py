@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -14,7 +15,7 @@ from check_image_build import logic
 from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuildInput
 from moto import mock_aws
 
-from shared import tags
+from shared import clock, tags
 from shared.aws.imagebuilder import ImageBuilder, ImageTags
 from shared.config import ConfigurationError
 from shared.environment import load_environment
@@ -154,7 +155,21 @@ def test_status_maps_every_unfinished_or_unusable_image_builder_status(
         "reason": f"because {imagebuilder_status.lower()}",
         "pipeline": "app",
         "baseUnchanged": False,
+        "elapsedSeconds": 0,
     }
+
+
+def test_elapsed_seconds_count_from_the_build_start_on_the_shared_clock(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a build started at t and the shared clock (the rehearsal's simulated one) at t + 4 h 1 s
+    started = 1_796_000_000
+    monkeypatch.setattr(clock, "now", lambda: datetime.fromtimestamp(started + 14_401, UTC))
+    aws.expect_get(image_response("BUILDING"))
+    # When the still-running build is checked
+    output = aws.run(check_input(build={**build_dict(), "startedAt": started}), no_ec2())
+    # Then the state machine is told how long the bake has run, to end it at build.timeoutMinutes
+    assert (output["status"], output["elapsedSeconds"]) == ("BUILDING", 14_401)
 
 
 def test_status_map_covers_every_status_of_the_imagebuilder_model() -> None:
@@ -224,6 +239,7 @@ def test_available_build_picks_this_regions_ami_of_this_account_and_tags_it(aws:
         "reason": f"{ours} is available in {REGION}",
         "pipeline": "app",
         "baseUnchanged": False,
+        "elapsedSeconds": 0,
     }
     assert aws.tags_of(ours) == {
         tags.COMMIT: COMMIT,
@@ -350,6 +366,7 @@ def test_dry_run_build_has_nothing_to_check(aws: Aws) -> None:
         "reason": "dry run: no image was built, so there is no AMI",
         "pipeline": "app",
         "baseUnchanged": False,
+        "elapsedSeconds": 0,
     }
 
 
@@ -416,6 +433,7 @@ def test_handler_reports_and_tags_an_available_build(handler: Any, aws: Aws, lam
         "reason": f"{ours} is available in {REGION}",
         "pipeline": "app",
         "baseUnchanged": False,
+        "elapsedSeconds": 0,
     }
     assert aws.tags_of(ours)[tags.EXECUTION] == EXECUTION
 

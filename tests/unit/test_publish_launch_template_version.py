@@ -152,6 +152,55 @@ def config_keeping(keep: int) -> DeployConfig:
     return CONFIG.model_copy(update={"retention": Retention(keep_images=3, keep_launch_template_versions=keep)})
 
 
+# --- restore after a failed publish ---------------------------------------------------------------
+
+
+class FailingDelete(FakeLaunchTemplates):
+    """EC2 refuses the delete call itself (throttled, denied): the publish fails after its version is the default."""
+
+    def delete_versions(self, template_id: str, versions: Sequence[int]) -> DeleteOutcome:
+        raise RuntimeError("DeleteLaunchTemplateVersions: RequestLimitExceeded")
+
+
+def test_restore_after_a_publish_that_failed_past_the_default_switch_puts_the_previous_default_back() -> None:
+    # Given a publish that made version 5 the default (replacing 3), then failed while pruning old versions
+    store = FailingDelete(versions=[1, 2, 3, 4], default=3)
+    with pytest.raises(RuntimeError):
+        logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), FakeGroups())
+    assert store.default == 5
+    # When the state machine's failure path asks the step to restore
+    output = logic.restore(publish_request().model_copy(update={"restore": True}), CONFIG, store)
+    # Then version 3 is the default again: no scale-out launches the untested image
+    assert store.default == 3
+    assert (output.restored, output.default_version) == (True, 3)
+
+
+def test_restore_changes_nothing_when_the_execution_published_no_version_or_it_is_not_the_default() -> None:
+    # Given a template this execution never touched, and one where its version exists but the default is another
+    untouched = FakeLaunchTemplates(versions=[1, 2], default=2)
+    created_only = FakeLaunchTemplates(versions=[1, 2], default=2)
+    description = logic.version_description(publish_request(), source_version=2)
+    created_only.create_version(TEMPLATE, source_version=2, image_id=AMI, description=description, client_token="x")
+    # When each is restored
+    first = logic.restore(publish_request(), CONFIG, untouched)
+    second = logic.restore(publish_request(), CONFIG, created_only)
+    # Then no default changes, and each says why
+    assert untouched.default_changes == []
+    assert created_only.default_changes == []
+    assert (first.restored, first.reason) == (False, "this execution published no version")
+    assert (second.restored, second.default_version) == (False, 2)
+
+
+def test_restore_in_a_dry_run_changes_nothing() -> None:
+    # Given a real publish, then a dry-run restore by the same execution
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    # When it is restored as a dry run
+    output = logic.restore(publish_request(dry_run=True), CONFIG, store)
+    # Then it reports what it would do and the default stays
+    assert (output.restored, output.default_version, store.default) == (True, 2, 3)
+
+
 # --- publish -------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import importlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from moto import mock_aws
 from start_image_build import logic
 from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput
 
-from shared import tags
+from shared import clock, tags
 from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH, ImageBuilder
 from shared.aws.images import Images
 from shared.aws.parameters import Parameters
@@ -34,6 +35,7 @@ BASE_PIPELINE = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-pipeline/web-app
 BUILD_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-app/1.0.0/7"
 BASE_BUILD_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-base/1.0.0/3"
 PARAMETER = "/web-app/build-source"
+STARTED_AT = 1_796_000_000  # epoch seconds: 2026-11-30
 BASE_AMI = "ami-0123456789abcdef0"
 ENV = StartImageBuildEnvironment.model_validate(
     {
@@ -160,6 +162,12 @@ class Aws:
         return DeployConfig.model_validate(config)
 
 
+@pytest.fixture(autouse=True)
+def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's start is read from shared.clock, the one clock the rehearsal puts on simulated time."""
+    monkeypatch.setattr(clock, "now", lambda: datetime.fromtimestamp(STARTED_AT, UTC))
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     # moto's public AMI catalogue is not needed here and costs a quarter of a second per test.
@@ -193,6 +201,7 @@ def test_deploy_records_the_commit_for_the_component_and_starts_the_app_pipeline
         "commit": COMMIT,
         "clientToken": token,
         "dryRun": False,
+        "startedAt": STARTED_AT,
     }
 
 
@@ -324,6 +333,7 @@ def test_base_pipeline_starts_without_writing_a_build_source(aws: Aws) -> None:
         "commit": None,
         "clientToken": token,
         "dryRun": False,
+        "startedAt": STARTED_AT,
     }
     assert aws.build_source() is None
 
@@ -409,6 +419,7 @@ def test_dry_run_reports_what_would_be_built_and_writes_and_starts_nothing(aws: 
         "commit": COMMIT,
         "clientToken": logic.client_token(EXECUTION, "app"),
         "dryRun": True,
+        "startedAt": None,
     }
     assert aws.build_source() is None
 
@@ -472,6 +483,7 @@ def test_handler_records_the_source_and_starts_the_app_build(handler: Any, aws: 
         "commit": COMMIT,
         "clientToken": logic.client_token(EXECUTION, "app"),
         "dryRun": False,
+        "startedAt": STARTED_AT,
     }
     source = aws.build_source()
     assert source is not None

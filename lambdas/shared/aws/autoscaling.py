@@ -52,6 +52,8 @@ class Refresh:
     launch_template_id: str | None
     launch_template_name: str | None
     launch_template_version: str | None
+    # RollbackDetails.RollbackStartTime: a rolled-back refresh keeps its StartTime (API Reference, RollbackDetails).
+    rollback_start_time: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -104,12 +106,13 @@ def _to_refresh(item: dict[str, Any]) -> Refresh:
         launch_template_id=spec.get("LaunchTemplateId"),
         launch_template_name=spec.get("LaunchTemplateName"),
         launch_template_version=spec.get("Version"),
+        rollback_start_time=item.get("RollbackDetails", {}).get("RollbackStartTime"),
     )
 
 
 class AutoScaling:
     def __init__(self, autoscaling: Any = None) -> None:
-        self._asg = autoscaling if autoscaling is not None else aws_client("autoscaling")
+        self._asg = adapter_client(autoscaling, "autoscaling")
 
     def describe_group(self, name: str) -> Group:
         paginator = self._asg.get_paginator("describe_auto_scaling_groups")
