@@ -1,7 +1,8 @@
 """The one seam into moto's Step Functions interpreter (moto 5.2.5, pinned in requirements-dev.txt).
 
-moto runs the real ASL (`execute_state_machine`), but for a local rehearsal three of its behaviours
-must change, and this module is the only place that changes them:
+moto runs the real ASL (`execute_state_machine`), but for a local rehearsal some of its behaviours must
+change: it sleeps for real where AWS waits, and it skips some of the rules and limits AWS enforces. This
+module is the only place that changes them:
 
 1. Lambda tasks: moto would invoke functions through its Lambda emulation (Docker or a canned
    reply). `lambda_eval_utils._invoke_lambda_function` is replaced by a dispatcher that runs the
@@ -11,11 +12,27 @@ must change, and this module is the only place that changes them:
    simulated clock instead.
 3. Retry intervals really sleep: the `time` module seen by `retrier_decl` is replaced by one whose
    `sleep` advances the simulated clock.
-4. A task token's timeout is a real wait: `StateTaskServiceCallback._wait_for_task_token_timeout`
-   is replaced by one that returns the callback as soon as it arrives, or, when the rehearsal knows
-   the token will not be answered (a lost event, a resource that never finishes) and is idle,
-   times out at once and advances the simulated clock by the timeout. The fallback poll after a
-   lost event then costs no real time. Approvals (heartbeat waits) and other tasks are untouched.
+4. A task token's wait is a real wait: `StateTaskServiceCallback._eval_wait_for_task_token` is replaced
+   by one that returns the callback as soon as it arrives, or, when the rehearsal knows the token will
+   not be answered (a lost event, a resource that never finishes) and is idle, ends the task at once and
+   advances the simulated clock to the deadline it missed. Both deadlines AWS keeps are simulated:
+   `TimeoutSeconds`/`TimeoutSecondsPath` (States.Timeout) and `HeartbeatSeconds` (States.HeartbeatTimeout,
+   whatever TimeoutSeconds says). Given `now` (the simulated clock), an answer or heartbeat that arrives
+   after its simulated deadline does not count: the task has already timed out, as on AWS. A task that
+   lists States.Timeout in its Retry is retried, each attempt costing its timeout (moto's own retry loop).
+5. moto reports a heartbeat timeout as States.Timeout: `StateTaskServiceCallback._from_error` names it
+   States.HeartbeatTimeout, as AWS does.
+6. moto records any number of history events: `EventManager.add_event` stops the execution at the
+   history quota (25,000 events): that event is its ExecutionFailed, States.Runtime, and no Retry or
+   Catch runs. `Environment.set_error` keeps that failure as the execution's error.
+7. moto checks the 256 KiB payload quota on a state's output and a task's result, but lets Retry and
+   Catch handle the error, and does not check a task's input after Parameters:
+   `StateTaskService._before_eval_execution` checks the input, and `ErrorEqualsDecl._eval_body` lets no
+   Retrier or Catcher match States.DataLimitExceeded, a terminal error.
+
+8. A Parallel branch or a Map iteration that fails with a States.* error (States.Timeout, States.TaskFailed,
+   ...) crashes moto's `CustomErrorName` check, and the Parallel or Map then fails with States.Runtime:
+   `branches_decl` and `iteration_worker` are given an error-name factory that keeps the branch's error.
 
 `install()` checks the moto version and that every patched name still exists, and raises
 `SeamBrokenError` otherwise; tests/statemachine/test_moto_seam.py runs that check, so an upgrade of moto
@@ -26,26 +43,71 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto
 
+from rehearsal.limits import HISTORY_CAP
+
 PINNED_MOTO_VERSION = "5.2.5"
 
-_LAMBDA_UTILS = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
-_WAIT_FUNCTION = "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function"
-_RETRIER = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
-_CALLBACK = "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback"
+_PARSER = "moto.stepfunctions.parser"
+_LAMBDA_UTILS = f"{_PARSER}.asl.component.state.exec.state_task.lambda_eval_utils"
+_WAIT_FUNCTION = f"{_PARSER}.asl.component.state.wait.wait_function.wait_function"
+_RETRIER = f"{_PARSER}.asl.component.common.retry.retrier_decl"
+_CALLBACK = f"{_PARSER}.asl.component.state.exec.state_task.service.state_task_service_callback"
+_SERVICE = f"{_PARSER}.asl.component.state.exec.state_task.service.state_task_service"
+_EVENTS = f"{_PARSER}.asl.eval.event.event_manager"
+_ENVIRONMENT = f"{_PARSER}.asl.eval.environment"
+_WORKER = f"{_PARSER}.backend.execution_worker"
+_ERROR_EQUALS = f"{_PARSER}.asl.component.common.error_name.error_equals_decl"
+_CALLBACKS = f"{_PARSER}.asl.eval.callback.callback"
+_BRANCHES = f"{_PARSER}.asl.component.state.exec.state_parallel.branches_decl"
+_ITERATION = f"{_PARSER}.asl.component.state.exec.state_map.iteration.iteration_worker"
 MAX_REAL_WAIT_SECONDS = 30.0  # a token unanswered this long in real time is a rehearsal bug: time it out
+_POLL_SECONDS = 0.02  # how often a token wait looks for its answer (real time)
 
-# (module, attribute) pairs this seam replaces.
+# The history quota (rehearsal.limits.HISTORY_CAP): the quotas page says only that "the execution will fail".
+# What AWS records, observed and published in floci-io/floci#2734 (the message users quote in
+# aws-samples/aws-organizations-tag-inventory#16 and loads/ardere#86): event 25,000 is the ExecutionFailed
+# event itself, error States.Runtime, with this cause.
+HISTORY_CAP_ERROR = "States.Runtime"
+HISTORY_CAP_CAUSE = "The execution reached the maximum number of history events ({cap})."
+# The payload quota (rehearsal.limits.PAYLOAD_LIMIT_BYTES) moto enforces itself, with `size < 262144`: exactly
+# 256 KiB is refused. The quotas page ("Maximum ... size ... 256 KiB") reads as inclusive; the stricter reading
+# is kept.
+DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
+
+# (module, attribute) pairs this seam replaces or reads.
 PATCHED = (
     (_LAMBDA_UTILS, "_invoke_lambda_function"),
     (_WAIT_FUNCTION, "WaitFunction"),
     (_RETRIER, "time"),
     (_CALLBACK, "StateTaskServiceCallback"),
+    (_SERVICE, "StateTaskService"),
+    (_EVENTS, "EventManager"),
+    (_ENVIRONMENT, "Environment"),
+    (_WORKER, "ExecutionWorker"),
+    (_ERROR_EQUALS, "ErrorEqualsDecl"),
+    (_CALLBACKS, "HeartbeatEndpoint"),
+    (_BRANCHES, "CustomErrorName"),
+    (_ITERATION, "CustomErrorName"),
+)
+# (module, class, method) triples this seam replaces.
+PATCHED_METHODS = (
+    (_WAIT_FUNCTION, "WaitFunction", "_wait_interval"),
+    (_CALLBACK, "StateTaskServiceCallback", "_eval_wait_for_task_token"),
+    (_CALLBACK, "StateTaskServiceCallback", "_from_error"),
+    (_SERVICE, "StateTaskService", "_before_eval_execution"),
+    (_SERVICE, "StateTaskService", "_verify_size_quota"),
+    (_EVENTS, "EventManager", "add_event"),
+    (_ENVIRONMENT, "Environment", "set_error"),
+    (_WORKER, "ExecutionWorker", "_get_evaluation_environment"),
+    (_ERROR_EQUALS, "ErrorEqualsDecl", "_eval_body"),
 )
 
 InvokeFn = Callable[[str, Any], dict[str, Any]]
@@ -54,6 +116,10 @@ InvokeFn = Callable[[str, Any], dict[str, Any]]
 
 class SeamBrokenError(RuntimeError):
     """moto's internals no longer look like this seam expects: pin moto back or update the seam."""
+
+
+class HistoryCapError(RuntimeError):
+    """Raised inside the interpreter when the execution reaches the history quota: nothing after it runs."""
 
 
 def check() -> None:
@@ -65,12 +131,16 @@ def check() -> None:
         module = importlib.import_module(module_name)
         if not hasattr(module, attribute):
             raise SeamBrokenError(f"{module_name}.{attribute} is gone: the rehearsal seam must be updated")
-    for module_name, class_name, method in (
-        (_WAIT_FUNCTION, "WaitFunction", "_wait_interval"),
-        (_CALLBACK, "StateTaskServiceCallback", "_wait_for_task_token_timeout"),
-    ):
-        if not hasattr(getattr(importlib.import_module(module_name), class_name), method):
+    for module_name, class_name, method in PATCHED_METHODS:
+        if method not in vars(getattr(importlib.import_module(module_name), class_name)):  # its own, not inherited
             raise SeamBrokenError(f"{module_name}.{class_name}.{method} is gone: the rehearsal seam must be updated")
+    callbacks = importlib.import_module(_CALLBACKS)
+    heartbeat = callbacks.HeartbeatEndpoint(heartbeat_seconds=1)
+    for attribute in ("_heartbeat_seconds", "_next_heartbeat_event"):
+        if not hasattr(heartbeat, attribute):
+            raise SeamBrokenError(f"{_CALLBACKS}.HeartbeatEndpoint.{attribute} is gone: the seam must be updated")
+    if not hasattr(importlib.import_module(_EVENTS).EventManager(), "_event_id_gen"):
+        raise SeamBrokenError(f"{_EVENTS}.EventManager._event_id_gen is gone: the seam must be updated")
 
 
 class _SimulatedTime:
@@ -88,15 +158,30 @@ class _SimulatedTime:
 
 @contextlib.contextmanager
 def install(
-    invoke: InvokeFn, advance: Callable[[float], None], take_timeout: Callable[[], bool] = lambda: False
+    invoke: InvokeFn,
+    advance: Callable[[float], None],
+    take_timeout: Callable[[], bool] = lambda: False,
+    *,
+    now: Callable[[], float] | None = None,
+    history_cap: int = HISTORY_CAP,
 ) -> Iterator[None]:
-    """`take_timeout()` answers True (once per expected timeout) when a task token will not be answered."""
-    """Patch moto's interpreter for the duration of the block; restore everything afterwards."""
+    """Patch moto's interpreter for the duration of the block; restore everything afterwards.
+
+    `take_timeout()` answers True (once per expected timeout) when a task token will not be answered.
+    `now()` is the simulated clock (seconds): with it, an answer that comes after its task's simulated
+    deadline is too late, as on AWS; without it only unanswered tokens time out. `history_cap` is the
+    history quota (tests lower it)."""
     check()
     lambda_utils = importlib.import_module(_LAMBDA_UTILS)
     wait_function = importlib.import_module(_WAIT_FUNCTION).WaitFunction
     retrier = importlib.import_module(_RETRIER)
     callback_task = importlib.import_module(_CALLBACK).StateTaskServiceCallback
+    service_task = importlib.import_module(_SERVICE).StateTaskService
+    event_manager = importlib.import_module(_EVENTS).EventManager
+    environment = importlib.import_module(_ENVIRONMENT).Environment
+    worker = importlib.import_module(_WORKER).ExecutionWorker
+    error_equals = importlib.import_module(_ERROR_EQUALS).ErrorEqualsDecl
+    moto_parts = _MotoParts()
 
     def invoke_lambda_function(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
         return invoke(parameters["FunctionName"], parameters.get("Payload"))
@@ -104,27 +189,298 @@ def install(
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         advance(float(wait_seconds))
 
-    def wait_for_task_token_timeout(self: Any, timeout_seconds: int, callback_endpoint: Any) -> Any:
-        deadline = time.time() + MAX_REAL_WAIT_SECONDS
-        while True:
-            outcome = callback_endpoint.wait(timeout=0.02)
-            if outcome is not None:
-                return outcome
-            if take_timeout() or time.time() > deadline:
-                advance(float(timeout_seconds))
-                return None
+    waits = _TokenWait(advance, take_timeout, now, moto_parts)
+
+    def eval_wait_for_task_token(
+        self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
+    ) -> Any:
+        outcome = waits.wait(env, float(timeout_seconds), callback_endpoint, heartbeat_endpoint)
+        if outcome is None:
+            return moto_parts.timed_out(callback_id=callback_endpoint.callback_id)
+        return outcome
+
+    original_from_error = callback_task._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        # AWS Step Functions Developer Guide, "Handling errors in Step Functions workflows", error names:
+        # "States.HeartbeatTimeout: a Task state failed to send a heartbeat for a period longer than the
+        # HeartbeatSeconds value." SendTaskHeartbeat (API Reference): the history then holds a TaskTimedOut
+        # entry for a task using the callback pattern.
+        if isinstance(ex, moto_parts.heartbeat_timeout_error):
+            return moto_parts.heartbeat_failure(self, env)
+        return original_from_error(self, env, ex)
+
+    original_before = service_task._before_eval_execution
+
+    def before_eval_execution(
+        self: Any, env: Any, resource_runtime_part: Any, raw_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        # "Handling errors in Step Functions workflows", States.DataLimitExceeded is reported "when, after
+        # Parameters processing, the input of a state is larger than the payload size quota".
+        self._verify_size_quota(env=env, value=raw_parameters)
+        waits.started(env)
+        original_before(self, env, resource_runtime_part, raw_parameters, state_credentials)
+
+    history = _HistoryCap(history_cap, moto_parts)
+    original_add_event = event_manager.add_event
+
+    def add_event(self: Any, context: Any, event_type: Any, event_details: Any = None, **kwargs: Any) -> int:
+        return history.add(original_add_event, self, context, event_type, event_details, **kwargs)
+
+    original_set_error = environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        if history.reached(self.event_manager) and moto_parts.is_error(self):
+            return  # the history quota's failure is the execution's: nothing that unwinds after it replaces it
+        original_set_error(self, error)
+
+    original_environment = worker._get_evaluation_environment
+
+    def get_evaluation_environment(self: Any) -> Any:
+        env = original_environment(self)
+        history.root(env.event_manager, env)
+        return env
+
+    original_error_equals = error_equals._eval_body
+
+    def error_equals_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        # "Handling errors in Step Functions workflows": "States.ALL ... can't catch the
+        # States.DataLimitExceeded terminal error"; States.DataLimitExceeded is "a terminal error that can't
+        # be caught by the States.ALL error type". Whether naming it explicitly catches it the page does not
+        # say: the safer reading, terminal, is taken; no Retrier or Catcher matches it. Nor does any match
+        # once the history quota has failed the execution (the quotas page: "the execution will fail").
+        if getattr(error_name, "error_name", None) == DATA_LIMIT_EXCEEDED or history.reached(env.event_manager):
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original_error_equals(self, env)
+
+    branches = importlib.import_module(_BRANCHES)
+    iteration = importlib.import_module(_ITERATION)
 
     replacements = (
         (lambda_utils, "_invoke_lambda_function", invoke_lambda_function),
+        # Amazon States Language specification, Parallel and Map states: when a branch or an iteration fails,
+        # the state fails with that error (so its own Retry and Catch see the branch's error name).
+        (branches, "CustomErrorName", moto_parts.error_name),
+        (iteration, "CustomErrorName", moto_parts.error_name),
         (wait_function, "_wait_interval", wait_interval),
         (retrier, "time", _SimulatedTime(advance)),
-        (callback_task, "_wait_for_task_token_timeout", wait_for_task_token_timeout),
+        (callback_task, "_eval_wait_for_task_token", eval_wait_for_task_token),
+        (callback_task, "_from_error", from_error),
+        (service_task, "_before_eval_execution", before_eval_execution),
+        (event_manager, "add_event", add_event),
+        (environment, "set_error", set_error),
+        (worker, "_get_evaluation_environment", get_evaluation_environment),
+        (error_equals, "_eval_body", error_equals_body),
     )
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
+    saved = [(owner, name, vars(owner).get(name, _INHERITED)) for owner, name, _ in replacements]
     for owner, name, replacement in replacements:
         setattr(owner, name, replacement)
     try:
         yield
     finally:
         for owner, name, original in saved:
-            setattr(owner, name, original)
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+class _MotoParts:
+    """The moto types the replacements build or recognise (imported once, when the seam is installed)."""
+
+    def __init__(self) -> None:
+        api = importlib.import_module(f"{_PARSER}.api")
+        callbacks = importlib.import_module(_CALLBACKS)
+        failure = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.failure_event")
+        names = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name")
+        name_types = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name_type")
+        details = importlib.import_module(f"{_PARSER}.asl.eval.event.event_detail")
+        program_state = importlib.import_module(f"{_PARSER}.asl.eval.program_state")
+        self._api = api
+        self._callbacks = callbacks
+        self._failure = failure
+        self._names = names
+        self._name_types = name_types
+        self._details = details
+        self._program_error = program_state.ProgramError
+        self.heartbeat_timeout_error = callbacks.HeartbeatTimeoutError
+        self.terminal_events = {
+            api.HistoryEventType.ExecutionSucceeded,
+            api.HistoryEventType.ExecutionFailed,
+            api.HistoryEventType.ExecutionAborted,
+            api.HistoryEventType.ExecutionTimedOut,
+        }
+
+    def error_name(self, error_name: str | None) -> Any:
+        """The error name a failed branch or iteration reports: a States.* name stays one (moto's
+        CustomErrorName refuses the prefix, turning the Parallel's or Map's failure into States.Runtime)."""
+        custom = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.custom_error_name")
+        if error_name is None or not error_name.startswith("States."):
+            return custom.CustomErrorName(error_name=error_name)
+        try:
+            return self._names.StatesErrorName.from_name(error_name)
+        except ValueError:  # a States.* name moto does not know: kept as it is, never turned into another
+            name = custom.CustomErrorName.__new__(custom.CustomErrorName)
+            importlib.import_module(f"{_PARSER}.asl.component.common.error_name.error_name").ErrorName.__init__(
+                name, error_name=error_name
+            )
+            return name
+
+    def timed_out(self, callback_id: str) -> Any:
+        return self._callbacks.CallbackOutcomeTimedOut(callback_id=callback_id)
+
+    def heartbeat_timed_out(self) -> Any:
+        return self._callbacks.HeartbeatTimedOut()
+
+    def heartbeat_failure(self, task: Any, env: Any) -> Any:
+        error = self._name_types.StatesErrorNameType.StatesHeartbeatTimeout
+        return self._failure.FailureEvent(
+            env=env,
+            error_name=self._names.StatesErrorName(typ=error),
+            event_type=self._api.HistoryEventType.TaskTimedOut,
+            event_details=self._details.EventDetails(
+                taskTimedOutEventDetails=self._api.TaskTimedOutEventDetails(
+                    resourceType=task._get_sfn_resource_type(),
+                    resource=task._get_sfn_resource(),
+                    error=error.to_name(),
+                )
+            ),
+        )
+
+    def execution_failed(self, error: str, cause: str) -> tuple[Any, Any]:
+        failed = self._api.ExecutionFailedEventDetails(error=error, cause=cause)
+        return failed, self._details.EventDetails(executionFailedEventDetails=failed)
+
+    @property
+    def execution_failed_type(self) -> Any:
+        return self._api.HistoryEventType.ExecutionFailed
+
+    def is_error(self, env: Any) -> bool:
+        return isinstance(env._program_state, self._program_error)
+
+
+class _TokenWait:
+    """A task token's wait on simulated time: its TimeoutSeconds deadline and, if set, its heartbeat's."""
+
+    def __init__(
+        self,
+        advance: Callable[[float], None],
+        take_timeout: Callable[[], bool],
+        now: Callable[[], float] | None,
+        parts: _MotoParts,
+    ) -> None:
+        self._advance = advance
+        self._take_timeout = take_timeout
+        self._now = now
+        self._parts = parts
+        self._started: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def started(self, env: Any) -> None:
+        """The task starts (before its service call): its deadlines count from here.
+
+        AWS States Language, Task state: TimeoutSeconds "If the task runs longer than the specified seconds,
+        this state fails"; moto's own note on the field: "The count begins after the task has been started"."""
+        self._started[env] = self._clock()
+
+    def wait(self, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        """The callback's outcome; None when the task timed out; HeartbeatTimedOut when no heartbeat came.
+
+        AWS Step Functions API Reference, SendTaskHeartbeat: "The Timeout of a task ... is its maximum allowed
+        duration, regardless of the number of SendTaskHeartbeat requests received. Use HeartbeatSeconds to
+        configure the timeout interval for heartbeats"; each heartbeat "resets the Heartbeat clock"."""
+        start = self._started.pop(env, None)
+        start = self._clock() if start is None else start
+        deadline = start + timeout_seconds
+        beat = float(heartbeat_endpoint._heartbeat_seconds) if heartbeat_endpoint is not None else None
+        beat_deadline = start + beat if beat is not None else None
+        real_deadline = time.time() + MAX_REAL_WAIT_SECONDS
+        while env.is_running():
+            outcome = callback_endpoint.get_outcome()
+            if outcome is not None:
+                return self._judged(outcome, deadline, beat_deadline)
+            if heartbeat_endpoint is not None and heartbeat_endpoint._next_heartbeat_event.is_set():
+                heartbeat_endpoint._next_heartbeat_event.clear()
+                at = self._clock()
+                late = self._late(at, deadline, beat_deadline)
+                if late is not _ON_TIME:
+                    return late
+                beat_deadline = at + float(beat or 0)
+                real_deadline = time.time() + MAX_REAL_WAIT_SECONDS
+            if self._take_timeout() or time.time() > real_deadline:
+                # Nobody will answer: the task ends at whichever deadline comes first, in simulated time.
+                if beat_deadline is not None and beat_deadline < deadline:
+                    self._advance_to(beat_deadline, start, beat or 0.0)
+                    return self._parts.heartbeat_timed_out()
+                self._advance_to(deadline, start, timeout_seconds)
+                return None
+            callback_endpoint.wait(timeout=_POLL_SECONDS)
+            if callback_endpoint.get_outcome() is None:
+                time.sleep(_POLL_SECONDS)  # an endpoint a previous attempt interrupted answers wait() at once
+        return None
+
+    def _judged(self, outcome: Any, deadline: float, beat_deadline: float | None) -> Any:
+        late = self._late(self._clock(), deadline, beat_deadline)
+        return outcome if late is _ON_TIME else late
+
+    def _late(self, at: float, deadline: float, beat_deadline: float | None) -> Any:
+        """What an answer or heartbeat arriving at simulated time `at` finds: the task still waiting, or over."""
+        if self._now is None:
+            return _ON_TIME
+        if beat_deadline is not None and at > beat_deadline and beat_deadline < deadline:
+            return self._parts.heartbeat_timed_out()
+        if at > deadline:
+            return None
+        return _ON_TIME
+
+    def _clock(self) -> float:
+        return self._now() if self._now is not None else 0.0
+
+    def _advance_to(self, deadline: float, start: float, full: float) -> None:
+        if self._now is None:
+            self._advance(full)  # without the simulated clock: the whole interval, as before
+        else:
+            self._advance(max(0.0, deadline - self._now()))
+
+
+_ON_TIME = object()
+_INHERITED = object()
+
+
+class _HistoryCap:
+    """The history quota: the event that would be number `cap` is the execution's failure instead."""
+
+    def __init__(self, cap: int, parts: _MotoParts) -> None:
+        self._cap = cap
+        self._parts = parts
+        self._lock = threading.RLock()
+        self._reached: set[int] = set()  # id() of the event managers whose execution reached the cap
+        self._roots: dict[int, Any] = {}  # id(event manager) → the execution's root environment
+
+    def root(self, manager: Any, env: Any) -> None:
+        self._roots[id(manager)] = env
+
+    def reached(self, manager: Any) -> bool:
+        return id(manager) in self._reached
+
+    def add(
+        self, original: Callable[..., int], manager: Any, context: Any, event_type: Any, details: Any, **kwargs: Any
+    ) -> int:
+        with self._lock:
+            if id(manager) in self._reached:
+                return int(manager._event_id_gen._next_id) - 1  # the execution has failed: nothing more is recorded
+            if manager._event_id_gen._next_id < self._cap:
+                return original(manager, context, event_type, details, **kwargs)
+            failed, failed_details = self._parts.execution_failed(
+                HISTORY_CAP_ERROR, HISTORY_CAP_CAUSE.format(cap=self._cap)
+            )
+            event_id = original(manager, context, self._parts.execution_failed_type, failed_details)
+            self._reached.add(id(manager))
+            root = self._roots.get(id(manager))
+        if root is not None:
+            root.set_error(failed)  # every frame of the execution stops running
+        if event_type in self._parts.terminal_events:
+            return event_id  # the execution was ending anyway: its last event is the quota's failure
+        raise HistoryCapError(HISTORY_CAP_CAUSE.format(cap=self._cap))
