@@ -19,6 +19,7 @@ Scripted per scenario:
 from __future__ import annotations
 
 import itertools
+import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,14 +32,15 @@ from rehearsal.emulated_builds import BUILD_TERMINAL, Build, ImageBuilderEmulati
 from rehearsal.emulated_ec2 import Ec2Emulation
 from rehearsal.emulated_refresh import ACTIVE_REFRESH, Refresh, RefreshEmulation
 from rehearsal.emulation import ACCOUNT, REGION, _backends, _error, _ok, _Raw
+from rehearsal.rate_limits import RateLimits, request_of, retry_sleeps_on
 
 __all__ = ["ACCOUNT", "REGION", "EmulatedAws", "_backends", "_error", "_ok"]
 
 # Calls the harness itself makes (start/poll the execution, read approvals) are not the workflow's.
 # The code a throttled request answers, per service: EC2 "RequestLimitExceeded" (Amazon EC2 Developer Guide,
 # "Request throttling for the Amazon EC2 API"); Auto Scaling and the other query APIs "Throttling" (their API
-# References' "Common Errors").
-THROTTLING_CODES = {"ec2": "RequestLimitExceeded"}
+# References' "Common Errors"). The rates themselves: rehearsal/rate_limits.py.
+THROTTLING_CODES = {"ec2": "RequestLimitExceeded", "autoscaling": "Throttling"}
 
 
 def _throttled_body(service: str) -> bytes:
@@ -51,7 +53,14 @@ NOT_COUNTED = {"states", "sqs", "sts", "iam", "lambda"}
 
 
 class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
-    """Installs the hooks on boto3's default session; `log` receives a line per change it makes."""
+    """Installs the hooks on boto3's default session; `log` receives a line per change it makes.
+
+    EC2 and Auto Scaling calls of the workflow are rate limited (rehearsal/rate_limits.py) on `sim_now`. Waiting
+    for a token costs simulated time only: botocore's retry backoff calls `sim_sleep` when it is set before
+    `install()` (the rehearsal's clock advance), else it is kept as an offset of the rate limits' own clock.
+    """
+
+    sim_sleep: Callable[[float], None] | None = None
 
     def __init__(
         self,
@@ -104,8 +113,15 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
     def install(self) -> None:
         events = boto3._get_default_session().events
         events.register("before-parameter-build", self._keep_params, unique_id="rehearsal-params")
+        self._slept = 0.0
+        self.rate_limits = RateLimits(self._limits_now)
+        self._backoff_random = random.Random(0)  # noqa: S311 - the retries' jitter, not a secret: the same run twice
+        self._retry_sleep = retry_sleeps_on(self._sleep)
+        self._retry_sleep.__enter__()
         # First in line, before moto answers: a throttled request reaches botocore's own retry logic.
         events.register_first("before-send", self._throttle, unique_id="rehearsal-throttle")
+        # Calls the emulation answers in before-call never reach botocore's retry loop: limited here instead.
+        events.register_first("before-call", self._throttle_answered, unique_id="rehearsal-rate-limits")
         events.register("before-call", self._before_call, unique_id="rehearsal-emulated-aws")
         events.register(
             "after-call.ec2.DescribeLaunchTemplateVersions", self._hide_deleted_versions, unique_id="rehearsal-lt"
@@ -120,6 +136,11 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         events = boto3._get_default_session().events
         events.unregister("before-parameter-build", unique_id="rehearsal-params")
         events.unregister("before-send", unique_id="rehearsal-throttle")
+        events.unregister("before-call", unique_id="rehearsal-rate-limits")
+        retry_sleep = getattr(self, "_retry_sleep", None)
+        if retry_sleep is not None:
+            self._retry_sleep = None
+            retry_sleep.__exit__(None, None, None)
         events.unregister("before-call", unique_id="rehearsal-emulated-aws")
         events.unregister("after-call.ec2.DescribeLaunchTemplateVersions", unique_id="rehearsal-lt")
         events.unregister("after-call.elastic-load-balancing-v2.DescribeTargetHealth", unique_id="rehearsal-health")
@@ -143,7 +164,11 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         return handler(params) if handler else None
 
     def _throttle(self, request: Any, **_: Any) -> Any:
-        """`throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests are throttled (HTTP 400)."""
+        """Each attempt botocore sends: the scenario's scripted throttles, then the API's token bucket.
+
+        `throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests are throttled (HTTP 400).
+        A request the bucket refuses answers the service's throttling code; botocore retries it with its
+        backoff (on simulated time) and raises the code once its configured attempts are spent."""
         if not self.counting:
             return None
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
@@ -153,7 +178,73 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
                 self._throttles[key] -= 1
                 self.log(f"{key} throttled by AWS (scenario); the SDK retries")
                 return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
-        return None
+        found = request_of(request)
+        if found is None:
+            return None
+        service, operation, params = found
+        if f"{service}.{operation}" in self._handlers or self.rate_limits.admit(service, operation, params):
+            return None  # the emulation's own calls were limited in before-call
+        self._log_throttle(service, operation)
+        return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
+
+    def _throttle_answered(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """The rate limit of a call the emulation answers in before-call, which botocore's retry loop never sees.
+
+        The same retries botocore would make: up to the client's configured total attempts, each wait computed
+        by botocore's own standard-mode backoff for a throttling error, slept on simulated time; then the
+        throttling error."""
+        if not self.counting:
+            return None
+        service = model.service_model.endpoint_prefix
+        if f"{service}.{model.name}" not in self._handlers:
+            return None
+        body = params.get("body")
+        query = {str(k): str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+        retries = getattr(context.get("client_config"), "retries", None) or {}
+        attempts = int(retries.get("total_max_attempts") or 3)
+        for attempt in range(1, attempts + 1):
+            if self.rate_limits.admit(service, model.name, query):
+                return None
+            self._log_throttle(service, model.name)
+            if attempt < attempts:
+                self._sleep(self._backoff(model, service, attempt))
+        return _error(THROTTLING_CODES.get(service, "Throttling"), "Rate exceeded")
+
+    def _backoff(self, model: Any, service: str, attempt: int) -> float:
+        from botocore.retries.standard import (
+            ExponentialBackoff,
+            RetryContext,
+            RetryEventAdapter,
+            ThrottlingErrorDetector,
+        )
+
+        backoff = ExponentialBackoff(
+            service_name=service,
+            throttling_detector=ThrottlingErrorDetector(RetryEventAdapter()),
+            random=self._backoff_random.random,
+        )
+        error = {"Error": {"Code": THROTTLING_CODES.get(service, "Throttling"), "Message": "Rate exceeded"}}
+        context = RetryContext(
+            attempt_number=attempt,
+            operation_model=model,
+            parsed_response=error,
+            http_response=AWSResponse(None, 400, {}, None),
+        )
+        return float(backoff.delay_amount(context))
+
+    def _log_throttle(self, service: str, operation: str) -> None:
+        key = f"{service}.{operation}"
+        if self.rate_limits.throttled[key] <= 3:  # the first few; the count is in rate_limits.throttled
+            self.log(f"{key} throttled: {THROTTLING_CODES.get(service, 'Throttling')} (API rate limit)")
+
+    def _limits_now(self) -> float:
+        return self.sim_now() + (0.0 if self.sim_sleep is not None else self._slept)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.sim_sleep is not None:
+            self.sim_sleep(seconds)
+        else:
+            self._slept += max(0.0, seconds)
 
     def finish(self, kind: str, resource_id: str) -> tuple[str | None, float]:
         """Let the resource run to its end as time passes: (its terminal status or None if it never ends, seconds)."""

@@ -37,7 +37,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": payload.dry_run,
             "protectAmiIds": sorted(payload.protected()),
             "application": CONFIG.application,
+            "progress": payload.progress.model_dump(by_alias=True) if payload.progress else None,
         },
     )
-    output = prune_images(payload, CONFIG, _images(), _fleet())
+    seconds_left = context.get_remaining_time_in_millis() / 1000
+    output = prune_images(payload, CONFIG, _images(), _fleet(), seconds_left=seconds_left)
     return output.model_dump(by_alias=True, mode="json")

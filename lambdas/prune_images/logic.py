@@ -7,18 +7,28 @@
 2. Draft the plan (plan.py, pure). Ask DescribeImageReferences about every image the draft would delete,
    and plan again with its answer: the second, independent safety net can only turn a delete into a keep.
 3. Unless it is a dry run, deregister each image with DeleteAssociatedSnapshots; report per image.
+
+Bounded: one invocation deletes one batch (plan.next_batch), as many images as fit before its deadline at EC2's
+documented DeregisterImage rate, and whose ids fit the result's size budget; DescribeImageReferences is asked
+about that batch only. It paces DeregisterImage to the documented refill rate through `shared.clock.sleep`, and
+stops early when the deadline (the Lambda context's remaining time less a safety margin, on `shared.clock.now`)
+comes first. `done` is false while the plan still has images to delete; the state machine then calls again with
+the cumulative `progress`, and the next invocation plans afresh from what AWS reports.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from prune_images.models import PruneFailure, PruneImagesInput, PruneImagesOutput, SkippedImage
-from prune_images.plan import Decision, PruneFacts, PrunePlan, plan_prune
+from prune_images.models import PruneFailure, PruneImagesInput, PruneImagesOutput, PruneProgress, SkippedImage
+from prune_images.plan import Decision, PruneFacts, PrunePlan, next_batch, plan_prune
 
+from shared import clock
 from shared.aws.images import Images
 from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef, LaunchTemplateVersionRecord
 from shared.config import DeployConfig
@@ -33,24 +43,126 @@ IN_FLIGHT_REFRESH_STATUSES = frozenset({"Pending", "InProgress", "Cancelling", "
 _SNAPSHOT_SKIPPED = "skipped"
 _SNAPSHOT_DELETED = "success"
 
+# Amazon EC2 Developer Guide, "Request throttling for the Amazon EC2 API" (Uncategorized actions): DeregisterImage
+# has a bucket of 100 requests refilled at 5 per second, per account and Region. The bucket is shared with every
+# other caller of the account, so no burst is counted on: the batch and the pacing assume the refill rate alone.
+DEREGISTER_IMAGE_PER_SECOND = 5.0
+# Kept from the Lambda's remaining time for what follows the last deletion (the result, its log line) and for one
+# DeregisterImage whose throttling outlived the pacing (botocore's standard retries: 5, each backoff at most
+# 2^n s, capped at 20 s): a tenth of it, 60 s of the 600 s function.
+SAFETY_MARGIN_FRACTION = 0.1
+# The ids one invocation lists (images pruned, snapshots deleted): Step Functions caps a state's input and output
+# at 256 KiB, and the execution's state and the final notification carry this result too.
+RESULT_BUDGET_BYTES = 80 * 1024
+# An execution stops looping after this many invocations whatever remains (the next deployment continues).
+MAX_ROUNDS = 100
+# Images found referenced that the progress carries (so later invocations do not ask again); beyond it, the loop
+# ends rather than asking about the same images over and over.
+MAX_REFERENCED_CARRIED = 1000
+
 
 def prune_images(
-    payload: PruneImagesInput, config: DeployConfig, images: Images, fleet: FleetReferences
+    payload: PruneImagesInput,
+    config: DeployConfig,
+    images: Images,
+    fleet: FleetReferences,
+    seconds_left: float | None = None,
 ) -> PruneImagesOutput:
+    """One invocation: `seconds_left` is the Lambda context's remaining time (None: no deadline, tests only)."""
+    deadline = Deadline(seconds_left)
+    before = payload.progress or PruneProgress(rounds=0, images_pruned=0, snapshots_deleted=0, failures=0, remaining=0)
+    carried = frozenset(before.referenced_ami_ids)
     facts = gather_facts(config, images, fleet, payload.protected())
-    plan = final_plan(facts, images)
-    _log_plan(plan, payload.dry_run)
+    draft = plan_prune(facts)
     if payload.dry_run:
-        metrics.add_metric(name="ImagesPruned", unit=MetricUnit.Count, value=0)
-        metrics.add_metric(name="SnapshotsDeleted", unit=MetricUnit.Count, value=0)
-        return PruneImagesOutput(
-            images_kept=plan.ids("keep"),
-            images_pruned=plan.ids("delete"),
-            snapshots_deleted=plan.snapshots_to_delete(),
-            skipped=[SkippedImage(ami_id=d.image_id, reason="; ".join(d.reasons)) for d in _skips(plan)],
-            failures=[],
-        )
-    return execute(plan, images)
+        return _dry_run(facts, images, draft, before)
+    batch = next_batch(draft, facts, deadline.deletions_that_fit(), RESULT_BUDGET_BYTES, exclude=carried)
+    plan = final_plan(facts, images, batch)
+    _log_plan(plan, payload.dry_run, batch)
+    decided = plan.by_id()
+    referenced = [i for i in batch if decided[i].action != "delete" and "referenced" in decided[i].rules]
+    output = execute(plan, images, [i for i in batch if decided[i].action == "delete"], deadline)
+    all_referenced = list(dict.fromkeys([*before.referenced_ami_ids, *referenced]))
+    waiting = [i for i in draft.ids("delete") if i not in set(all_referenced)]
+    remaining = max(0, len(waiting) - len(output.images_pruned))
+    rounds = before.rounds + 1
+    output.progress = PruneProgress(
+        rounds=rounds,
+        images_pruned=before.images_pruned + len(output.images_pruned),
+        snapshots_deleted=before.snapshots_deleted + len(output.snapshots_deleted),
+        failures=before.failures + len(output.failures),
+        remaining=remaining,
+        referenced_ami_ids=all_referenced[:MAX_REFERENCED_CARRIED],
+    )
+    progressed = bool(output.images_pruned or referenced)
+    output.done = (
+        remaining == 0 or not progressed or rounds >= MAX_ROUNDS or len(all_referenced) > MAX_REFERENCED_CARRIED
+    )
+    logger.info(
+        "prune round finished",
+        extra={"round": rounds, "done": output.done, "remaining": remaining, "batch": len(batch)},
+    )
+    return output
+
+
+class Deadline:
+    """The invocation's deadline on `shared.clock.now`: its remaining time less the safety margin."""
+
+    def __init__(self, seconds_left: float | None) -> None:
+        self._at: datetime | None = None
+        if seconds_left is not None:
+            self._at = clock.now() + timedelta(seconds=max(0.0, seconds_left * (1 - SAFETY_MARGIN_FRACTION)))
+
+    def seconds(self) -> float:
+        return math.inf if self._at is None else (self._at - clock.now()).total_seconds()
+
+    def deletions_that_fit(self) -> int:
+        """DeregisterImage calls the time left allows at the documented refill rate (at least one per second left)."""
+        left = self.seconds()
+        return 1_000_000 if math.isinf(left) else max(0, math.floor(left * DEREGISTER_IMAGE_PER_SECOND))
+
+
+class Pacer:
+    """Spaces calls 1/rate apart on `shared.clock` (the rehearsal runs it on simulated time)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next: datetime | None = None
+
+    def wait(self) -> None:
+        now = clock.now()
+        if self._next is not None and self._next > now:
+            clock.sleep((self._next - now).total_seconds())
+            now = self._next
+        self._next = now + timedelta(seconds=self._interval)
+
+
+def _dry_run(facts: PruneFacts, images: Images, draft: PrunePlan, before: PruneProgress) -> PruneImagesOutput:
+    """The plan checked with DescribeImageReferences, deleting nothing. The images listed are bounded by the
+    result budget (oldest first, as the prune would go); `progress.remaining` counts them all."""
+    metrics.add_metric(name="ImagesPruned", unit=MetricUnit.Count, value=0)
+    metrics.add_metric(name="SnapshotsDeleted", unit=MetricUnit.Count, value=0)
+    listed = next_batch(draft, facts, len(draft.decisions), RESULT_BUDGET_BYTES)
+    plan = final_plan(facts, images, listed)
+    _log_plan(plan, True, listed)
+    decided = plan.by_id()
+    would = [i for i in listed if decided[i].action == "delete"]
+    snapshots = set(plan.snapshots_to_delete())
+    return PruneImagesOutput(
+        images_kept=plan.ids("keep"),
+        images_pruned=would,
+        snapshots_deleted=sorted(s for i in would for s in plan.snapshots.get(i, ()) if s in snapshots),
+        skipped=[SkippedImage(ami_id=d.image_id, reason="; ".join(d.reasons)) for d in _skips(plan)],
+        failures=[],
+        done=True,
+        progress=PruneProgress(
+            rounds=before.rounds + 1,
+            images_pruned=0,
+            snapshots_deleted=0,
+            failures=0,
+            remaining=len(plan.ids("delete")),
+        ),
+    )
 
 
 def gather_facts(
@@ -143,10 +255,11 @@ def _resolve(versions: list[LaunchTemplateVersionRecord], version: str) -> list[
     return [v for v in versions if v.version_number == number]
 
 
-def final_plan(facts: PruneFacts, images: Images) -> PrunePlan:
-    """Plan, then ask DescribeImageReferences about what the plan would delete, and plan again with the answer."""
+def final_plan(facts: PruneFacts, images: Images, batch: list[str] | None = None) -> PrunePlan:
+    """Plan, then ask DescribeImageReferences about what the plan would delete (only `batch`, when given: the
+    images this invocation deletes), and plan again with the answer."""
     draft = plan_prune(facts)
-    to_check = draft.ids("delete")
+    to_check = draft.ids("delete") if batch is None else [i for i in batch if draft.by_id()[i].action == "delete"]
     if not to_check:
         return draft
     try:
@@ -164,14 +277,31 @@ def final_plan(facts: PruneFacts, images: Images) -> PrunePlan:
     return plan_prune(checked)
 
 
-def execute(plan: PrunePlan, images: Images) -> PruneImagesOutput:
+def execute(
+    plan: PrunePlan, images: Images, to_delete: list[str] | None = None, deadline: Deadline | None = None
+) -> PruneImagesOutput:
+    """Deregister `to_delete` (the plan's deletions by default) in order, paced to the documented rate, until the
+    deadline; a base image is skipped when an app image built on it failed to go in this same round."""
+    deadline = deadline or Deadline(None)
+    pacer = Pacer(DEREGISTER_IMAGE_PER_SECOND)
+    failed: set[str] = set()  # this round's images that stay registered after all
+    longest = 0.0  # seconds the slowest DeregisterImage of this invocation took (retries included)
     pruned: list[str] = []
     snapshots_deleted: list[str] = []
     skipped = [SkippedImage(ami_id=d.image_id, reason="; ".join(d.reasons)) for d in _skips(plan)]
     failures: list[PruneFailure] = []
     deregistered = 0
 
-    for image_id in plan.ids("delete"):
+    for image_id in plan.ids("delete") if to_delete is None else to_delete:
+        # Room for one more call: its pacing interval, or as long as the longest call so far took.
+        if deadline.seconds() < max(1.0 / DEREGISTER_IMAGE_PER_SECOND, longest):
+            logger.info("deadline reached: the next invocation continues", extra={"amiId": image_id})
+            break
+        if failed & plan.built_on(image_id):
+            skipped.append(SkippedImage(ami_id=image_id, reason="an image built on it could not be deregistered"))
+            continue
+        pacer.wait()
+        started = clock.now()
         try:
             outcome = images.deregister_with_snapshots(image_id)
         except ImageDeregistrationFailed as exc:
@@ -179,16 +309,21 @@ def execute(plan: PrunePlan, images: Images) -> PruneImagesOutput:
                 "could not deregister image", extra={"amiId": image_id, "code": exc.code, "error": exc.message}
             )
             failures.append(PruneFailure(ami_id=image_id, code=exc.code, message=exc.message))
+            failed.add(image_id)
             continue
         except (ClientError, BotoCoreError) as exc:  # a throttle that outlived the SDK's retries, a network error
             code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
             logger.exception("could not deregister image", extra={"amiId": image_id, "code": code})
             failures.append(PruneFailure(ami_id=image_id, code=code, message=str(exc)))
+            failed.add(image_id)
             continue
+        finally:
+            longest = max(longest, (clock.now() - started).total_seconds())
 
         if outcome.status == "protected":
             logger.info("image has deregistration protection: skipped", extra={"amiId": image_id})
             skipped.append(SkippedImage(ami_id=image_id, reason=f"deregistration protection ({outcome.message})"))
+            failed.add(image_id)
             continue
         pruned.append(image_id)
         if outcome.status == "already-gone":
@@ -230,6 +365,14 @@ def execute(plan: PrunePlan, images: Images) -> PruneImagesOutput:
         snapshots_deleted=snapshots_deleted,
         skipped=skipped,
         failures=failures,
+        done=True,
+        progress=PruneProgress(
+            rounds=1,
+            images_pruned=len(pruned),
+            snapshots_deleted=len(snapshots_deleted),
+            failures=len(failures),
+            remaining=0,
+        ),
     )
     logger.info(
         "prune finished",
@@ -242,11 +385,16 @@ def _skips(plan: PrunePlan) -> list[Decision]:
     return [d for d in plan.decisions if d.action == "skip"]
 
 
-def _log_plan(plan: PrunePlan, dry_run: bool) -> None:
+def _log_plan(plan: PrunePlan, dry_run: bool, batch: list[str]) -> None:
+    """The decisions about the batch, and counts for the rest (one line per image of a 5,000-image backlog would
+    make every invocation's log a megabyte)."""
+    in_batch = set(batch)
     logger.info(
         "prune plan",
         extra={
             "dryRun": dry_run,
+            "counts": {a: len(plan.ids(a)) for a in ("keep", "delete", "skip")},
+            "batch": len(batch),
             "decisions": [
                 {
                     "amiId": d.image_id,
@@ -256,6 +404,7 @@ def _log_plan(plan: PrunePlan, dry_run: bool) -> None:
                     "reasons": list(d.reasons),
                 }
                 for d in plan.decisions
+                if d.image_id in in_batch or d.action != "delete"
             ],
         },
     )

@@ -71,6 +71,11 @@ class Decision:
 class PrunePlan:
     decisions: tuple[Decision, ...]
     snapshots: Mapping[str, tuple[str, ...]]  # AMI id -> its snapshot ids, for every image in the plan
+    bases: Mapping[str, str] = field(default_factory=dict)  # AMI id -> the base image its tag names
+
+    def built_on(self, base_id: str) -> set[str]:
+        """The images of the plan whose base-image tag names `base_id`."""
+        return {image_id for image_id, base in self.bases.items() if base == base_id and image_id != base_id}
 
     def ids(self, action: Action) -> list[str]:
         return [d.image_id for d in self.decisions if d.action == action]
@@ -152,7 +157,11 @@ def plan_prune(facts: PruneFacts) -> PrunePlan:
                 reasons=why,
             )
         )
-    return PrunePlan(decisions=tuple(decisions), snapshots={i.image_id: i.snapshot_ids for i in candidates})
+    return PrunePlan(
+        decisions=tuple(decisions),
+        snapshots={i.image_id: i.snapshot_ids for i in candidates},
+        bases={i.image_id: i.base_image_id for i in candidates if i.base_image_id},
+    )
 
 
 def _managed(image: ImageRecord, application: str) -> bool:
@@ -173,3 +182,54 @@ def has_deregistration_protection(image: ImageRecord) -> bool:
     # "disabled-until <time>" during a cooldown: anything but "disabled" (or absent) blocks deregistration.
     value = image.deregistration_protection
     return value is not None and value != "disabled"
+
+
+def next_batch(
+    plan: PrunePlan,
+    facts: PruneFacts,
+    limit: int,
+    max_result_bytes: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The images this round deletes: the plan's deletions chosen oldest first, at most `limit`, their ids and
+    their snapshots' ids within `max_result_bytes` of result (the Step Functions payload is bounded), none in
+    `exclude`; returned in the plan's order (newest first: an image before the base image it was built on).
+
+    Images built on no image of the plan are chosen first, then the base images whose every remaining image
+    (any image naming it in its `immutable-ami:base-image` tag and not yet deregistered) goes in this same
+    round: a base image never leaves while an image built on it stays behind, even for a round. Pure.
+    """
+    if limit <= 0:
+        return []
+    children: dict[str, set[str]] = {}
+    for image in facts.images:
+        if image.state not in GONE_STATES and image.base_image_id and image.base_image_id != image.image_id:
+            children.setdefault(image.base_image_id, set()).add(image.image_id)
+    deletable = [d for d in reversed(plan.decisions) if d.action == "delete" and d.image_id not in exclude]
+    chosen: list[str] = []
+    used = 0
+
+    def fits(image_id: str) -> bool:
+        nonlocal used
+        cost = result_bytes(image_id, plan.snapshots.get(image_id, ()))
+        if len(chosen) >= limit or used + cost > max_result_bytes:
+            return False
+        used += cost
+        chosen.append(image_id)
+        return True
+
+    for decision in deletable:
+        if decision.image_id not in children and not fits(decision.image_id):
+            break
+    taken = set(chosen)
+    for decision in deletable:
+        users = children.get(decision.image_id)
+        if users is not None and users <= taken and not fits(decision.image_id):
+            break
+        taken = set(chosen)
+    return [d.image_id for d in plan.decisions if d.image_id in taken]
+
+
+def result_bytes(image_id: str, snapshot_ids: tuple[str, ...]) -> int:
+    """What an image adds to the step's JSON result: its id quoted, and each of its snapshots' ids."""
+    return len(image_id) + 3 + sum(len(s) + 3 for s in snapshot_ids)

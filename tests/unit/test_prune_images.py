@@ -16,9 +16,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.ec2.models import ec2_backends
 from prune_images.logic import prune_images
-from prune_images.models import PruneImagesInput
+from prune_images.models import PruneImagesInput, PruneProgress
 
-from shared import tags
+from shared import clock, tags
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import DeployConfig
@@ -184,13 +184,23 @@ class Fleet:
             expected_params={"ImageId": self.amis[label], "DeleteAssociatedSnapshots": True},
         )
 
-    def prune(self, *, dry_run: bool = False, protect: list[str] | None = None, keep_images: int = 3) -> dict:
+    def prune(
+        self,
+        *,
+        dry_run: bool = False,
+        protect: list[str] | None = None,
+        keep_images: int = 3,
+        seconds_left: float | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> dict:
         payload = PruneImagesInput(
             execution_id="arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1",
             dry_run=dry_run,
             protect_ami_ids=[self.amis[label] for label in protect or []],
+            progress=None if progress is None else PruneProgress.model_validate(progress),
         )
-        return prune_images(payload, self.config(keep_images), self.images, self.fleet).model_dump(by_alias=True)
+        result = prune_images(payload, self.config(keep_images), self.images, self.fleet, seconds_left=seconds_left)
+        return result.model_dump(by_alias=True)
 
     def label(self, ami_id: str) -> str:
         return next(label for label, ami in self.amis.items() if ami == ami_id)
@@ -244,6 +254,29 @@ def fleet(monkeypatch: pytest.MonkeyPatch, clients: dict[str, Any]) -> Iterator[
             )
             ec2_stub.assert_no_pending_responses()
             autoscaling_stub.assert_no_pending_responses()
+
+
+class SimulatedClock:
+    """shared.clock on a clock that moves only when the step sleeps: pacing costs no real time."""
+
+    def __init__(self) -> None:
+        self.at = NOW
+        self.slept = 0.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.at += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def sim_clock(monkeypatch: pytest.MonkeyPatch) -> SimulatedClock:
+    simulated = SimulatedClock()
+    monkeypatch.setattr(clock, "now", simulated.now)
+    monkeypatch.setattr(clock, "sleep", simulated.sleep)
+    return simulated
 
 
 def bake_history(fleet: Fleet) -> None:
@@ -688,8 +721,18 @@ def test_prune_handler_end_to_end(
     result = handler.lambda_handler(event, lambda_context)
 
     # Then the result has the documented shape and the metrics were emitted
-    assert set(result) == {"imagesKept", "imagesPruned", "snapshotsDeleted", "skipped", "failures"}
+    assert set(result) == {"imagesKept", "imagesPruned", "snapshotsDeleted", "skipped", "failures", "done", "progress"}
     assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
+    # and, everything having fit in one invocation, it is done, with the totals a person reads at the end
+    assert result["done"] is True
+    assert result["progress"] == {
+        "rounds": 1,
+        "imagesPruned": 2,
+        "snapshotsDeleted": 3,
+        "failures": 0,
+        "remaining": 0,
+        "referencedAmiIds": [],
+    }
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf[-1]["ImagesPruned"] == [2.0]
     assert emf[-1]["SnapshotsDeleted"] == [3.0]
@@ -977,3 +1020,99 @@ def test_prune_skips_deregistration_protected_ami() -> None:
         ("ami-00000002", "deregistration protection is enabled-with-cooldown")
     ]
     assert result.images_kept == ["ami-00000004"]
+
+
+def test_prune_backlog_larger_than_one_invocation_continues_from_progress_and_keeps_what_is_in_use(
+    fleet: Fleet, sim_clock: SimulatedClock
+) -> None:
+    # Given a backlog: two prunable app images and four older images, one of which a launch template version uses
+    bake_history(fleet)
+    for n in range(1, 5):
+        fleet.bake(f"old{n}", "app", 40 + n)
+    fleet.use_in_template(0, "old2", default=False)
+    # and half a second left: at DeregisterImage's documented 5 per second, less the margin, two deletions fit
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["old3", "old4"])
+    fleet.expect_deregister("old3", [("snap-0003", "success")])
+    fleet.expect_deregister("old4", [("snap-0004", "success")])
+
+    # When the first invocation runs
+    first = fleet.prune(seconds_left=0.5)
+
+    # Then it deleted the two oldest prunable images, paced 1/5 s apart on the step's clock, and is not done
+    assert fleet.labels(first["imagesPruned"]) == ["old3", "old4"]
+    assert sim_clock.slept == pytest.approx(0.2)
+    assert first["done"] is False
+    assert first["progress"] == {
+        "rounds": 1,
+        "imagesPruned": 2,
+        "snapshotsDeleted": 2,
+        "failures": 0,
+        "remaining": 3,
+        "referencedAmiIds": [],
+    }
+    assert "old2" in fleet.labels(first["imagesKept"])
+
+    # Given AWS no longer lists what was deregistered
+    for label in ("old3", "old4"):
+        fleet.ec2.deregister_image(ImageId=fleet.amis[label])
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1", "old1"])
+    fleet.expect_deregister("app2", [("snap-0aaa", "success")])
+    fleet.expect_deregister("app1", [("snap-0bbb", "success")])
+    fleet.expect_deregister("old1")
+
+    # When the state machine calls again with that progress and a whole timeout
+    second = fleet.prune(seconds_left=600, progress=first["progress"])
+
+    # Then the rest goes, the image in use stays, and the totals cover both invocations
+    assert fleet.labels(second["imagesPruned"]) == ["app1", "app2", "old1"]
+    assert "old2" in fleet.labels(second["imagesKept"])
+    assert second["done"] is True
+    assert second["progress"]["rounds"] == 2
+    assert second["progress"]["imagesPruned"] == 5
+    assert second["progress"]["snapshotsDeleted"] == 4
+    assert second["progress"]["remaining"] == 0
+
+
+def test_prune_stops_at_its_deadline_and_leaves_the_rest_for_the_next_invocation(
+    fleet: Fleet, sim_clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two prunable images and a deregistration that takes (simulated) time, so the deadline comes first
+    bake_history(fleet)
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister("app2", [("snap-0aaa", "success")])
+    slow = fleet.images.deregister_with_snapshots
+
+    def deregister_taking_a_minute(image_id: str) -> Any:
+        sim_clock.sleep(60)
+        return slow(image_id)
+
+    monkeypatch.setattr(fleet.images, "deregister_with_snapshots", deregister_taking_a_minute)
+
+    # When the invocation has 100 s (90 s before its margin)
+    result = fleet.prune(seconds_left=100)
+
+    # Then it deleted one, stopped before the deadline with the other still registered, and asks to be called again
+    assert fleet.labels(result["imagesPruned"]) == ["app2"]
+    assert result["done"] is False
+    assert result["progress"]["remaining"] == 1
+    assert (sim_clock.at - NOW).total_seconds() < 90
+
+
+def test_prune_ends_the_loop_when_an_invocation_can_delete_nothing(fleet: Fleet, sim_clock: SimulatedClock) -> None:
+    # Given two prunable images whose deregistration AWS refuses
+    bake_history(fleet)
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister_error("app2", "UnauthorizedOperation")
+    fleet.expect_deregister_error("app1", "UnauthorizedOperation")
+
+    # When pruning
+    result = fleet.prune(seconds_left=600)
+
+    # Then both are reported, and the execution does not loop on them
+    assert [f["code"] for f in result["failures"]] == ["UnauthorizedOperation"] * 2
+    assert result["done"] is True
+    assert result["progress"]["remaining"] == 2

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prune_images.plan import PruneFacts, PrunePlan, plan_prune
+from prune_images.plan import PruneFacts, PrunePlan, next_batch, plan_prune, result_bytes
 
 from shared import tags
 from shared.aws.images import ImageRecord
@@ -230,3 +230,92 @@ def test_image_reference_check_only_ever_turns_deletes_into_keeps(fleet: Fleet) 
     # Then the final plan deletes a subset of what the draft would have, and keeps everything the draft kept
     assert set(final.ids("delete")) <= set(draft.ids("delete"))
     assert set(draft.ids("keep")) <= set(final.ids("keep"))
+
+
+def _rounds(fleet: Fleet, limit: int, max_bytes: int) -> tuple[list[list[str]], PruneFacts]:
+    """The invocations of one execution, as prune_images runs them: draft, choose the batch, check its
+    references (the fleet's answer, only for the batch), plan again, delete the batch; AWS then no longer lists
+    the deleted images. Returns each round's deletions and the facts after the last one."""
+    facts = fleet.facts
+    rounds: list[list[str]] = []
+    referenced: set[str] = set()  # carried in the progress: not asked about again
+    for _ in range(len(facts.images) + 1):
+        draft = plan_prune(replace(facts, image_references=None, image_references_error=None))
+        batch = next_batch(draft, facts, limit, max_bytes, exclude=frozenset(referenced))
+        if not batch:
+            break
+        checked = dict((fleet.facts.image_references or {}).items())
+        answer = {i: checked[i] for i in batch if i in checked}
+        final = plan_prune(replace(facts, image_references=answer)).by_id()
+        deleted = [i for i in batch if final[i].action == "delete"]
+        referenced |= {i for i in batch if "referenced" in final[i].rules}
+        if not deleted and not referenced & set(batch):
+            break
+        rounds.append(deleted)
+        facts = replace(facts, images=tuple(i for i in facts.images if i.image_id not in set(deleted)))
+    return rounds, facts
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleets(), st.integers(min_value=1, max_value=4), st.sampled_from([60, 200, 10_000]))
+def test_batched_rounds_delete_only_what_the_whole_plan_deletes_and_in_bounded_rounds(
+    fleet: Fleet, limit: int, max_bytes: int
+) -> None:
+    # Given a random fleet, and invocations that may each delete at most `limit` images within `max_bytes`
+    whole = plan_prune(fleet.facts).by_id()
+    # When the execution prunes it round by round
+    rounds, after = _rounds(fleet, limit, max_bytes)
+    deleted = [i for batch in rounds for i in batch]
+    # Then each round stays within its bounds, no image is deleted twice
+    for batch in rounds:
+        assert len(batch) <= limit
+        images = {i.image_id: i for i in fleet.facts.images}
+        assert sum(result_bytes(i, images[i].snapshot_ids) for i in batch) <= max_bytes
+    assert len(deleted) == len(set(deleted))
+    # and nothing the unbatched plan (every reference checked) keeps or skips is ever deleted
+    assert all(whole[i].action == "delete" for i in deleted), [(i, whole[i].reasons) for i in deleted]
+    # and, with room for any one image, the rounds end having deleted everything the whole plan deletes
+    if max_bytes >= 10_000:
+        assert sorted(deleted) == sorted(i for i, d in whole.items() if d.action == "delete")
+    # and a base image never goes while an image built on it is still registered
+    gone_before = {i.image_id for i in fleet.facts.images if i.state in GONE}
+    for number, batch in enumerate(rounds):
+        gone = gone_before | {x for b in rounds[: number + 1] for x in b}
+        for image_id in batch:
+            built_on = {i.image_id for i in fleet.facts.images if i.base_image_id == image_id} - {image_id}
+            assert built_on <= gone, (image_id, built_on - gone)
+    assert after.images == tuple(i for i in fleet.facts.images if i.image_id not in set(deleted))
+
+
+def test_next_batch_takes_a_base_image_only_with_every_image_built_on_it() -> None:
+    # Given an old base image and two app images built on it, all three beyond the newest one kept, and a newer
+    # pair that stays
+    def image(image_id: str, day: int, pipeline: str, base: str | None = None) -> ImageRecord:
+        image_tags = {tags.APPLICATION: APPLICATION, tags.PIPELINE: pipeline}
+        if base:
+            image_tags[tags.BASE_IMAGE] = base
+        return ImageRecord(
+            image_id, "available", f"2025-01-{day:02d}T00:00:00.000Z", tags=image_tags, snapshot_ids=(f"snap-{day}",)
+        )
+
+    facts = PruneFacts(
+        application=APPLICATION,
+        keep_images=1,
+        images=(
+            image("ami-0000000b", 1, "base"),
+            image("ami-000000a1", 2, "app", "ami-0000000b"),
+            image("ami-000000a2", 3, "app", "ami-0000000b"),
+            image("ami-0000000c", 8, "base"),
+            image("ami-000000a9", 9, "app", "ami-0000000c"),
+        ),
+    )
+    plan = plan_prune(facts)
+    assert sorted(plan.ids("delete")) == ["ami-0000000b", "ami-000000a1", "ami-000000a2"]
+    # When rounds of one or two images are chosen
+    # Then the base image waits for a round that takes the last image built on it, and comes after it
+    assert next_batch(plan, facts, 1, 10_000) == ["ami-000000a1"]
+    assert next_batch(plan, facts, 2, 10_000) == ["ami-000000a2", "ami-000000a1"]
+    assert next_batch(plan, facts, 3, 10_000) == ["ami-000000a2", "ami-000000a1", "ami-0000000b"]
+    # and the result budget counts each image with its snapshots
+    assert next_batch(plan, facts, 3, result_bytes("ami-000000a1", ("snap-2",))) == ["ami-000000a1"]
+    assert next_batch(plan, facts, 0, 10_000) == []
