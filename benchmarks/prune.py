@@ -18,6 +18,21 @@ would see. The calls moto lacks (DescribeImageReferences, DescribeInstanceRefres
 DeleteAssociatedSnapshots) are answered by rehearsal.emulated_aws.EmulatedAws's hooks, which also count every
 call by operation ("ec2.DeregisterImage": n). Wall seconds are measured in moto, so they compare the two
 approaches' client-side work, not AWS latency.
+
+Under EC2's documented rate limits (rehearsal/rate_limits.py: per-API token buckets, DeregisterImage and
+DeleteSnapshot 100 tokens refilled at 5 per second, DescribeImages 100 at 20), on a simulated clock that moves only
+when something waits: each variant's `simulatedSeconds` is the time its waits add up to. A request itself takes
+no simulated time in either variant (AWS latency is not modelled; nor is the AWS CLI's process start, about a
+third of a second per command for the baseline's 15,000 commands: both omissions favour the baseline).
+- "ours" runs invocation after invocation, as the state machine's PruneProgress loop does, each with the prune
+  function's timeout from the synthesized template as its Lambda context's remaining time, until `done`; it paces
+  DeregisterImage to the refill rate through shared.clock.sleep, put on the simulated clock here.
+- "baseline": the AWS CLI's documented retry behaviour (AWS CLI User Guide, "AWS CLI retries in the AWS CLI",
+  https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-retries.html: standard mode, the default, makes
+  at most 3 attempts, retries throttling errors such as RequestLimitExceeded with exponential backoff of base 2
+  and jitter, at most 20 s), one command after the other. Each command is a new process, so a command's retry
+  quota is always full. A command still throttled after its 3 attempts fails; the script goes on to the next
+  (its image or snapshot stays behind: `failedCommands`).
 """
 
 from __future__ import annotations
@@ -33,12 +48,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rehearsal.emulated_aws import ACCOUNT, REGION, EmulatedAws, _backends, _error, _ok
+from rehearsal.rate_limits import SimulatedSeconds
 from rehearsal.world import configured_launch_template_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +80,11 @@ ENVIRONMENT = {
 TEMPLATE_ID = "lt-0be0000000000001"  # the benchmark group's launch template, as configured
 _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _STEP = "prune_images"
+# The AWS CLI's standard retry mode (the default): 3 attempts in all (AWS CLI User Guide, "AWS CLI retries").
+CLI_MAX_ATTEMPTS = 3
+# A bound on ours' invocations, far above any backlog here: a prune that never reports done fails the benchmark.
+MAX_INVOCATIONS = 200
+SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,15 +94,18 @@ class PruneWorld:
     launch_template_id: str
     config: dict[str, Any]  # the DEPLOY_CONFIG "ours" runs with (its function's, in the synthesized template)
     environment: dict[str, str]  # the prune function's environment in the synthesized template
+    timeout_seconds: int  # the prune function's timeout in the synthesized template
 
 
 def run_prune_benchmark(images: int = FULL_IMAGES, snapshots_per_image: int = 2, keep: int = 5) -> dict[str, Any]:
     """Both approaches, each in its own fresh world. Returns
 
-    {"world": {"images", "snapshotsPerImage", "keep", "newestImageIds", "inUseImageIds"},
+    {"world": {"images", "snapshotsPerImage", "keep", "newestImageIds", "inUseImageIds", "functionTimeoutSeconds"},
      "ours" / "baseline": {"apiCalls": {"ec2.DeregisterImage": n, ...}, "totalCalls": n, "ec2Calls": n,
                            "wallSeconds": s, "imagesPruned": n, "snapshotsDeleted": n,
-                           "imagesRemaining": [AMI ids still registered], "snapshotsRemaining": n}}
+                           "imagesRemaining": [AMI ids still registered], "snapshotsRemaining": n,
+                           "simulatedSeconds": s, "throttled": {"ec2.DeleteSnapshot": n, ...}},
+     "ours" also: "invocations": n, "longestInvocationSeconds": s; "baseline" also: "failedCommands": n}
     """
     if images < 1 or snapshots_per_image < 1 or keep < 1:
         raise ValueError(
@@ -97,64 +121,144 @@ def run_prune_benchmark(images: int = FULL_IMAGES, snapshots_per_image: int = 2,
             "keep": keep,
             "newestImageIds": world.image_ids[-keep:],
             "inUseImageIds": world.in_use_ids,
+            "functionTimeoutSeconds": world.timeout_seconds,
         },
         "ours": ours,
         "baseline": baseline,
     }
 
 
-def seed_prune(ec2: Any, application: str, keep: int) -> tuple[int, int]:
-    """The seed pipeline's prune, call for call. Returns (images deregistered, snapshots deleted)."""
-    pages = ec2.get_paginator("describe_images").paginate(
-        Owners=["self"],
-        Filters=[{"Name": "tag:immutable-ami:application", "Values": [application]}],
-        PaginationConfig={"PageSize": DESCRIBE_IMAGES_PAGE_SIZE},
-    )
-    found = sorted((i for page in pages for i in page.get("Images", [])), key=lambda i: i["CreationDate"], reverse=True)
-    pruned = snapshots = 0
+def seed_prune(ec2: Any, application: str, keep: int, clock: SimulatedSeconds | None = None) -> tuple[int, int, int]:
+    """The seed pipeline's prune, call for call, each call an AWS CLI command with the CLI's retries (`ec2` makes
+    one attempt per call; `clock` is where the backoff waits). Returns (images deregistered, snapshots deleted,
+    commands that failed)."""
+    from botocore.exceptions import ClientError
+
+    retry = _CliRetry(clock or SimulatedSeconds())
+
+    def describe() -> list[dict[str, Any]]:
+        pages = ec2.get_paginator("describe_images").paginate(
+            Owners=["self"],
+            Filters=[{"Name": "tag:immutable-ami:application", "Values": [application]}],
+            PaginationConfig={"PageSize": DESCRIBE_IMAGES_PAGE_SIZE},
+        )
+        return [i for page in pages for i in page.get("Images", [])]
+
+    found = sorted(retry(describe), key=lambda i: i["CreationDate"], reverse=True)
+    pruned = snapshots = failed = 0
     for image in found[keep:]:
-        ec2.deregister_image(ImageId=image["ImageId"])
-        pruned += 1
+        try:
+            retry(lambda image_id=image["ImageId"]: ec2.deregister_image(ImageId=image_id))
+            pruned += 1
+        except ClientError:
+            failed += 1
         for mapping in image.get("BlockDeviceMappings", []):
             snapshot_id = mapping.get("Ebs", {}).get("SnapshotId")
             if snapshot_id:
-                ec2.delete_snapshot(SnapshotId=snapshot_id)
-                snapshots += 1
-    return pruned, snapshots
+                try:
+                    retry(lambda snapshot_id=snapshot_id: ec2.delete_snapshot(SnapshotId=snapshot_id))
+                    snapshots += 1
+                except ClientError:
+                    failed += 1
+    return pruned, snapshots, failed
+
+
+class _CliRetry:
+    """One AWS CLI command's attempts: retried on a throttling error, at most CLI_MAX_ATTEMPTS in all, each wait
+    computed by botocore's standard-mode backoff (what the CLI runs: base 2, full jitter, capped at 20 s)."""
+
+    THROTTLING = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+
+    def __init__(self, clock: SimulatedSeconds) -> None:
+        import random
+
+        from botocore.retries.standard import ExponentialBackoff, RetryEventAdapter, ThrottlingErrorDetector
+
+        self._clock = clock
+        self._backoff = ExponentialBackoff(
+            throttling_detector=ThrottlingErrorDetector(RetryEventAdapter()),
+            random=random.Random(1).random,  # noqa: S311 - jitter, not a secret: the same run twice
+        )
+
+    def __call__(self, command: Callable[[], Any]) -> Any:
+        from botocore.awsrequest import AWSResponse
+        from botocore.exceptions import ClientError
+        from botocore.retries.standard import RetryContext
+
+        for attempt in range(1, CLI_MAX_ATTEMPTS + 1):
+            try:
+                return command()
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in self.THROTTLING or attempt == CLI_MAX_ATTEMPTS:
+                    raise
+                context = RetryContext(
+                    attempt_number=attempt,
+                    parsed_response=exc.response,
+                    http_response=AWSResponse(None, 400, {}, None),
+                )
+                self._clock.sleep(self._backoff.delay_amount(context))
+        raise AssertionError("unreachable")
 
 
 # -- the two variants ------------------------------------------------------------------------
 
 
 def _run_ours(world: PruneWorld, emulator: PruneEmulator) -> dict[str, Any]:
+    """Invocation after invocation, as the PruneProgress loop makes them, until the handler reports done."""
+    invocations, pruned, snapshots, longest = 0, 0, 0, 0.0
     try:
         handler = _load_handler(world.environment)
+        shared_clock = importlib.import_module("shared.clock")  # the Lambda side's module, by its runtime name
+        real = shared_clock.now, shared_clock.sleep
+        shared_clock.now = lambda: SIMULATED_START + timedelta(seconds=emulator.clock.now())
+        shared_clock.sleep = emulator.clock.sleep
+        progress: dict[str, Any] | None = None
         with _quiet_handler_output():
             emulator.counting = True
             start = time.perf_counter()
-            output = handler({"executionId": EXECUTION_ID}, _LambdaContext())
+            while True:
+                if invocations >= MAX_INVOCATIONS:
+                    raise RuntimeError(f"prune_images not done after {MAX_INVOCATIONS} invocations")
+                began = emulator.clock.now()
+                event = {"executionId": EXECUTION_ID, "progress": progress}
+                output = handler(event, _LambdaContext(world.timeout_seconds))
+                invocations += 1
+                longest = max(longest, emulator.clock.now() - began)
+                if output["failures"]:
+                    raise RuntimeError(f"prune_images reported failures: {output['failures'][:3]}")
+                pruned += len(output["imagesPruned"])
+                snapshots += len(output["snapshotsDeleted"])
+                progress = output["progress"]
+                if output["done"]:
+                    break
             wall = time.perf_counter() - start
             emulator.counting = False
+        shared_clock.now, shared_clock.sleep = real
     finally:
         emulator.counting = False
         _unload_handler()
-    if output["failures"]:
-        raise RuntimeError(f"prune_images reported failures: {output['failures'][:3]}")
-    return _measurement(emulator, wall, len(output["imagesPruned"]), len(output["snapshotsDeleted"]))
+    return {
+        **_measurement(emulator, wall, pruned, snapshots),
+        "invocations": invocations,
+        "longestInvocationSeconds": round(longest, 1),
+    }
 
 
 def _run_baseline(world: PruneWorld, emulator: PruneEmulator) -> dict[str, Any]:
     import boto3
+    from botocore.config import Config
 
-    ec2 = boto3.client("ec2", region_name=REGION)
+    # One attempt per call: the retries are the CLI's (seed_prune), each command a fresh process.
+    ec2 = boto3.client("ec2", region_name=REGION, config=Config(retries={"total_max_attempts": 1}))
     emulator.counting = True
     try:
         start = time.perf_counter()
-        pruned, snapshots = seed_prune(ec2, APPLICATION, int(world.config["retention"]["keepImages"]))
+        keep = int(world.config["retention"]["keepImages"])
+        pruned, snapshots, failed = seed_prune(ec2, APPLICATION, keep, emulator.clock)
         wall = time.perf_counter() - start
     finally:
         emulator.counting = False
-    return _measurement(emulator, wall, pruned, snapshots)
+    return {**_measurement(emulator, wall, pruned, snapshots), "failedCommands": failed}
 
 
 def _measurement(emulator: PruneEmulator, wall: float, pruned: int, snapshots: int) -> dict[str, Any]:
@@ -169,6 +273,8 @@ def _measurement(emulator: PruneEmulator, wall: float, pruned: int, snapshots: i
         "snapshotsDeleted": snapshots,
         "imagesRemaining": sorted(ec2_backend.amis),
         "snapshotsRemaining": len(ec2_backend.snapshots),
+        "simulatedSeconds": round(emulator.clock.now(), 1),
+        "throttled": dict(sorted(emulator.rate_limits.throttled.items())),
     }
 
 
@@ -244,20 +350,26 @@ def build_world(images: int, snapshots_per_image: int, keep: int) -> PruneWorld:
         DesiredCapacity=1,
         VPCZoneIdentifier=subnet_id,
     )
-    environment = prune_environment(keep)
+    environment, timeout_seconds = prune_function(keep)
     return PruneWorld(
         image_ids=image_ids,
         in_use_ids=in_use,
         launch_template_id=template_id,
         config=json.loads(environment["DEPLOY_CONFIG"]),
         environment=environment,
+        timeout_seconds=timeout_seconds,
     )
 
 
-@cache
 def prune_environment(keep: int) -> dict[str, str]:
-    """The prune function's environment as the stack deploys it for a one-group pipeline keeping `keep` images:
-    the example configuration with that fleet and retention, synthesized (cached by content)."""
+    """The prune function's environment as the stack deploys it for a one-group pipeline keeping `keep` images."""
+    return prune_function(keep)[0]
+
+
+@cache
+def prune_function(keep: int) -> tuple[dict[str, str], int]:
+    """The prune function's environment and timeout as the stack deploys it for a one-group pipeline keeping `keep`
+    images: the example configuration with that fleet and retention, synthesized (cached by content)."""
     from rehearsal import artifact as artifacts
     from rehearsal.intrinsics import Account, Resolver
     from stacks.config import strip_json_comments
@@ -270,7 +382,7 @@ def prune_environment(keep: int) -> dict[str, str]:
     environment: dict[str, str] = Resolver(synthesized, Account()).resolve(function.environment, function.logical_id)
     if json.loads(environment["DEPLOY_CONFIG"])["application"] != APPLICATION:
         raise RuntimeError(f"the example configuration's application is not {APPLICATION!r}")
-    return environment
+    return environment, function.timeout_seconds
 
 
 @cache
@@ -325,7 +437,9 @@ class PruneEmulator(EmulatedAws):
     """
 
     def __init__(self) -> None:
-        super().__init__({}, "", lambda _: None)
+        self.clock = SimulatedSeconds()  # the rate limits' time: it moves only when a variant waits
+        super().__init__({}, "", lambda _: None, sim_now=self.clock.now)
+        self.sim_sleep = self.clock.sleep  # botocore's retry backoff waits on it too
         self._handlers["ec2.DescribeImages"] = self._describe_images_page
         self._handlers["ec2.DeleteSnapshot"] = self._delete_snapshot
         self._window: tuple[int, int] | None = None
@@ -427,13 +541,18 @@ class PruneEmulator(EmulatedAws):
 
 
 class _LambdaContext:
+    """A fresh invocation's context: its whole timeout remains (the handler measures time on shared.clock)."""
+
     function_name = "web-app-prune_images"
     memory_limit_in_mb = 256
     invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:web-app-prune_images"
     aws_request_id = "00000000-0000-0000-0000-000000000000"
 
+    def __init__(self, timeout_seconds: int) -> None:
+        self._remaining_ms = timeout_seconds * 1000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        return self._remaining_ms
 
 
 _saved_modules: dict[str, Any] = {}

@@ -259,7 +259,8 @@ def final_plan(facts: PruneFacts, images: Images, batch: list[str] | None = None
     """Plan, then ask DescribeImageReferences about what the plan would delete (only `batch`, when given: the
     images this invocation deletes), and plan again with the answer."""
     draft = plan_prune(facts)
-    to_check = draft.ids("delete") if batch is None else [i for i in batch if draft.by_id()[i].action == "delete"]
+    drafted = draft.by_id()
+    to_check = draft.ids("delete") if batch is None else [i for i in batch if drafted[i].action == "delete"]
     if not to_check:
         return draft
     try:
@@ -286,6 +287,7 @@ def execute(
     pacer = Pacer(DEREGISTER_IMAGE_PER_SECOND)
     failed: set[str] = set()  # this round's images that stay registered after all
     longest = 0.0  # seconds the slowest DeregisterImage of this invocation took (retries included)
+    built_on = plan.built_on()
     pruned: list[str] = []
     snapshots_deleted: list[str] = []
     skipped = [SkippedImage(ami_id=d.image_id, reason="; ".join(d.reasons)) for d in _skips(plan)]
@@ -297,7 +299,7 @@ def execute(
         if deadline.seconds() < max(1.0 / DEREGISTER_IMAGE_PER_SECOND, longest):
             logger.info("deadline reached: the next invocation continues", extra={"amiId": image_id})
             break
-        if failed & plan.built_on(image_id):
+        if failed & built_on.get(image_id, set()):
             skipped.append(SkippedImage(ami_id=image_id, reason="an image built on it could not be deregistered"))
             continue
         pacer.wait()

@@ -73,9 +73,13 @@ class PrunePlan:
     snapshots: Mapping[str, tuple[str, ...]]  # AMI id -> its snapshot ids, for every image in the plan
     bases: Mapping[str, str] = field(default_factory=dict)  # AMI id -> the base image its tag names
 
-    def built_on(self, base_id: str) -> set[str]:
-        """The images of the plan whose base-image tag names `base_id`."""
-        return {image_id for image_id, base in self.bases.items() if base == base_id and image_id != base_id}
+    def built_on(self) -> dict[str, set[str]]:
+        """Base image id -> the images of the plan whose base-image tag names it."""
+        found: dict[str, set[str]] = {}
+        for image_id, base in self.bases.items():
+            if base != image_id:
+                found.setdefault(base, set()).add(image_id)
+        return found
 
     def ids(self, action: Action) -> list[str]:
         return [d.image_id for d in self.decisions if d.action == action]

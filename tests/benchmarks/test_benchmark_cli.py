@@ -18,6 +18,7 @@ PAIRED_KEYS = (
     "lagSeconds",
     "pruneApiCalls",
     "pruneWallSeconds",
+    "pruneSimulatedSeconds",
     "costUsd",
 )
 
@@ -36,3 +37,8 @@ def test_quick_benchmark_prints_every_figure_for_both_pipelines(capsys: pytest.C
     assert result["transitions"]["ours"] > 0
     assert result["transitions"]["baseline"] > result["transitions"]["ours"]
     assert result["details"]["lambdaInvocations"]["baseline"] > 0
+    # and the prune under EC2's rate limits took simulated time, in at least one invocation of ours
+    assert set(result["pruneInvocations"]) == {"ours"}
+    assert result["pruneInvocations"]["ours"] >= 1
+    assert result["pruneSimulatedSeconds"]["ours"] > 0
+    assert result["pruneSimulatedSeconds"]["baseline"] > 0

@@ -157,3 +157,38 @@ def test_cost_gb_seconds_from_invocations_memory_and_duration() -> None:
         cost.orchestration_cost(-1, 0, 0.0)
     with pytest.raises(ValueError, match="memory_mb > 0"):
         cost.lambda_gb_seconds(1, 0, 1.0)
+
+
+def test_prune_benchmark_under_rate_limits_paces_ours_and_lets_the_seed_loop_burst(small_run: dict[str, Any]) -> None:
+    # Given 25 AMIs to prune, far fewer than DeregisterImage's and DeleteSnapshot's 100-token buckets
+    ours, baseline = small_run["ours"], small_run["baseline"]
+    # Then ours paces DeregisterImage at the documented 5 per second from its first call (it does not count on
+    # a burst the account's other callers share), in one invocation
+    assert ours["invocations"] == 1
+    assert ours["simulatedSeconds"] == pytest.approx((PRUNED - 1) / 5, abs=0.1)
+    assert ours["throttled"] == {}
+    # and the seed loop's 75 calls all fit in the full buckets: no wait, nothing failed
+    assert baseline["simulatedSeconds"] == 0
+    assert baseline["failedCommands"] == 0
+
+
+@pytest.fixture(scope="module")
+def backlog_run() -> dict[str, Any]:
+    return prune.run_prune_benchmark(images=1200, snapshots_per_image=2, keep=KEEP)
+
+
+def test_prune_benchmark_backlog_takes_several_invocations_each_within_the_function_timeout(
+    backlog_run: dict[str, Any],
+) -> None:
+    # Given 1,195 AMIs to prune, more than one invocation's result budget, with the synthesized function timeout
+    ours, baseline, world = backlog_run["ours"], backlog_run["baseline"], backlog_run["world"]
+    # When ours loops as the state machine does / Then it needs two invocations, each within its timeout
+    assert ours["invocations"] == 2
+    assert ours["longestInvocationSeconds"] <= world["functionTimeoutSeconds"]
+    # and it ends with exactly the newest images, having paced every deletion at the documented rate
+    assert ours["imagesRemaining"] == sorted(world["newestImageIds"])
+    assert ours["imagesPruned"] == 1195
+    assert ours["simulatedSeconds"] >= (1195 - 2) / 5
+    # and the seed loop, whose DeleteSnapshot bucket runs dry, waits on the CLI's backoff for longer
+    assert baseline["throttled"]["ec2.DeleteSnapshot"] > 0
+    assert baseline["simulatedSeconds"] > ours["simulatedSeconds"]
