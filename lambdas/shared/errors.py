@@ -89,3 +89,10 @@ class BlueGreenConflict(DeployError):
 class GroupBusy(DeployError):
     """An Auto Scaling group cannot be changed right now (ScalingActivityInProgress, ResourceInUse,
     ResourceContention): the state machine retries the step with backoff."""
+
+
+class Throttled(DeployError):
+    """AWS throttled a call and botocore's retries were spent: the state machine retries the step with backoff.
+
+    Raised for every client the adapters use (shared.aws.throttling), in place of the ClientError botocore would
+    raise, so no per-call error handling can mistake a throttle for an outcome; the ClientError is its __cause__."""

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 
 _NAMES_PER_CALL = 100
 
 
 class Alarms:
     def __init__(self, cloudwatch: Any = None) -> None:
-        self._cloudwatch = cloudwatch if cloudwatch is not None else aws_client("cloudwatch")
+        self._cloudwatch = adapter_client(cloudwatch, "cloudwatch")
 
     def states(self, names: Sequence[str]) -> dict[str, str]:
         """StateValue (OK | ALARM | INSUFFICIENT_DATA) of each named alarm that exists; missing ones are absent."""

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import AutoScalingGroupNotFound, RefreshInProgress
 
 # Refresh statuses during which AWS refuses StartInstanceRefresh (InstanceRefreshInProgress).

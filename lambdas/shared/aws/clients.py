@@ -1,4 +1,8 @@
-"""boto3 clients, created lazily once per process (cold start) and reused across invocations."""
+"""boto3 clients, created lazily once per process (cold start) and reused across invocations.
+
+Every client an adapter holds, its own or one given to it (moto, Stubber, the rehearsal), passes through
+`adapter_client`, which makes a throttled call raise `Throttled` (shared.aws.throttling).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from shared.aws.throttling import translate_throttling
+
 # Standard retry mode: exponential backoff with jitter for throttling, inside each API call.
 # Step-level retries (a whole task failing) belong to the state machine's Retry blocks.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="immutable-ami-pipeline")
@@ -15,4 +21,9 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_ext
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)
+    return translate_throttling(boto3.client(service, config=_CONFIG))
+
+
+def adapter_client(given: Any, service: str) -> Any:
+    """The client an adapter uses: the one it was given, else the process's own, either way translating throttles."""
+    return translate_throttling(given) if given is not None else client(service)

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import TargetGroupNotFound
 
 
@@ -22,7 +22,7 @@ class TargetHealth:
 
 class LoadBalancing:
     def __init__(self, elbv2: Any = None) -> None:
-        self._elbv2 = elbv2 if elbv2 is not None else aws_client("elbv2")
+        self._elbv2 = adapter_client(elbv2, "elbv2")
 
     def target_health(self, target_group_arn: str) -> list[TargetHealth]:
         """Health of every target registered in the group (DescribeTargetHealth is not paginated)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import ImageBuildNotFound, ImageNotReady, ImagePipelineNotFound
 
 # ClientToken of StartImagePipelineExecution: 1 to 64 characters (botocore imagebuilder model).
@@ -45,7 +45,7 @@ def _error(exc: ClientError) -> tuple[str, str]:
 
 class ImageBuilder:
     def __init__(self, imagebuilder: Any = None) -> None:
-        self._imagebuilder = imagebuilder if imagebuilder is not None else aws_client("imagebuilder")
+        self._imagebuilder = adapter_client(imagebuilder, "imagebuilder")
 
     def start_pipeline(self, pipeline_arn: str, client_token: str) -> str:
         """StartImagePipelineExecution; returns the image build version ARN.
@@ -102,7 +102,7 @@ class ImageTags:
     """EC2 CreateTags on an AMI Image Builder distributed (idempotent: the same tags again change nothing)."""
 
     def __init__(self, ec2: Any = None) -> None:
-        self._ec2 = ec2 if ec2 is not None else aws_client("ec2")
+        self._ec2 = adapter_client(ec2, "ec2")
 
     def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None:
         if not tags:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from shared import tags
-from shared.aws.clients import client
+from shared.aws.clients import adapter_client
 from shared.errors import ImageDeregistrationFailed
 
 # AWS lets DescribeImageReferences check at most 10 images per request.
@@ -97,7 +97,7 @@ class Images:
     """DescribeImages, DescribeImageReferences and DeregisterImage for the images this account owns."""
 
     def __init__(self, ec2: Any = None) -> None:
-        self._ec2 = ec2 if ec2 is not None else client("ec2")
+        self._ec2 = adapter_client(ec2, "ec2")
 
     def list_application_images(self, application: str) -> list[ImageRecord]:
         """Every image this account owns tagged with the application (disabled images are not listed)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import LaunchTemplateNotFound
 
 # AWS limit of DeleteLaunchTemplateVersions (documented on the Versions parameter, not enforced by the model).
@@ -67,7 +67,7 @@ def _to_version(item: dict[str, Any]) -> TemplateVersion:
 
 class LaunchTemplates:
     def __init__(self, ec2: Any = None) -> None:
-        self._ec2 = ec2 if ec2 is not None else aws_client("ec2")
+        self._ec2 = adapter_client(ec2, "ec2")
 
     def _not_found(self, exc: ClientError, template_id: str) -> LaunchTemplateNotFound:
         message = exc.response.get("Error", {}).get("Message", "")

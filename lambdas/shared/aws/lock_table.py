@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 # Free, expired, or already ours (a retried acquire by the same execution refreshes its expiry).
@@ -55,7 +55,7 @@ def _code(exc: ClientError) -> str:
 class LockTable:
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = dynamodb if dynamodb is not None else aws_client("dynamodb")
+        self._dynamodb = adapter_client(dynamodb, "dynamodb")
 
     def put_if_free(self, target: str, *, holder: str, now: int, expires_at: int) -> PutOutcome:
         """PutItem unless another holder's unexpired lock exists (then nothing is written)."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 
 
 class Parameters:
     def __init__(self, ssm: Any = None) -> None:
-        self._ssm = ssm if ssm is not None else aws_client("ssm")
+        self._ssm = adapter_client(ssm, "ssm")
 
     def put_string(self, name: str, value: str) -> int:
         """Create or overwrite the String parameter; returns the new parameter version."""

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared import tags
-from shared.aws.clients import client
+from shared.aws.clients import adapter_client
 from shared.errors import LaunchTemplateNotFound
 
 # DescribeInstances accepts at most 200 values per filter.
@@ -116,13 +116,13 @@ class FleetReferences:
     """Launch template versions and instances (EC2); instance refreshes and the application's groups (Auto Scaling)."""
 
     def __init__(self, ec2: Any = None, autoscaling: Any = None) -> None:
-        self._ec2 = ec2 if ec2 is not None else client("ec2")
+        self._ec2 = adapter_client(ec2, "ec2")
         self._given_autoscaling = autoscaling
 
     @property
     def _autoscaling(self) -> Any:
         # Created on first use: validate_request reads launch templates only and need not pay for this client.
-        return self._given_autoscaling if self._given_autoscaling is not None else client("autoscaling")
+        return adapter_client(self._given_autoscaling, "autoscaling")
 
     def launch_template_versions(
         self,

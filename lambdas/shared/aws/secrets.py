@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import SecretNotFound
 
 # ResourceNotFoundException: no such secret; InvalidRequestException: the secret is scheduled for deletion.
@@ -22,7 +22,7 @@ _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestExcept
 
 class Secrets:
     def __init__(self, secretsmanager: Any = None) -> None:
-        self._secretsmanager = secretsmanager if secretsmanager is not None else aws_client("secretsmanager")
+        self._secretsmanager = adapter_client(secretsmanager, "secretsmanager")
 
     def get_string(self, secret_id: str) -> str:
         """The SecretString of the secret's current (AWSCURRENT) version."""

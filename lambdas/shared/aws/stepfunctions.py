@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 from shared.errors import StateMachineNotFound
 
 _STATE_MACHINE_GONE = frozenset({"StateMachineDoesNotExist", "StateMachineDeleting"})
@@ -38,7 +38,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 class StepFunctions:
     def __init__(self, stepfunctions: Any = None) -> None:
-        self._sfn = stepfunctions if stepfunctions is not None else aws_client("stepfunctions")
+        self._sfn = adapter_client(stepfunctions, "stepfunctions")
 
     def start_execution(self, state_machine_arn: str, name: str, execution_input: str) -> StartedExecution:
         try:

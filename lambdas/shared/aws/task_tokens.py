@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws.clients import client as aws_client
+from shared.aws.clients import adapter_client
 
 KEY_PREFIX = "wait#"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -71,7 +71,7 @@ def _error(exc: ClientError) -> tuple[str, str]:
 class WaitTable:
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = dynamodb if dynamodb is not None else aws_client("dynamodb")
+        self._dynamodb = adapter_client(dynamodb, "dynamodb")
 
     def put(self, item: WaitItem) -> None:
         """PutItem, replacing any earlier wait for the same resource."""
@@ -111,7 +111,7 @@ class WaitTable:
 
 class TaskTokens:
     def __init__(self, stepfunctions: Any = None) -> None:
-        self._sfn = stepfunctions if stepfunctions is not None else aws_client("stepfunctions")
+        self._sfn = adapter_client(stepfunctions, "stepfunctions")
 
     def send_success(self, task_token: str, output: Mapping[str, Any]) -> TokenDelivery:
         """SendTaskSuccess with `output` as compact JSON (sorted keys); a closed task is an outcome."""
