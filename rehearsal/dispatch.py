@@ -12,9 +12,11 @@ An invocation answers as Lambda's Invoke does: the result as `Payload`, or, when
 Python", AWS Lambda Developer Guide). While a handler runs, every AWS call it makes is authorized against
 the function's role (rehearsal.contract).
 
-Each invocation is held to the function's `Timeout` from the template, on the rehearsal's simulated clock
-(`sim_now`): what the handler spends there (a throttled call's backoff, a paced sleep) counts as it would on
-AWS. An invocation that runs longer fails as Lambda fails it (see `timed_out`), whatever the handler returned.
+Each invocation is held to the function's `Timeout` from the template. Its duration is what it spends itself:
+its real running time plus every simulated sleep it makes on its own thread (a throttled call's backoff, a
+paced sleep), given to `sleeping(advance)`; the clock other branches of the workflow move meanwhile (their Wait
+states, another function's sleeps) is not its time. An invocation that runs longer fails as Lambda fails it
+(see `timed_out`), whatever the handler returned.
 """
 
 from __future__ import annotations
@@ -47,20 +49,18 @@ class _Context:
 
     aws_request_id = "00000000-0000-0000-0000-000000000000"
 
-    def __init__(
-        self, name: str, arn: str, memory_mb: int, timeout_seconds: int, now: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, name: str, arn: str, memory_mb: int, timeout_seconds: int, elapsed: Callable[[], float]) -> None:
         self.function_name = name
         self.invoked_function_arn = arn
         self.memory_limit_in_mb = memory_mb
         self.function_version = "$LATEST"
         self.log_group_name = f"/aws/lambda/{name}"
-        self._now = now
-        self._deadline = now() + timeout_seconds
+        self._timeout = timeout_seconds
+        self._elapsed = elapsed
 
     def get_remaining_time_in_millis(self) -> int:
-        """Counted on the clock the invocation's timeout is judged on (the simulated one in a rehearsal)."""
-        return max(0, int((self._deadline - self._now()) * 1000))
+        """Counted as the invocation's timeout is judged: its own time, simulated sleeps included."""
+        return max(0, int((self._timeout - self._elapsed()) * 1000))
 
 
 class Dispatcher:
@@ -74,12 +74,9 @@ class Dispatcher:
         events: list[Event],
         activity: Activity | None = None,
         base_environment: dict[str, str] | None = None,
-        *,
-        sim_now: Callable[[], float] = time.time,
     ) -> None:
-        """`sim_now` is the clock each invocation's duration is measured on: the rehearsal's SimClock.now."""
         self.resolver = resolver
-        self._sim_now = sim_now
+        self._local = threading.local()  # the running invocation's simulated sleeps, on its own thread
         self.contract = contract
         self.activity = activity or Activity()
         self.after: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {}  # step → world moves on
@@ -163,6 +160,17 @@ class Dispatcher:
         finally:
             _become(saved)
 
+    def sleeping(self, advance: Callable[[float], None]) -> Callable[[float], None]:
+        """`advance` (the simulated clock's), also counted into the duration of the invocation running on the
+        calling thread: what a handler's simulated sleeps (botocore's retry backoff) go through."""
+
+        def sleep(seconds: float) -> None:
+            if getattr(self._local, "slept", None) is not None:
+                self._local.slept += max(0.0, seconds)
+            advance(seconds)
+
+        return sleep
+
     def arn_of(self, step: str) -> str:
         return self.by_step[step]
 
@@ -214,21 +222,21 @@ class Dispatcher:
             self._events.append(Event(time.time(), f"{step}: Lambda answered {error} (scenario fault)"))
             return _function_error(error, "rehearsal fault")
         out = io.StringIO()
-        context = _Context(self._names[arn], arn, function.memory_mb, function.timeout_seconds, self._sim_now)
-        principal = Principal(step, function.role)
-        started = self._sim_now()
         try:
-            with self._as(arn), self.contract.acting_as(principal), contextlib.redirect_stdout(out):
-                result = self._handlers[arn](event, context)
+            with self._timed() as elapsed:
+                context = _Context(self._names[arn], arn, function.memory_mb, function.timeout_seconds, elapsed)
+                principal = Principal(step, function.role)
+                with self._as(arn), self.contract.acting_as(principal), contextlib.redirect_stdout(out):
+                    result = self._handlers[arn](event, context)
         except Exception as exc:
             self.logs.append(out.getvalue() + traceback.format_exc())
-            timeout = self._timed_out(function, started)
+            timeout = self._timed_out(function, elapsed())
             if timeout is not None:
                 return timeout
             self._events.append(Event(time.time(), f"{step}: {type(exc).__name__}: {exc}"))
             return _function_error(type(exc).__name__, str(exc))
         self.logs.append(out.getvalue())
-        timeout = self._timed_out(function, started)
+        timeout = self._timed_out(function, elapsed())
         if timeout is not None:
             return timeout  # its result never reaches the caller, and the world does not move on from it
         summary = summarize(step, result)
@@ -238,9 +246,26 @@ class Dispatcher:
             self._harness(self.after[step], event, result)
         return {"StatusCode": 200, "Payload": result}
 
-    def _timed_out(self, function: Function, started: float) -> dict[str, Any] | None:
-        """Lambda's answer when the invocation outlived the function's Timeout on the simulated clock, else None."""
-        elapsed = self._sim_now() - started
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[Callable[[], float]]:
+        """The running invocation's duration: real time plus its own simulated sleeps (`sleeping`), fixed when
+        the block ends. Sleeps of an invocation made from inside another's (the relay hook) count for both."""
+        outer = getattr(self._local, "slept", None)
+        self._local.slept = 0.0
+        started = time.time()
+        ended: list[float] = []
+
+        def elapsed() -> float:
+            return ended[0] if ended else time.time() - started + float(self._local.slept)
+
+        try:
+            yield elapsed
+        finally:
+            ended.append(elapsed())
+            self._local.slept = None if outer is None else outer + float(self._local.slept)
+
+    def _timed_out(self, function: Function, elapsed: float) -> dict[str, Any] | None:
+        """Lambda's answer when the invocation outlived the function's Timeout, else None."""
         if elapsed <= function.timeout_seconds:
             return None
         self.timeouts.append((function.step, elapsed))

@@ -20,8 +20,6 @@ module is the only place that changes them:
    whatever TimeoutSeconds says). Given `now` (the simulated clock), an answer or heartbeat that arrives
    after its simulated deadline does not count: the task has already timed out, as on AWS. A task that
    lists States.Timeout in its Retry is retried, each attempt costing its timeout (moto's own retry loop).
-   A task that is not a callback (a function's invocation) and outlives its TimeoutSeconds on the simulated
-   clock fails with States.Timeout too (`StateTaskServiceCallback._after_eval_execution`).
 5. moto reports a heartbeat timeout as States.Timeout: `StateTaskServiceCallback._from_error` names it
    States.HeartbeatTimeout, as AWS does.
 6. moto records any number of history events: `EventManager.add_event` stops the execution at the
@@ -104,7 +102,6 @@ PATCHED_METHODS = (
     (_CALLBACK, "StateTaskServiceCallback", "_eval_wait_for_task_token"),
     (_CALLBACK, "StateTaskServiceCallback", "_from_error"),
     (_SERVICE, "StateTaskService", "_before_eval_execution"),
-    (_CALLBACK, "StateTaskServiceCallback", "_after_eval_execution"),
     (_SERVICE, "StateTaskService", "_verify_size_quota"),
     (_EVENTS, "EventManager", "add_event"),
     (_ENVIRONMENT, "Environment", "set_error"),
@@ -213,7 +210,6 @@ def install(
         return original_from_error(self, env, ex)
 
     original_before = service_task._before_eval_execution
-    original_after = callback_task._after_eval_execution
 
     def before_eval_execution(
         self: Any, env: Any, resource_runtime_part: Any, raw_parameters: dict[str, Any], state_credentials: Any
@@ -223,13 +219,6 @@ def install(
         self._verify_size_quota(env=env, value=raw_parameters)
         waits.started(env)
         original_before(self, env, resource_runtime_part, raw_parameters, state_credentials)
-
-    def after_eval_execution(
-        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
-    ) -> None:
-        if not self._is_integration_pattern():  # a callback's wait keeps its own deadline (_TokenWait)
-            waits.within_timeout(self, env)
-        original_after(self, env, resource_runtime_part, normalised_parameters, state_credentials)
 
     history = _HistoryCap(history_cap, moto_parts)
     original_add_event = event_manager.add_event
@@ -280,7 +269,6 @@ def install(
         (callback_task, "_eval_wait_for_task_token", eval_wait_for_task_token),
         (callback_task, "_from_error", from_error),
         (service_task, "_before_eval_execution", before_eval_execution),
-        (callback_task, "_after_eval_execution", after_eval_execution),
         (event_manager, "add_event", add_event),
         (environment, "set_error", set_error),
         (worker, "_get_evaluation_environment", get_evaluation_environment),
@@ -318,9 +306,6 @@ class _MotoParts:
         self._details = details
         self._program_error = program_state.ProgramError
         self.heartbeat_timeout_error = callbacks.HeartbeatTimeoutError
-        self.eval_timeout_error = importlib.import_module(
-            f"{_PARSER}.asl.component.common.timeouts.timeout"
-        ).EvalTimeoutError
         self.terminal_events = {
             api.HistoryEventType.ExecutionSucceeded,
             api.HistoryEventType.ExecutionFailed,
@@ -398,17 +383,6 @@ class _TokenWait:
         AWS States Language, Task state: TimeoutSeconds "If the task runs longer than the specified seconds,
         this state fails"; moto's own note on the field: "The count begins after the task has been started"."""
         self._started[env] = self._clock()
-
-    def within_timeout(self, task: Any, env: Any) -> None:
-        """A task that is not a callback (a function's invocation) outlived its TimeoutSeconds on simulated time:
-        it fails with States.Timeout, as AWS fails it once the timeout passes (moto only counts real time)."""
-        start = self._started.pop(env, None)
-        if self._now is None or start is None or task.timeout.is_default_value():
-            return
-        task.timeout.eval(env=env)
-        timeout_seconds = float(env.stack.pop())
-        if self._now() - start > timeout_seconds:
-            raise self._parts.eval_timeout_error()
 
     def wait(self, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
         """The callback's outcome; None when the task timed out; HeartbeatTimedOut when no heartbeat came.

@@ -4,6 +4,7 @@ invocation is held to on simulated time (rehearsal.dispatch)."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,8 @@ def test_an_execution_stopped_by_the_history_quota_is_a_violation() -> None:
 # Lambda timeouts on simulated time
 
 
-def _dispatcher(handler: Any, timeout_seconds: int, clock: SimClock) -> tuple[Dispatcher, str]:
-    """A dispatcher over a one-function template whose handler is `handler` (no module to import)."""
+def _dispatcher(timeout_seconds: int, handler: Any) -> tuple[Dispatcher, str]:
+    """A dispatcher over a one-function template whose handler is `handler(dispatcher, event, context)`."""
     template = {
         "Resources": {
             "Machine": {
@@ -130,25 +131,25 @@ def _dispatcher(handler: Any, timeout_seconds: int, clock: SimClock) -> tuple[Di
     account = Account()
     resolver = Resolver(artifact, account)
     contract = Contract(artifact, resolver, MotoLookup(Where(account.partition, account.region, account.account)))
-    dispatcher = Dispatcher(resolver, contract, {}, [], sim_now=clock.now)
+    dispatcher = Dispatcher(resolver, contract, {}, [])
     arn = resolver.get_att("Probe", "Arn")
-    # What load() would register, with the handler given instead of imported:
+    # What load() registers, with the handler given instead of imported from lambdas/:
     dispatcher.functions[arn] = artifact.functions["Probe"]
     dispatcher._names[arn] = resolver.physical_name("Probe")
     dispatcher._environments[arn] = dict(os.environ)
-    dispatcher._handlers[arn] = handler
+    dispatcher._handlers[arn] = lambda event, context: handler(dispatcher, event, context)
     return dispatcher, arn
 
 
 def test_an_invocation_that_outlives_its_timeout_on_simulated_time_fails_as_lambda_fails_it() -> None:
-    # Given a function with a 300 s timeout whose call is throttled for 400 simulated seconds
+    # Given a function with a 300 s timeout whose call is throttled: botocore backs off 400 simulated seconds
     clock = SimClock()
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        clock.advance(400)
+    def handler(dispatcher: Dispatcher, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        dispatcher.sleeping(clock.advance)(400)
         return {"done": True}
 
-    dispatcher, arn = _dispatcher(handler, 300, clock)
+    dispatcher, arn = _dispatcher(300, handler)
     moved_on: list[Any] = []
     dispatcher.after["probe"] = lambda event, result: moved_on.append(result)
 
@@ -161,33 +162,50 @@ def test_an_invocation_that_outlives_its_timeout_on_simulated_time_fails_as_lamb
     assert "Task timed out after 300.00 seconds" in response["Payload"]["errorMessage"]
     assert moved_on == []
     assert [step for step, _ in dispatcher.timeouts] == ["probe"]
+    assert clock.now() >= 400  # the sleep is the world's time too
 
 
 def test_an_invocation_within_its_timeout_answers_its_result() -> None:
     clock = SimClock()
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        clock.advance(200)
+    def handler(dispatcher: Dispatcher, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        dispatcher.sleeping(clock.advance)(200)
         return {"remainingMs": context.get_remaining_time_in_millis()}
 
-    dispatcher, arn = _dispatcher(handler, 300, clock)
+    dispatcher, arn = _dispatcher(300, handler)
 
     response = dispatcher.invoke(arn, {})
 
-    # The context's remaining time runs on the same simulated clock
+    # The context's remaining time counts the simulated sleep
     assert "FunctionError" not in response
     assert response["Payload"]["remainingMs"] == pytest.approx(100_000, abs=1_000)
     assert dispatcher.timeouts == []
 
 
+def test_time_other_branches_spend_meanwhile_is_not_the_invocations() -> None:
+    # Given a function that runs while another branch of the workflow waits 400 simulated seconds
+    clock = SimClock()
+
+    def handler(dispatcher: Dispatcher, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        other = threading.Thread(target=clock.advance, args=(400,))
+        other.start()
+        other.join()
+        return {}
+
+    dispatcher, arn = _dispatcher(300, handler)
+
+    # When it is invoked / Then it does not time out: that wait was not its own
+    assert "FunctionError" not in dispatcher.invoke(arn, {})
+
+
 def test_an_error_raised_after_the_timeout_is_the_timeout() -> None:
     clock = SimClock()
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        clock.advance(301)
+    def handler(dispatcher: Dispatcher, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        dispatcher.sleeping(clock.advance)(301)
         raise RuntimeError("the throttled call finally failed")
 
-    dispatcher, arn = _dispatcher(handler, 300, clock)
+    dispatcher, arn = _dispatcher(300, handler)
 
     response = dispatcher.invoke(arn, {})
 
@@ -198,11 +216,11 @@ def test_step_functions_sees_sandbox_timedout_which_a_retry_on_states_timeout_do
     # Given a task that retries States.Timeout and catches Sandbox.Timedout, on a function that times out
     clock = SimClock()
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        clock.advance(120)
+    def handler(dispatcher: Dispatcher, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        dispatcher.sleeping(clock.advance)(120)
         return {}
 
-    dispatcher, arn = _dispatcher(handler, 60, clock)
+    dispatcher, arn = _dispatcher(60, handler)
     task = {
         **TASK,
         "Parameters": {"FunctionName": arn, "Payload": {}},

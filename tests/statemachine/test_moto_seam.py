@@ -86,11 +86,10 @@ def run_machine(
     simulated_clock: bool = True,
     history_cap: int = HISTORY_CAP,
     meanwhile: Callable[[Any, SimClock], None] | None = None,
-    clock: SimClock | None = None,
 ) -> Run:
     """Run `definition` to its end. `take_timeout` says whether an unanswered token times out (True: nobody
     answers); `meanwhile(sfn, clock)` runs on another thread while the execution runs (a person, AWS events)."""
-    clock = clock or SimClock()
+    clock = SimClock()
     advances: list[float] = []
 
     def advance(seconds: float) -> None:
@@ -341,35 +340,6 @@ def test_an_answer_after_the_simulated_timeout_comes_too_late() -> None:
 
     # Then the task had timed out: the answer does not count
     assert (run.status, run.error) == ("FAILED", "States.Timeout")
-
-
-@pytest.mark.parametrize(("busy_seconds", "status"), [(120, "FAILED"), (30, "SUCCEEDED")])
-def test_a_function_task_is_held_to_its_timeout_seconds_on_simulated_time(busy_seconds: int, status: str) -> None:
-    # Given a lambda:invoke task with a 60 s TimeoutSeconds, whose function spends `busy_seconds` simulated
-    clock = SimClock()
-
-    def busy(name: str, payload: Any) -> dict[str, Any]:
-        clock.advance(busy_seconds)
-        return answer()
-
-    definition = machine(
-        {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": FUNCTION, "Payload": {}},
-            "TimeoutSeconds": 60,
-            "End": True,
-        }
-    )
-
-    # When it runs
-    run = run_machine(definition, busy, clock=clock)
-
-    # Then it times out only when the function outlived the state's timeout
-    assert run.status == status
-    assert len(run.events("TaskTimedOut")) == (status == "FAILED")
-    if status == "FAILED":
-        assert run.error == "States.Timeout"
 
 
 # 25,000 history events: the execution fails at the cap, and no Catch runs.
