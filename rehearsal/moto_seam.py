@@ -202,9 +202,9 @@ def install(
 
     def from_error(self: Any, env: Any, ex: Exception) -> Any:
         # AWS Step Functions Developer Guide, "Handling errors in Step Functions workflows", error names:
-        # "States.HeartbeatTimeout: a Task state failed to send a heartbeat for a period longer than the
-        # HeartbeatSeconds value." SendTaskHeartbeat (API Reference): the history then holds a TaskTimedOut
-        # entry for a task using the callback pattern.
+        # States.HeartbeatTimeout is a Task state that sent no heartbeat for longer than its HeartbeatSeconds.
+        # SendTaskHeartbeat (API Reference): the history then holds a TaskTimedOut entry for a task using the
+        # callback pattern.
         if isinstance(ex, moto_parts.heartbeat_timeout_error):
             return moto_parts.heartbeat_failure(self, env)
         return original_from_error(self, env, ex)
