@@ -38,6 +38,7 @@ third of a second per command for the baseline's 15,000 commands: both omissions
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -148,7 +149,7 @@ def seed_prune(ec2: Any, application: str, keep: int, clock: SimulatedSeconds | 
     pruned = snapshots = failed = 0
     for image in found[keep:]:
         try:
-            retry(lambda image_id=image["ImageId"]: ec2.deregister_image(ImageId=image_id))
+            retry(functools.partial(ec2.deregister_image, ImageId=image["ImageId"]))
             pruned += 1
         except ClientError:
             failed += 1
@@ -156,7 +157,7 @@ def seed_prune(ec2: Any, application: str, keep: int, clock: SimulatedSeconds | 
             snapshot_id = mapping.get("Ebs", {}).get("SnapshotId")
             if snapshot_id:
                 try:
-                    retry(lambda snapshot_id=snapshot_id: ec2.delete_snapshot(SnapshotId=snapshot_id))
+                    retry(functools.partial(ec2.delete_snapshot, SnapshotId=snapshot_id))
                     snapshots += 1
                 except ClientError:
                     failed += 1
@@ -208,7 +209,7 @@ def _run_ours(world: PruneWorld, emulator: PruneEmulator) -> dict[str, Any]:
     invocations, pruned, snapshots, longest = 0, 0, 0, 0.0
     try:
         handler = _load_handler(world.environment)
-        shared_clock = importlib.import_module("shared.clock")  # the Lambda side's module, by its runtime name
+        shared_clock: Any = importlib.import_module("shared.clock")  # the Lambda side's module, by its runtime name
         real = shared_clock.now, shared_clock.sleep
         shared_clock.now = lambda: SIMULATED_START + timedelta(seconds=emulator.clock.now())
         shared_clock.sleep = emulator.clock.sleep

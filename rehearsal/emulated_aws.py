@@ -137,9 +137,8 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         events.unregister("before-parameter-build", unique_id="rehearsal-params")
         events.unregister("before-send", unique_id="rehearsal-throttle")
         events.unregister("before-call", unique_id="rehearsal-rate-limits")
-        retry_sleep = getattr(self, "_retry_sleep", None)
+        retry_sleep = self.__dict__.pop("_retry_sleep", None)
         if retry_sleep is not None:
-            self._retry_sleep = None
             retry_sleep.__exit__(None, None, None)
         events.unregister("before-call", unique_id="rehearsal-emulated-aws")
         events.unregister("after-call.ec2.DescribeLaunchTemplateVersions", unique_id="rehearsal-lt")

@@ -106,6 +106,22 @@ class Ec2Emulation(EmulationState):
                     )
         return _ok({"ImageReferences": refs})
 
+    def _ebs_snapshot_users(self, ec2: Any) -> dict[str, int]:
+        """How many registered AMIs have each snapshot as their EBS snapshot; kept up to date by each
+        deregistration here, rebuilt whenever the set of AMIs changed otherwise (a bake, a scenario's world):
+        a 5,000-AMI backlog would otherwise cost a scan of every AMI per deregistration."""
+        key = frozenset(ec2.amis)
+        cached = getattr(self, "_users_cache", None)
+        if cached is None or cached[0] != key:
+            users: dict[str, int] = {}
+            for other in ec2.amis.values():
+                snapshot = getattr(other, "ebs_snapshot", None)
+                if snapshot is not None:
+                    users[snapshot.id] = users.get(snapshot.id, 0) + 1
+            cached = (key, users)
+            self._users_cache = cached
+        return cached[1]
+
     def _deregister_image(self, params: dict[str, Any]) -> Any:
         ec2, _ = _backends()
         image_id = params["ImageId"]
@@ -119,15 +135,16 @@ class Ec2Emulation(EmulationState):
         ]
         if not snapshot_ids and getattr(ami, "ebs_snapshot", None):
             snapshot_ids = [ami.ebs_snapshot.id]
+        users = self._ebs_snapshot_users(ec2)  # counted with this AMI still registered
         ec2.deregister_image(image_id)
+        own = getattr(ami, "ebs_snapshot", None)
+        if own is not None:
+            users[own.id] -= 1
+        self._users_cache = (frozenset(ec2.amis), users)
         results = []
         if params.get("DeleteAssociatedSnapshots"):
             for snapshot_id in snapshot_ids:
-                shared = any(
-                    getattr(other, "ebs_snapshot", None) and other.ebs_snapshot.id == snapshot_id
-                    for other in ec2.amis.values()
-                )
-                if shared:
+                if users.get(snapshot_id):
                     # Amazon EC2 API Reference, "DeleteSnapshotReturnCode": skipped = associated with other AMIs
                     results.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
                     continue

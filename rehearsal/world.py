@@ -12,6 +12,7 @@ fewer images, earlier blue-green deployments, stray instances, locks held by ano
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,36 @@ def _image(ec2_backend: Any, instance_id: str, app: str, pipeline: str, created:
     return str(ami.id)
 
 
+def old_app_images(
+    ec2_backend: Any, instance_id: str, app: str, count: int, before: datetime, base_image: str
+) -> list[str]:
+    """`world.oldAppImages: N`: a backlog of N app images older than the world's history (one a minute, the newest
+    a minute before `before`), each with its snapshot, tagged as the pipeline tags them, built on `base_image`.
+    Oldest first.
+
+    Their tags (and their snapshots') are read straight from moto's tag table: moto's own lookup scans every tag
+    of the region for each resource, which makes DescribeImages and each DeregisterImage's IAM check quadratic in
+    N (minutes for 5,000 images)."""
+    created = []
+    for index in range(count):
+        when = before - timedelta(minutes=count - index)
+        image_id = _image(ec2_backend, instance_id, app, "app", when, {"immutable-ami:base-image": base_image})
+        ami = ec2_backend.amis[image_id]
+        ami.get_tags = functools.partial(_tags_of, ec2_backend, image_id, "image")
+        snapshot = getattr(ami, "ebs_snapshot", None)
+        if snapshot is not None:
+            snapshot.get_tags = functools.partial(_tags_of, ec2_backend, snapshot.id, "snapshot")
+        created.append(image_id)
+    return created
+
+
+def _tags_of(ec2_backend: Any, resource_id: str, resource_type: str) -> list[dict[str, str]]:
+    return [
+        {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
+        for key, value in ec2_backend.tags.get(resource_id, {}).items()
+    ]
+
+
 @contextlib.contextmanager
 def configured_launch_template_id(template_id: str) -> Iterator[None]:
     """moto makes up launch template ids; the configured id is what the functions call with, so moto takes it."""
@@ -120,6 +151,10 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
         )
         for i in range(int(spec.get("appImages", 6)))
     ]
+    if spec.get("oldAppImages"):  # a backlog older than the history above (old_app_images)
+        app_images = (
+            old_app_images(ec2_backend, builder_id, app, int(spec["oldAppImages"]), start, base_images[0]) + app_images
+        )
     ec2.terminate_instances(InstanceIds=[builder_id])  # its AMIs stay; a stopped builder would pin its image
     for index in spec.get("strayInstancesOnAppImages", []):
         # An instance outside every group, launched by hand from an old image: prune must keep that image.
