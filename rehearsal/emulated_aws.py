@@ -165,24 +165,22 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
     def _throttle(self, request: Any, **_: Any) -> Any:
         """Each attempt botocore sends: the scenario's scripted throttles, then the API's token bucket.
 
-        `throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests are throttled (HTTP 400).
+        `throttle: {"ec2.CreateLaunchTemplateVersion": 2}`: the first two such requests are throttled (HTTP 400),
+        whether moto or the emulation answers the call.
         A request the bucket refuses answers the service's throttling code; botocore retries it with its
         backoff (on simulated time) and raises the code once its configured attempts are spent."""
         if not self.counting:
             return None
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
-        for key, remaining in self._throttles.items():
-            service, operation = key.split(".")
-            if remaining > 0 and f"Action={operation}" in body and service in request.url:
-                self._throttles[key] -= 1
-                self.log(f"{key} throttled by AWS (scenario); the SDK retries")
-                return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
         found = request_of(request)
         if found is None:
             return None
         service, operation, params = found
-        if f"{service}.{operation}" in self._handlers or self.rate_limits.admit(service, operation, params):
+        if f"{service}.{operation}" in self._handlers:
             return None  # the emulation's own calls were limited in before-call
+        if self._scripted_throttle(service, operation):
+            return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
+        if self.rate_limits.admit(service, operation, params):
+            return None
         self._log_throttle(service, operation)
         return AWSResponse(request.url, 400, {}, _Raw(_throttled_body(service)))
 
@@ -202,12 +200,22 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         retries = getattr(context.get("client_config"), "retries", None) or {}
         attempts = int(retries.get("total_max_attempts") or 3)
         for attempt in range(1, attempts + 1):
-            if self.rate_limits.admit(service, model.name, query):
-                return None
-            self._log_throttle(service, model.name)
+            if not self._scripted_throttle(service, model.name):
+                if self.rate_limits.admit(service, model.name, query):
+                    return None
+                self._log_throttle(service, model.name)
             if attempt < attempts:
                 self._sleep(self._backoff(model, service, attempt))
         return _error(THROTTLING_CODES.get(service, "Throttling"), "Rate exceeded")
+
+    def _scripted_throttle(self, service: str, operation: str) -> bool:
+        """One of the scenario's scripted throttles (`throttle: {"ec2.DeleteLaunchTemplateVersions": 3}`), taken."""
+        key = f"{service}.{operation}"
+        if self._throttles.get(key, 0) <= 0:
+            return False
+        self._throttles[key] -= 1
+        self.log(f"{key} throttled by AWS (scenario); the SDK retries")
+        return True
 
     def _backoff(self, model: Any, service: str, attempt: int) -> float:
         from botocore.retries.standard import (
