@@ -24,8 +24,11 @@ def drive(
     clock: SimClock,
     deliver: Any = lambda: None,
     lock_taken: Any = lambda stage: None,
+    unanswered: Any = lambda: None,
+    ended: Any = lambda description: None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run until the execution ends: deliver due AWS events, answer approvals as the scenario says, collect
+    """Run until the execution ends: deliver due AWS events, answer approvals as the scenario says ("approve",
+    "reject", or "ignore": nobody answers), collect
     every notification (one more pass after the end: the final one is already in the queue)."""
     approvals = dict(scenario.get("approvals", {}))
     notifications: list[dict[str, Any]] = []
@@ -43,6 +46,10 @@ def drive(
                 decision = approvals.get(body["stage"], "approve")
                 if body["stage"] in scenario.get("lockTakenDuringApproval", []):
                     lock_taken(body["stage"])
+                if decision == "ignore":  # nobody answers: the task token times out at approval.timeoutHours
+                    unanswered()
+                    events.append(Event(time.time(), f"approval requested for stage {body['stage']}: nobody answers"))
+                    continue
                 clock.advance(float(scenario.get("approvalDelaySeconds", 600)))  # the person takes ten minutes
                 events.append(Event(time.time(), f"approval requested for stage {body['stage']}: {decision}d"))
                 if decision == "approve":
@@ -58,6 +65,7 @@ def drive(
             if drained:
                 return description, notifications
             drained = True  # one more pass: the final notification is already in the queue
+            ended(description)  # EventBridge delivers the execution's status change
             continue
         if time.time() > deadline:
             # Stopped, and reported as it stands (the invariants name the timeout): a hang is a finding too.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rehearsal.clock import QUIET_SECONDS, Activity, Event, EventQueue, SimClock
@@ -102,8 +103,11 @@ def deliverer(dispatcher: Any, emulated: Any, clock: SimClock, queue: EventQueue
     return deliver
 
 
-def lock_taken_meanwhile(stage: str, execution: str, events: list[Event], world: Any) -> None:
-    """While the stage waits for approval, our locks on its targets expire and another deployment takes them."""
+def lock_taken_meanwhile(
+    stage: str, execution: str, events: list[Event], world: Any, sim_epoch: Callable[[], float] = time.time
+) -> None:
+    """While the stage waits for approval, our locks on its targets expire and another deployment takes them
+    (for an hour of simulated time: the lock function compares expiries with the simulated clock)."""
     import boto3
 
     dynamodb = boto3.client("dynamodb")
@@ -113,6 +117,32 @@ def lock_taken_meanwhile(stage: str, execution: str, events: list[Event], world:
     for group in groups:
         dynamodb.put_item(
             TableName=world.lock_table,
-            Item={"target": {"S": group}, "holder": {"S": other}, "expiresAt": {"N": str(int(time.time()) + 3600)}},
+            Item={"target": {"S": group}, "holder": {"S": other}, "expiresAt": {"N": str(int(sim_epoch()) + 3600)}},
         )
     events.append(Event(time.time(), f"our locks on {', '.join(groups)} expired; {other.rsplit(':', 1)[-1]} took them"))
+
+
+def execution_ended(dispatcher: Any, state_machine: str, description: dict[str, Any], events: list[Event]) -> None:
+    """Step Functions emits "Step Functions Execution Status Change" to EventBridge when an execution ends (Amazon
+    EventBridge events reference, "AWS Step Functions events"; best effort); the stack's rule sends FAILED,
+    TIMED_OUT and ABORTED to finish_execution. The harness delivers it as EventBridge would."""
+    if description["status"] not in ("FAILED", "TIMED_OUT", "ABORTED"):
+        return
+    detail = {
+        "executionArn": description["executionArn"],
+        "stateMachineArn": state_machine,
+        "name": description.get("name"),
+        "status": description["status"],
+        "startDate": int(description["startDate"].timestamp() * 1000) if description.get("startDate") else None,
+        "stopDate": int(description["stopDate"].timestamp() * 1000) if description.get("stopDate") else None,
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+    event = {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": detail,
+    }
+    dispatcher.invoke(dispatcher.arn_of("finish_execution"), json.dumps(event))
+    events.append(Event(time.time(), f"EventBridge: execution {description['status']} → finish_execution"))

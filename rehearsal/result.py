@@ -41,6 +41,8 @@ class Result:
     refreshed_groups: list[str] = field(default_factory=list)  # groups an instance refresh ran on
     fleet: dict[str, str | None] = field(default_factory=dict)  # every group at the end → its launch template id
     expect: dict[str, Any] = field(default_factory=dict)
+    bounds: list[dict[str, Any]] = field(default_factory=list)  # each bounded wait that ran (rehearsal/timing.py)
+    lock_margins: dict[str, Any] = field(default_factory=dict)  # the least time left on a lock a step acted under
     config: dict[str, Any] = field(
         default_factory=dict
     )  # the deploy configuration rehearsed  # the scenario's expectations, roles resolved
@@ -69,5 +71,7 @@ class Result:
             **({"groups": self.groups, "groupsDeleted": self.groups_deleted} if self.groups else {}),
             "targets": self.targets,
             "accessDenied": self.access_denied,
+            "bounds": self.bounds,
+            "lockMargins": self.lock_margins,
             **({"note": self.note} if self.note else {}),
         }

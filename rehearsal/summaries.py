@@ -20,6 +20,8 @@ def summarize(step: str, out: dict[str, Any]) -> str:
         if out.get("holder"):
             return f"lock held by {out['holder'].rsplit(':', 1)[-1]}, waiting (attempt {out.get('attempt')})"
         return ""
+    if step == "publish_launch_template_version" and "restored" in out:
+        return f"{out['launchTemplateId']}: {out['reason']}"
     if step == "publish_launch_template_version":
         pruned = f", pruned versions {out['prunedVersions']}" if out.get("prunedVersions") else ""
         return (

@@ -119,7 +119,8 @@ def test_no_task_sets_a_heartbeat_because_nothing_sends_one() -> None:
 
     assert not senders, "a function sends heartbeats now: this test and the ASL's heartbeats must change together"
     for name, state in all_states(asl()["States"]):
-        assert "HeartbeatSeconds" not in state and "HeartbeatSecondsPath" not in state, name
+        assert "HeartbeatSeconds" not in state, name
+        assert "HeartbeatSecondsPath" not in state, name
 
 
 def test_an_unanswered_approval_expires_at_its_configured_time_apart_from_a_rejection(synthesized: Synthesized) -> None:

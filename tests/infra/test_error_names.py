@@ -74,9 +74,9 @@ LAMBDA_ERRORS = frozenset(
 # Names in the ASL now that cannot arrive, each reported to the ASL's owner: SNS Publish lists no
 # ThrottledException (its code "Throttled" belongs to the SMS actions). Delete an entry once the ASL drops it
 # (test_every_known_dead_name_is_still_in_the_asl says when).
-KNOWN_DEAD = {
-    "SNS.ThrottledException": "the SNS API Reference lists ThrottledException for the SMS actions, not for Publish",
-}
+# Names known to be dead, each with why, until the ASL drops them (none today: SNS.ThrottledException, which the SNS
+# API Reference lists for the SMS actions only, was replaced by States.TaskFailed).
+KNOWN_DEAD: dict[str, str] = {}
 _PLACEHOLDER = re.compile(r"^\$\{([A-Za-z0-9_]+)\}$")
 
 

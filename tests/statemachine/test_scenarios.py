@@ -20,6 +20,7 @@ import pytest
 from rehearsal.result import Result
 from rehearsal.runner import run
 from rehearsal.scenarios import load_scenario, scenario_names
+from rehearsal.timing import STEP_SLACK_SECONDS
 
 FLEET_CALLS = (
     "ec2.CreateLaunchTemplateVersion",
@@ -92,7 +93,22 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
         assert template["defaultVersion"] == 4
     if expect.get("foreignLockKept"):
         assert result.other_locks
+    check_time(expect, result)
     check_blue_green(expect, result)
+
+
+def check_time(expect: dict[str, Any], result: Result) -> None:
+    """Every bounded wait ended within its bound plus one poll interval, and no step acted on a target whose lock
+    had expired; `expect.boundReached` names waits that must have run to their bound."""
+    margins = result.lock_margins
+    if margins["samples"]:
+        assert margins["minSeconds"] is not None
+        assert margins["minSeconds"] > 0
+    for entry in result.bounds:
+        assert entry["elapsedSeconds"] <= entry["boundSeconds"] + entry["pollSeconds"] + STEP_SLACK_SECONDS, entry
+    for wait in expect.get("boundReached", []):
+        reached = [e for e in result.bounds if e["wait"] == wait and e["elapsedSeconds"] >= e["boundSeconds"]]
+        assert reached, f"{wait} never ran to its bound: {result.bounds}"
 
 
 def check_blue_green(expect: dict[str, Any], result: Result) -> None:
@@ -151,6 +167,8 @@ def test_default_rehearsal_reports_every_field_the_cli_promises() -> None:
         "notifications",
         "targets",
         "accessDenied",
+        "bounds",
+        "lockMargins",
     ):
         assert key in result
     assert result["status"] == "SUCCEEDED"
