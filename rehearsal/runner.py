@@ -127,7 +127,7 @@ def run(
 def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str | None, wall_start: float) -> Result:
     import boto3
 
-    from rehearsal import moto_seam, perturbations
+    from rehearsal import moto_seam, perturbations, timing
     from rehearsal import world as world_module
     from rehearsal.contract import Contract
     from rehearsal.dispatch import Dispatcher
@@ -168,8 +168,10 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         dispatcher.load()
         # The blue-green steps read time through shared.clock: give them the simulated time.
         shared_clock = importlib.import_module("shared.clock")
-        real_now = shared_clock.now
+        real_now, real_sleep = shared_clock.now, shared_clock.sleep
         shared_clock.now = sim_datetime
+        # Pacing (prune) and botocore's retry backoff sleep on the simulated clock, never in real time.
+        shared_clock.sleep = emulated.sim_sleep = dispatcher.sleeping(clock.advance)
         dispatcher.after["register_wait"] = perturbations.relay_completion(
             dispatcher, emulated, clock, scenario, events, queue
         )
@@ -182,10 +184,11 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                 str(scenario["alarmDuringSoak"]), emulated, events
             )
         sfn = boto3.client("stepfunctions", region_name=region)
+        deployed = definition(artifact, resolver, asl)
         properties = artifact.resources[artifact.state_machine]["Properties"]
         machine = sfn.create_state_machine(
             name=resolver.physical_name(artifact.state_machine, 80),
-            definition=definition(artifact, resolver, asl),
+            definition=deployed,
             roleArn=resolver.resolve(properties["RoleArn"]),
         )["stateMachineArn"]
         initial_images = set(world.app_images + world.base_images)
@@ -194,7 +197,15 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         def invoke(function: str, payload: Any) -> dict[str, Any]:
             return dispatcher.invoke(function, payload, caller=contract.state_machine)
 
-        with moto_seam.install(invoke, clock.advance, activity.take_timeout):
+        recorder = timing.Recorder(
+            step_of=_step_of(dispatcher),
+            sim_now=clock.now,
+            sim_epoch=lambda: sim_datetime().timestamp(),
+            lock_of=_lock_reader(account, world.lock_table),
+        )
+        recorded = recorder.wrap(invoke)
+
+        with moto_seam.install(recorded, clock.advance, activity.take_timeout):
             execution = sfn.start_execution(
                 stateMachineArn=machine,
                 name=f"rehearsal-{scenario['name']}"[:80],
@@ -209,7 +220,11 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                 events,
                 clock,
                 deliver=perturbations.deliverer(dispatcher, emulated, clock, queue, activity),
-                lock_taken=lambda stage: perturbations.lock_taken_meanwhile(stage, execution, events, world),
+                unanswered=activity.unanswered_token,
+                ended=lambda description: perturbations.execution_ended(dispatcher, machine, description, events),
+                lock_taken=lambda stage: perturbations.lock_taken_meanwhile(
+                    stage, execution, events, world, lambda: sim_datetime().timestamp()
+                ),
             )
         emulated.counting = False
         history = history_of(sfn, execution)
@@ -227,6 +242,11 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
             wall_start,
             execution,
         )
+        # The bounds are the template's, also when the benchmark runs its baseline loop instead of the definition.
+        settings = timing.Settings.of(definition(artifact, resolver), artifact.deploy_config)
+        result.bounds = timing.bounds(recorder.calls, settings, timing.approvals_of(history, clock.at))
+        result.lock_margins = timing.lock_margins(recorder.margins)
+        result.invariant_violations.extend(timing.violations(result.bounds, recorder.margins))
         result.access_denied = list(contract.denied)
         result.observed_actions = sorted({f"{role} {action}" for role, action in contract.observed})
         result.authorizations = list(contract.allowed)
@@ -244,8 +264,33 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
     finally:
         emulated.uninstall()
         if shared_clock is not None:
-            shared_clock.now = real_now
+            shared_clock.now, shared_clock.sleep = real_now, real_sleep
         dispatcher.unload()
+
+
+def _step_of(dispatcher: Any) -> Any:
+    """Function name or ARN (as the state machine names it) → its step."""
+    by_arn = {arn: step for step, arn in dispatcher.by_step.items()}
+
+    def step_of(function: str) -> str:
+        arn = function.removesuffix(":$LATEST")
+        return by_arn.get(arn) or next((s for a, s in by_arn.items() if a.endswith(f":function:{arn}")), arn)
+
+    return step_of
+
+
+def _lock_reader(account: Any, table: str) -> Any:
+    """The lock item of a group, read from moto's table directly: the harness looking, not a call of the workflow."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    def lock_of(group: str) -> dict[str, Any] | None:
+        item = dynamodb_backends[account.account][account.region].get_item(table, {"target": {"S": group}})
+        if item is None:
+            return None
+        attributes = item.to_json()["Attributes"]
+        return {"holder": attributes.get("holder", {}).get("S"), "expiresAt": int(attributes["expiresAt"]["N"])}
+
+    return lock_of
 
 
 def resolve_images(value: Any, world: Any) -> Any:

@@ -51,6 +51,8 @@ STEPS: dict[str, tuple[int, int]] = {
     "prune_images": (600, 512),
     "register_wait": (30, 256),
     "relay_event": (30, 256),
+    # EventBridge: an execution that ended outside its failure path (stopped, timed out, history quota)
+    "finish_execution": (120, 256),
     # blue-green stages
     "create_green_group": (60, 256),
     "check_green_group": (30, 256),
@@ -58,6 +60,8 @@ STEPS: dict[str, tuple[int, int]] = {
     "discard_green": (90, 256),
     "retire_groups": (60, 256),
 }
+# Steps EventBridge invokes, not the state machine.
+EVENT_STEPS = ("relay_event", "finish_execution")
 BLUE_GREEN_STEPS = ("create_green_group", "check_green_group", "shift_traffic", "discard_green", "retire_groups")
 
 EC2_READ = [
@@ -87,6 +91,7 @@ class DeployWorkflow(Construct):
         self._grant_step_permissions()
         self.state_machine = self._build_state_machine()
         self.refresh_events_rule, self.image_events_rule = self._build_event_relay()
+        self.execution_end_rule = self._build_execution_end()
         self._acknowledge_findings()
 
     # -- parts -------------------------------------------------------------------------------
@@ -144,8 +149,8 @@ class DeployWorkflow(Construct):
         )
 
     def state_machine_steps(self) -> dict[str, lambda_.Function]:
-        """The functions the state machine invokes (relay_event is invoked by EventBridge)."""
-        return {step: fn for step, fn in self.functions.items() if step != "relay_event"}
+        """The functions the state machine invokes (EventBridge invokes the EVENT_STEPS)."""
+        return {step: fn for step, fn in self.functions.items() if step not in EVENT_STEPS}
 
     def state_machine_arn_by_name(self) -> str:
         return Stack.of(self).format_arn(
@@ -289,6 +294,26 @@ class DeployWorkflow(Construct):
         for step in ("start_instance_refresh", "rollback"):
             for statement in self._launch_with_templates():
                 fns[step].add_to_role_policy(statement)
+        # finish_execution rolls back the rolling targets the way the rollback step does (never a blue-green one).
+        rolling_groups, rolling_templates = (
+            self.auto_scaling_group_arns("rolling"),
+            self.launch_template_arns("rolling"),
+        )
+        allow("finish_execution", ["ec2:DescribeLaunchTemplateVersions"], ["*"])
+        allow("finish_execution", AUTOSCALING_READ, ["*"])
+        if rolling_groups:
+            allow(
+                "finish_execution",
+                [
+                    "autoscaling:RollbackInstanceRefresh",
+                    "autoscaling:CancelInstanceRefresh",
+                    "autoscaling:StartInstanceRefresh",
+                ],
+                rolling_groups,
+            )
+            allow("finish_execution", ["ec2:ModifyLaunchTemplate"], rolling_templates)
+            for statement in self._launch_with_templates("rolling"):
+                fns["finish_execution"].add_to_role_policy(statement)
 
         # Only AMIs tagged with this application can be deregistered; their snapshots go with them.
         allow(
@@ -397,10 +422,56 @@ class DeployWorkflow(Construct):
         )
         acknowledge(
             self,
+            "finish_execution reads the history of this workflow's own executions, named only when they start",
+            wildcard_resource(
+                f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{self._config.application}-deploy:*"
+            ),
+        )
+        acknowledge(
+            self,
             "Deregistering is conditioned on the application tag; the AMI's own snapshots go with it",
             wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::image/*"),
             wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::snapshot/*"),
         )
+
+    def _build_execution_end(self) -> events.Rule:
+        """Executions that end without their own failure path (stopped, timed out, at the history quota) →
+        finish_execution: roll back, unlock, notify. Step Functions emits the status change to EventBridge (best
+        effort); FAILED is included because the history quota fails an execution without any Catch."""
+        fn = self.functions["finish_execution"]
+        rule = events.Rule(
+            self,
+            "ExecutionEnds",
+            description=f"{self._config.application} deployments that ended outside their failure path are cleaned up",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                },
+            ),
+        )
+        rule.add_target(targets.LambdaFunction(fn, retry_attempts=8, max_event_age=Duration.hours(2)))
+        fn.add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
+        fn.add_environment("NOTIFICATION_TOPIC_ARN", self.topic.topic_arn)
+        fn.add_environment("STATE_MACHINE_ARN", self.state_machine_arn_by_name())
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:GetExecutionHistory"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{self._config.application}-deploy:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.lock_table.grant(fn, "dynamodb:DeleteItem")
+        self.topic.grant_publish(fn)
+        return rule
 
     def _build_event_relay(self) -> tuple[events.Rule, events.Rule]:
         """AWS's completion events → relay_event → the waiting execution (best effort: the ASL polls as well)."""

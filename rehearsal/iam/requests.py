@@ -97,6 +97,7 @@ _MAPPINGS: dict[str, Mapper] = {
     **_each("states", _star, "SendTaskSuccess SendTaskFailure SendTaskHeartbeat"),
     "states.StartExecution": _start_execution,
     "states.DescribeExecution": lambda c: [c.request("states:DescribeExecution", str(c.params["executionArn"]))],
+    "states.GetExecutionHistory": lambda c: [c.request("states:GetExecutionHistory", str(c.params["executionArn"]))],
     "secretsmanager.GetSecretValue": _get_secret,
     "sns.Publish": _publish,
     "lambda.Invoke": _invoke,

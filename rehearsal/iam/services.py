@@ -202,8 +202,9 @@ def _on_build(action: str) -> Mapper:
 # SAR: "Actions, resources, and condition keys for AWS Step Functions",
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html
 # SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat: no resource type ("*"). StartExecution: statemachine*,
-# states:StateMachineQualifier (the version or alias a qualified ARN names). DescribeExecution: execution* or
-# express*, the ARN as called. State machine and execution tags are not modelled. (Public reports show AWS naming
+# states:StateMachineQualifier (the version or alias a qualified ARN names). DescribeExecution and
+# GetExecutionHistory: execution* or express*, the ARN as called. State machine and execution tags are not
+# modelled. (Public reports show AWS naming
 # the state machine in SendTaskFailure denials; the request carries only an opaque token, and "*" is what the
 # SAR says: a policy scoped to the state machine ARN is denied here, one on "*" passes either way.)
 def _start_execution(c: _Call) -> list[AuthorizationRequest]:

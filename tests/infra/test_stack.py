@@ -262,13 +262,14 @@ def test_refresh_steps_may_launch_only_from_configured_templates_and_green_only_
 ) -> None:
     conditioned = [s for s in _statements(synthesized) if s.get("Sid") == "LaunchOnlyFromConfiguredTemplates"]
 
-    # start_instance_refresh and rollback: every configured template; create_green_group: the blue-green ones
-    assert len(conditioned) == 3
+    # start_instance_refresh and rollback: every configured template; create_green_group: the blue-green ones;
+    # finish_execution (which rolls back only rolling targets): the rolling ones
+    assert len(conditioned) == 4
     every = {"lt-0123456789abcdef0", "lt-0fedcba9876543210", "lt-0aaaabbbbccccdddd"}
     seen = sorted(
         len({t for t in every if t in json.dumps(s["Condition"]["ArnLike"]["ec2:LaunchTemplate"])}) for s in conditioned
     )
-    assert seen == [2, 3, 3]
+    assert seen == [1, 2, 3, 3]
 
 
 def test_blue_green_steps_may_not_change_a_rolling_stages_group_or_template(synthesized: Synthesized) -> None:

@@ -56,3 +56,23 @@ class StepFunctions:
         return StartedExecution(
             execution_arn=response["executionArn"], start_date=response.get("startDate"), already_existed=False
         )
+
+
+def last_state_entered(events: list[dict[str, Any]]) -> str | None:
+    """The name of the newest state an execution entered (events ordered by their id, whatever order they came in:
+    moto ignores reverseOrder)."""
+    for event in sorted(events, key=lambda e: int(e.get("id", 0)), reverse=True):
+        details = event.get("stateEnteredEventDetails")
+        if details:
+            return str(details.get("name"))
+    return None
+
+
+class ExecutionHistory:
+    def __init__(self, stepfunctions: Any = None) -> None:
+        self._sfn = adapter_client(stepfunctions, "stepfunctions")
+
+    def last_state(self, execution: str, events: int = 20) -> str | None:
+        """The state an execution entered last (GetExecutionHistory, newest first): where it ended."""
+        page = self._sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=events)
+        return last_state_entered(page.get("events", []))

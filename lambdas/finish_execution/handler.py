@@ -1,0 +1,65 @@
+"""EventBridge target: an execution that ended outside its failure path is rolled back, unlocked and reported."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from finish_execution import logic
+from finish_execution.models import ExecutionStatusEvent, FinishExecutionEnvironment
+
+from shared.aws.autoscaling import AutoScaling
+from shared.aws.launch_templates import LaunchTemplates
+from shared.aws.lock_table import LockTable
+from shared.aws.notifications import Notifications
+from shared.aws.stepfunctions import ExecutionHistory
+from shared.config import load_deploy_config
+from shared.environment import load_environment
+from shared.observability import logger, metrics
+from shared.parsing import parse_step_input
+
+CONFIG = load_deploy_config()
+ENV = load_environment(FinishExecutionEnvironment, "finish_execution")
+
+
+@cache
+def history() -> ExecutionHistory:
+    return ExecutionHistory()
+
+
+@cache
+def locks() -> LockTable:
+    return LockTable(ENV.lock_table_name)
+
+
+@cache
+def autoscaling() -> AutoScaling:
+    return AutoScaling()
+
+
+@cache
+def launch_templates() -> LaunchTemplates:
+    return LaunchTemplates()
+
+
+@cache
+def notifications() -> Notifications:
+    return Notifications(ENV.topic_arn)
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.executionArn")
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    parsed = parse_step_input(event, ExecutionStatusEvent)
+    logger.info("finish_execution: execution ended", extra={"status": parsed.detail.status})
+    output = logic.run(
+        parsed,
+        ENV.state_machine_arn,
+        CONFIG,
+        history(),
+        locks(),
+        autoscaling(),
+        launch_templates(),
+        notifications(),
+    )
+    return output.model_dump(by_alias=True, mode="json")

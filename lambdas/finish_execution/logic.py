@@ -1,0 +1,150 @@
+"""An execution that ended outside its own failure path still ends like any failure: rolled back, unlocked, told.
+
+Step Functions runs no Catch when an execution is stopped (ABORTED), passes its TimeoutSeconds (TIMED_OUT) or fails
+at the 25,000-event history quota ("Quotas related to state machine executions"). EventBridge then still delivers
+"Step Functions Execution Status Change" (best effort, EventBridge events reference) to this step, which:
+
+1. Reads where the execution ended (GetExecutionHistory, newest first). One that failed in its own final states
+   (HANDLED_ENDS) already rolled back, released its locks and sent DeploymentFailed: nothing more is done.
+2. Otherwise, for every configured rolling target whose launch template default is a version this execution
+   published (the marker in its description): a refresh to it that ended Successful is a finished deployment and
+   stays; anything else is rolled back by the rollback step's own logic (RollbackInstanceRefresh, else cancel and
+   refresh back; the previous default restored). Blue-green targets are reported for a person to check: their
+   green groups are discarded only by DiscardGreen, which needs the execution's state.
+3. Releases every lock this execution still holds, and publishes one DeploymentFailed notification.
+Every action is idempotent: EventBridge may deliver the event twice.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from finish_execution.models import ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
+from publish_launch_template_version.logic import _previous_of, marker
+from rollback import logic as rollback
+from rollback.models import RollbackInput
+from start_instance_refresh.logic import rolls_out
+
+from shared.aws.launch_templates import TemplateVersion
+from shared.config import DeployConfig, Target
+from shared.errors import InvalidInput
+from shared.observability import logger
+
+# The state machine's final states on its own failure path: the execution cleaned up before it entered them.
+HANDLED_ENDS = frozenset({"DeploymentFailed", "Rejected"})
+UNHANDLED_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+class History(Protocol):
+    def last_state(self, execution: str, events: int = 20) -> str | None: ...
+
+
+class Locks(Protocol):
+    def delete_if_held_by(self, target: str, holder: str) -> bool: ...
+
+
+class Templates(rollback.DefaultVersionStore, Protocol):
+    def list_versions(self, template_id: str) -> list[TemplateVersion]: ...
+
+
+class Notifier(Protocol):
+    def publish(self, subject: str, message: dict[str, object]) -> str: ...
+
+
+def _clean_rolling(
+    execution: str,
+    target: Target,
+    config: DeployConfig,
+    autoscaling: rollback.RollbackAutoScaling,
+    templates: Templates,
+) -> TargetCleanup:
+    group = target.auto_scaling_group_name
+    versions = templates.list_versions(target.launch_template_id)
+    ours = next((v for v in versions if v.description.startswith(marker(execution, target.launch_template_id))), None)
+    if ours is None or not ours.is_default:
+        return TargetCleanup(auto_scaling_group_name=group, outcome="untouched", actions=[])
+    refreshes = [
+        r for r in autoscaling.describe_refreshes(group) if rolls_out(r, target.launch_template_id, ours.number)
+    ]
+    if refreshes and refreshes[0].status == "Successful":
+        return TargetCleanup(
+            auto_scaling_group_name=group,
+            outcome="deployed",
+            actions=[f"version {ours.number} was rolled out (refresh {refreshes[0].refresh_id} Successful): kept"],
+        )
+    done = rollback.run(
+        RollbackInput(
+            execution_id=execution,
+            target=target,
+            instance_refresh_id=refreshes[0].refresh_id if refreshes else None,
+            previous_version=_previous_of(ours, versions),
+            new_version=ours.number,
+        ),
+        config,
+        autoscaling,
+        templates,
+    )
+    return TargetCleanup(auto_scaling_group_name=group, outcome="rolled-back", actions=done.actions)
+
+
+def run(
+    event: ExecutionStatusEvent,
+    state_machine_arn: str,
+    config: DeployConfig,
+    history: History,
+    locks: Locks,
+    autoscaling: rollback.RollbackAutoScaling,
+    templates: Templates,
+    notifier: Notifier,
+) -> FinishExecutionOutput:
+    detail = event.detail
+    if detail.state_machine_arn != state_machine_arn or detail.status not in UNHANDLED_STATUSES:
+        raise InvalidInput(
+            f"not an end of this workflow's executions: {detail.status} of {detail.state_machine_arn} "
+            "(the EventBridge rule selects only FAILED, TIMED_OUT and ABORTED of this state machine)"
+        )
+    execution = detail.execution_arn
+    ended_in = history.last_state(execution)
+    if detail.status == "FAILED" and ended_in in HANDLED_ENDS:
+        logger.info("the execution ended through its own failure path", extra={"state": ended_in})
+        return FinishExecutionOutput(
+            execution_arn=execution, status=detail.status, handled=True, locks_released=[], targets=[], notified=False
+        )
+    logger.warning("the execution ended outside its failure path", extra={"status": detail.status, "state": ended_in})
+    cleaned: list[TargetCleanup] = []
+    for stage in config.stages:
+        for target in stage.targets:
+            if stage.strategy == "blue-green":
+                cleaned.append(
+                    TargetCleanup(
+                        auto_scaling_group_name=target.auto_scaling_group_name,
+                        outcome="check-by-hand",
+                        actions=["blue-green: look for a green group of this execution (tag immutable-ami:execution)"],
+                    )
+                )
+                continue
+            cleaned.append(_clean_rolling(execution, target, config, autoscaling, templates))
+    released = [
+        t.auto_scaling_group_name
+        for t in config.all_targets()
+        if locks.delete_if_held_by(t.auto_scaling_group_name, execution)
+    ]
+    error = detail.error or f"Execution{detail.status.title().replace('_', '')}"
+    notifier.publish(
+        "Deployment failed",
+        {
+            "event": "DeploymentFailed",
+            "executionId": execution,
+            "error": {"Error": error, "Cause": detail.cause or f"the execution ended {detail.status} in {ended_in}"},
+            "cleanup": [c.model_dump(by_alias=True) for c in cleaned],
+            "locksReleased": released,
+        },
+    )
+    return FinishExecutionOutput(
+        execution_arn=execution,
+        status=detail.status,
+        handled=False,
+        locks_released=released,
+        targets=cleaned,
+        notified=True,
+    )

@@ -1,0 +1,174 @@
+"""finish_execution: an execution that ended outside its failure path is rolled back, unlocked and reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from finish_execution import logic
+from finish_execution.models import ExecutionStatusEvent
+from publish_launch_template_version.logic import version_description
+from publish_launch_template_version.models import PublishInput
+
+from shared.aws.stepfunctions import last_state_entered
+from shared.config import Stage
+from shared.errors import InvalidInput
+from tests.unit.test_publish_launch_template_version import FakeLaunchTemplates
+from tests.unit.test_start_instance_refresh import (
+    CONFIG,
+    EXECUTION,
+    GROUP,
+    TARGET,
+    TEMPLATE,
+    FakeAutoScaling,
+    _powertools_metrics,  # noqa: F401 (autouse fixture)
+    make_refresh,
+)
+
+# One rolling stage with the target these fakes know.
+ONE_TARGET = CONFIG.model_copy(update={"stages": (Stage(name="test", targets=(TARGET,)),)})
+STATE_MACHINE = EXECUTION.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "deploy.asl.json"
+
+
+class FakeHistory:
+    def __init__(self, last: str | None) -> None:
+        self.last = last
+
+    def last_state(self, execution: str, events: int = 20) -> str | None:
+        return self.last
+
+
+class FakeLocks:
+    def __init__(self, held: dict[str, str]) -> None:
+        self.held = dict(held)
+
+    def delete_if_held_by(self, target: str, holder: str) -> bool:
+        if self.held.get(target) == holder:
+            del self.held[target]
+            return True
+        return False
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, subject: str, message: dict[str, Any]) -> str:
+        self.sent.append((subject, message))
+        return "m-1"
+
+
+def status_event(status: str, machine: str = STATE_MACHINE) -> ExecutionStatusEvent:
+    return ExecutionStatusEvent.model_validate(
+        {
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": EXECUTION, "stateMachineArn": machine, "status": status, "input": "{}"},
+        }
+    )
+
+
+def published_by_this_execution() -> FakeLaunchTemplates:
+    """Version 2 of the target's template, made by EXECUTION from version 1, is the default."""
+    store = FakeLaunchTemplates(versions=[1], default=1)
+    request = PublishInput(execution_id=EXECUTION, target=TARGET, ami_id="ami-0123456789abcdef0")
+    new = store.create_version(
+        TEMPLATE,
+        source_version=1,
+        image_id=request.ami_id,
+        description=version_description(request, 1),
+        client_token="t",
+    )
+    store.set_default_version(TEMPLATE, new.number)
+    return store
+
+
+def run(status: str, last: str | None, autoscaling: FakeAutoScaling, store: FakeLaunchTemplates) -> Any:
+    locks, notifier = FakeLocks({GROUP: EXECUTION, "someone-elses": "other"}), FakeNotifier()
+    output = logic.run(
+        status_event(status), STATE_MACHINE, ONE_TARGET, FakeHistory(last), locks, autoscaling, store, notifier
+    )
+    return output, locks, notifier
+
+
+def test_a_stopped_execution_mid_refresh_is_rolled_back_unlocked_and_reported_once() -> None:
+    # Given an execution stopped while its refresh to version 2 runs
+    autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress", percentage=40)])
+    store = published_by_this_execution()
+    # When EventBridge delivers its ABORTED status change
+    output, locks, notifier = run("ABORTED", "WaitForRefreshEvent", autoscaling, store)
+    # Then AWS rolls the fleet back, version 1 is the default again, its lock (only) is gone, one notification
+    assert "RollbackInstanceRefresh" in autoscaling.calls
+    assert store.default == 1
+    assert output.targets[0].outcome == "rolled-back"
+    assert locks.held == {"someone-elses": "other"}
+    assert [m["event"] for _, m in notifier.sent] == ["DeploymentFailed"]
+    assert notifier.sent[0][1]["error"]["Error"] == "ExecutionAborted"
+
+
+def test_a_target_whose_refresh_succeeded_keeps_the_new_version() -> None:
+    # Given the execution timed out after this target's refresh had succeeded
+    autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "Successful", percentage=100)])
+    store = published_by_this_execution()
+    # When the TIMED_OUT status change arrives
+    output, _, _ = run("TIMED_OUT", "WaitForApproval", autoscaling, store)
+    # Then the finished deployment stays: nothing is rolled back
+    assert (output.targets[0].outcome, store.default) == ("deployed", 2)
+    assert "RollbackInstanceRefresh" not in autoscaling.calls
+
+
+def test_an_execution_that_failed_through_its_own_failure_path_is_left_alone() -> None:
+    # Given a failure the state machine handled (it ended in DeploymentFailed, after rolling back and notifying)
+    autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "Failed")])
+    store = published_by_this_execution()
+    # When its FAILED status change arrives
+    output, locks, notifier = run("FAILED", "DeploymentFailed", autoscaling, store)
+    # Then nothing is done twice: no rollback, no lock touched, no second notification
+    assert output.handled
+    assert (store.default, notifier.sent, locks.held[GROUP]) == (2, [], EXECUTION)
+
+
+def test_a_failure_outside_the_failure_path_is_cleaned_up() -> None:
+    # Given an execution that failed in a wait (the history quota fails it wherever it is, with no Catch)
+    autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress", percentage=10)])
+    store = published_by_this_execution()
+    # When its FAILED status change arrives
+    output, _, notifier = run("FAILED", "WaitForHealth", autoscaling, store)
+    # Then it is rolled back and reported like any failure
+    assert (output.handled, store.default, len(notifier.sent)) == (False, 1, 1)
+
+
+def test_events_of_another_state_machine_or_status_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="not an end of this workflow's executions"):
+        logic.run(
+            status_event("ABORTED", machine=f"{STATE_MACHINE}-other"),
+            STATE_MACHINE,
+            CONFIG,
+            FakeHistory(None),
+            FakeLocks({}),
+            FakeAutoScaling(),
+            FakeLaunchTemplates(),
+            FakeNotifier(),
+        )
+
+
+def test_the_handled_ends_are_the_state_machines_own_final_failure_states() -> None:
+    # The top-level Fail states, reached only after ReleaseLockAfterFailure/NotifyFailure or NotifyRejected
+    states = json.loads(ASL.read_text())["States"]
+    fails = {name for name, state in states.items() if state["Type"] == "Fail"}
+
+    assert fails == logic.HANDLED_ENDS
+
+
+def test_the_last_state_entered_is_read_by_event_id_whatever_the_order() -> None:
+    events = [
+        {"id": 1, "stateEnteredEventDetails": {"name": "Init"}},
+        {"id": 3, "stateEnteredEventDetails": {"name": "WaitForHealth"}},
+        {"id": 4, "type": "ExecutionAborted"},
+        {"id": 2, "stateEnteredEventDetails": {"name": "ValidateRequest"}},
+    ]
+
+    assert last_state_entered(events) == "WaitForHealth"
