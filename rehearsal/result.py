@@ -43,6 +43,7 @@ class Result:
     expect: dict[str, Any] = field(default_factory=dict)
     bounds: list[dict[str, Any]] = field(default_factory=list)  # each bounded wait that ran (rehearsal/timing.py)
     lock_margins: dict[str, Any] = field(default_factory=dict)  # the least time left on a lock a step acted under
+    limits: dict[str, Any] = field(default_factory=dict)  # history size and largest payload against the quotas
     config: dict[str, Any] = field(
         default_factory=dict
     )  # the deploy configuration rehearsed  # the scenario's expectations, roles resolved
@@ -73,5 +74,6 @@ class Result:
             "accessDenied": self.access_denied,
             "bounds": self.bounds,
             "lockMargins": self.lock_margins,
+            "limits": self.limits,
             **({"note": self.note} if self.note else {}),
         }

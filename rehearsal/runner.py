@@ -127,7 +127,7 @@ def run(
 def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str | None, wall_start: float) -> Result:
     import boto3
 
-    from rehearsal import moto_seam, perturbations, timing
+    from rehearsal import limits, moto_seam, perturbations, timing
     from rehearsal import world as world_module
     from rehearsal.contract import Contract
     from rehearsal.dispatch import Dispatcher
@@ -246,7 +246,10 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         settings = timing.Settings.of(definition(artifact, resolver), artifact.deploy_config)
         result.bounds = timing.bounds(recorder.calls, settings, timing.approvals_of(history, clock.at))
         result.lock_margins = timing.lock_margins(recorder.margins)
-        result.invariant_violations.extend(timing.violations(result.bounds, recorder.margins))
+        if asl is None:  # the benchmark's baseline loop takes no lock and keeps no bound: it is not the artifact
+            result.invariant_violations.extend(timing.violations(result.bounds, recorder.margins))
+        result.limits = limits.observe(history)  # history events and the largest payload against the quotas
+        result.invariant_violations.extend(limits.violations(result.limits))
         result.access_denied = list(contract.denied)
         result.observed_actions = sorted({f"{role} {action}" for role, action in contract.observed})
         result.authorizations = list(contract.allowed)

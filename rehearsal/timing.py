@@ -244,8 +244,10 @@ def violations(entries: list[dict[str, Any]], margins: list[Margin]) -> list[str
         for e in entries
         if e["elapsedSeconds"] > e["boundSeconds"] + e["pollSeconds"] + STEP_SLACK_SECONDS
     ]
+    seen: set[str] = set()
     for margin in margins:
-        if margin.seconds <= 0:
+        if margin.seconds <= 0 and margin.target not in seen:  # the first step per group says it
+            seen.add(margin.target)
             what = (
                 "without holding its lock"
                 if margin.seconds == float("-inf")
