@@ -205,7 +205,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         )
         recorded = recorder.wrap(invoke)
 
-        with moto_seam.install(recorded, clock.advance, activity.take_timeout):
+        with moto_seam.install(recorded, clock.advance, activity.take_timeout, now=clock.now):
             execution = sfn.start_execution(
                 stateMachineArn=machine,
                 name=f"rehearsal-{scenario['name']}"[:80],
