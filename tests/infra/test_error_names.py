@@ -34,6 +34,7 @@ import pytest
 from lambdas.shared import errors as deploy_errors_module
 from stacks.deploy_workflow import ASL_FILE, STEPS
 from stacks.lambda_function import camel
+from tests.infra.test_asl import all_states
 
 LAMBDAS = ASL_FILE.parent.parent / "lambdas"
 ERRORS_MODULE = LAMBDAS / "shared" / "errors.py"
@@ -80,22 +81,12 @@ KNOWN_DEAD: dict[str, str] = {}
 _PLACEHOLDER = re.compile(r"^\$\{([A-Za-z0-9_]+)\}$")
 
 
-def _states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in states.items():
-        yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from _states(processor["States"])
-        for branch in state.get("Branches", []):
-            yield from _states(branch["States"])
-
-
 def named_errors() -> list[tuple[str, str, dict[str, Any]]]:
     """(error name, state name, state) for every name of every Retry and Catch in the definition."""
     definition = json.loads(ASL_FILE.read_text())
     return [
         (error, name, state)
-        for name, state in _states(definition["States"])
+        for name, state in all_states(definition["States"])
         for handler in [*state.get("Retry", []), *state.get("Catch", [])]
         for error in handler["ErrorEquals"]
     ]

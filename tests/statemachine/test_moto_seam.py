@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from rehearsal import moto_seam
 from rehearsal.clock import SimClock
+from rehearsal.invariants import history_of
 from rehearsal.limits import HISTORY_CAP
 
 FUNCTION = "arn:aws:lambda:eu-west-1:123456789012:function:probe"
@@ -112,7 +113,7 @@ def run_machine(
                     sfn.stop_execution(executionArn=execution)
                     pytest.fail(f"the execution still runs after {REAL_SECONDS}s of real time: a real wait")
                 time.sleep(0.01)
-            history = _history(sfn, execution)
+            history = history_of(sfn, execution)
         return Run(
             description["status"],
             description.get("error"),
@@ -122,17 +123,6 @@ def run_machine(
             time.time() - started,
             advances,
         )
-
-
-def _history(sfn: Any, execution: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
 
 
 def callback_task(**fields: Any) -> dict[str, Any]:
