@@ -281,39 +281,13 @@ class DeployWorkflow(Construct):
             templates,
         )
         allow("start_instance_refresh", ["autoscaling:StartInstanceRefresh"], groups)
-        allow(
-            "rollback",
-            [
-                "autoscaling:RollbackInstanceRefresh",
-                "autoscaling:CancelInstanceRefresh",
-                "autoscaling:StartInstanceRefresh",
-            ],
-            groups,
-        )
-        allow("rollback", ["ec2:ModifyLaunchTemplate"], templates)
-        for step in ("start_instance_refresh", "rollback"):
-            for statement in self._launch_with_templates():
-                fns[step].add_to_role_policy(statement)
-        # finish_execution rolls back the rolling targets the way the rollback step does (never a blue-green one).
-        rolling_groups, rolling_templates = (
-            self.auto_scaling_group_arns("rolling"),
-            self.launch_template_arns("rolling"),
-        )
+        for statement in self._launch_with_templates():
+            fns["start_instance_refresh"].add_to_role_policy(statement)
+        self._grant_rollback("rollback")
+        # finish_execution rolls back the way the rollback step does, the rolling targets only (never a blue-green one).
         allow("finish_execution", ["ec2:DescribeLaunchTemplateVersions"], ["*"])
         allow("finish_execution", AUTOSCALING_READ, ["*"])
-        if rolling_groups:
-            allow(
-                "finish_execution",
-                [
-                    "autoscaling:RollbackInstanceRefresh",
-                    "autoscaling:CancelInstanceRefresh",
-                    "autoscaling:StartInstanceRefresh",
-                ],
-                rolling_groups,
-            )
-            allow("finish_execution", ["ec2:ModifyLaunchTemplate"], rolling_templates)
-            for statement in self._launch_with_templates("rolling"):
-                fns["finish_execution"].add_to_role_policy(statement)
+        self._grant_rollback("finish_execution", "rolling")
 
         # Only AMIs tagged with this application can be deregistered; their snapshots go with them.
         allow(
@@ -345,6 +319,27 @@ class DeployWorkflow(Construct):
         self._grant_blue_green_permissions(
             allow, self.auto_scaling_group_arns("blue-green"), self.launch_template_arns("blue-green")
         )
+
+    def _grant_rollback(self, step: str, strategy: str | None = None) -> None:
+        """What the rollback logic changes, on the groups and templates of the stages with `strategy` (all when
+        None): the refresh (roll back, cancel, refresh back, which launches from the templates) and the default."""
+        groups, templates = self.auto_scaling_group_arns(strategy), self.launch_template_arns(strategy)
+        if not groups:
+            return
+        fn = self.functions[step]
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "autoscaling:RollbackInstanceRefresh",
+                    "autoscaling:CancelInstanceRefresh",
+                    "autoscaling:StartInstanceRefresh",
+                ],
+                resources=groups,
+            )
+        )
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["ec2:ModifyLaunchTemplate"], resources=templates))
+        for statement in self._launch_with_templates(strategy):
+            fn.add_to_role_policy(statement)
 
     def _grant_blue_green_permissions(self, allow: Callable[..., None], seeds: list[str], templates: list[str]) -> None:
         """Blue-green steps change only the configured (seed) groups and the `<seed>-*` groups they create;
