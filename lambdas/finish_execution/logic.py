@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from finish_execution.models import ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
-from publish_launch_template_version.logic import _previous_of, marker
+from publish_launch_template_version.logic import own_version, replaced_default
 from rollback import logic as rollback
 from rollback.models import RollbackInput
 from start_instance_refresh.logic import rolls_out
@@ -60,7 +60,7 @@ def _clean_rolling(
 ) -> TargetCleanup:
     group = target.auto_scaling_group_name
     versions = templates.list_versions(target.launch_template_id)
-    ours = next((v for v in versions if v.description.startswith(marker(execution, target.launch_template_id))), None)
+    ours = own_version(execution, target.launch_template_id, versions)
     if ours is None or not ours.is_default:
         return TargetCleanup(auto_scaling_group_name=group, outcome="untouched", actions=[])
     refreshes = [
@@ -77,7 +77,7 @@ def _clean_rolling(
             execution_id=execution,
             target=target,
             instance_refresh_id=refreshes[0].refresh_id if refreshes else None,
-            previous_version=_previous_of(ours, versions),
+            previous_version=replaced_default(ours, versions),
             new_version=ours.number,
         ),
         config,

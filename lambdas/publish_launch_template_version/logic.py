@@ -149,7 +149,13 @@ class _Published:
     created: bool
 
 
-def _previous_of(ours: TemplateVersion, versions: list[TemplateVersion]) -> int:
+def own_version(execution_id: str, template_id: str, versions: Sequence[TemplateVersion]) -> TemplateVersion | None:
+    """The version this execution published on the template, found by the marker its description starts with."""
+    own_marker = marker(execution_id, template_id)
+    return next((v for v in versions if v.description.startswith(own_marker)), None)
+
+
+def replaced_default(ours: TemplateVersion, versions: Sequence[TemplateVersion]) -> int:
     """The default this execution replaced, recorded as src=N in the description of the version it made."""
     match = _SOURCE_RE.search(ours.description)
     if match:
@@ -165,8 +171,7 @@ def _publish(
     default = next((v for v in versions if v.is_default), None)
     if default is None:
         raise LaunchTemplateNotFound(f"launch template {template_id} has no default version")
-    own_marker = marker(request.execution_id, template_id)
-    ours = next((v for v in versions if v.description.startswith(own_marker)), None)
+    ours = own_version(request.execution_id, template_id, versions)
 
     if ours is not None:
         if ours.image_id != request.ami_id:
@@ -176,7 +181,7 @@ def _publish(
             )
         if ours.is_default:
             logger.info("this execution's version is already the default", extra={"version": ours.number})
-            return _Published(version=ours.number, previous_version=_previous_of(ours, versions), created=False)
+            return _Published(version=ours.number, previous_version=replaced_default(ours, versions), created=False)
         logger.info("found this execution's version; making it the default", extra={"version": ours.number})
         if not request.dry_run:
             launch_templates.set_default_version(template_id, ours.number)
@@ -313,14 +318,14 @@ def restore(request: PublishInput, config: DeployConfig, launch_templates: Launc
     template_id = request.target.launch_template_id
     versions = launch_templates.list_versions(template_id)
     default = next((v for v in versions if v.is_default), None)
-    ours = next((v for v in versions if v.description.startswith(marker(request.execution_id, template_id))), None)
+    ours = own_version(request.execution_id, template_id, versions)
     if default is None:
         raise LaunchTemplateNotFound(f"launch template {template_id} has no default version")
     if ours is None or not ours.is_default:
         why = "this execution published no version" if ours is None else f"its version {ours.number} is not the default"
         logger.info("nothing to restore", extra={"launchTemplateId": template_id, "reason": why})
         return RestoreOutput(launch_template_id=template_id, restored=False, default_version=default.number, reason=why)
-    previous = _previous_of(ours, versions)
+    previous = replaced_default(ours, versions)
     if previous == ours.number or previous not in {v.number for v in versions}:
         raise RollbackFailed(
             f"launch template {template_id}: version {ours.number} of this execution is the default and the default "
