@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdas.shared.config import DeployConfig
 from stacks.bounds import MAX_DEREGISTRATION_DELAY_SECONDS
 
 # A wait's elapsed time includes the real time the rehearsal's own steps take around it (well under a second).
@@ -111,7 +112,8 @@ class Settings:
                 )
             return int(match.group(1))
 
-        blue_green = deploy_config.get("blueGreen", {})
+        # The functions' DEPLOY_CONFIG, parsed by their own model (its defaults fill what the configuration omits).
+        blue_green = DeployConfig.model_validate(deploy_config).blue_green
         return cls(
             image_timeout=number("imageTimeoutSeconds"),
             image_fallback=number("imageFallbackSeconds"),
@@ -121,9 +123,8 @@ class Settings:
             lock_poll=number("lockPollSeconds"),
             lock_attempts=number("lockMaxAttempts"),
             approval_timeout=number("approvalTimeoutSeconds"),
-            # The defaults of shared.config.BlueGreen when the configuration leaves them out.
-            health_timeout=int(blue_green.get("healthTimeoutMinutes", 30)) * 60,
-            soak=int(blue_green.get("soakSeconds", 0)),
+            health_timeout=blue_green.health_timeout_minutes * 60,
+            soak=blue_green.soak_seconds,
         )
 
 
