@@ -313,7 +313,7 @@ def execute(
             failures.append(PruneFailure(ami_id=image_id, code=exc.code, message=exc.message))
             failed.add(image_id)
             continue
-        except (ClientError, BotoCoreError) as exc:  # an unexpected AWS error, a network error (a throttle raises Throttled)
+        except (ClientError, BotoCoreError) as exc:  # an unexpected AWS error or a network error (throttles: Throttled)
             code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
             logger.exception("could not deregister image", extra={"amiId": image_id, "code": code})
             failures.append(PruneFailure(ami_id=image_id, code=code, message=str(exc)))
