@@ -43,9 +43,11 @@ class Refresh:
     applied: bool = False
     rollback_sim_start: float | None = None
 
+    sim_datetime: Callable[[], datetime] = lambda: datetime.now(UTC)
+
     def _ago(self, sim_start: float) -> datetime:
-        """A start as long ago as simulated time says, so elapsed-time bounds work in a rehearsal."""
-        return datetime.now(UTC) - timedelta(seconds=max(0.0, self.sim_now() - sim_start))
+        """When `sim_start` was on the simulated clock, the one the steps read through shared.clock."""
+        return self.sim_datetime() - timedelta(seconds=max(0.0, self.sim_now() - sim_start))
 
     def describe(self) -> dict[str, Any]:
         percentage = {"Successful": 100, "Pending": 0}.get(self.status, min(90, 30 * self.calls))
@@ -107,6 +109,7 @@ class RefreshEmulation(EmulationState):
     ) -> Refresh:
         refresh_id = f"{next(self._ids):08d}-aaaa-bbbb-cccc-{uuid.uuid4().hex[:12]}"
         refresh = Refresh(refresh_id, group, template_id, version, statuses, "", prefs, self.sim_now(), self.sim_now)
+        refresh.sim_datetime = self.sim_datetime
         self.refreshes[refresh_id] = refresh
         return refresh
 

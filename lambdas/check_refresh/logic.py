@@ -13,6 +13,7 @@ from typing import Protocol
 
 from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
 
+from shared import clock
 from shared.aws.autoscaling import Group, Refresh, ScalingActivity
 from shared.aws.elbv2 import TargetHealth
 from shared.config import DeployConfig
@@ -95,7 +96,7 @@ def _output(verdict: Verdict, refresh: Refresh, reason: str) -> CheckRefreshOutp
     start = refresh.rollback_start_time or refresh.start_time
     if start is not None:
         started = start if start.tzinfo else start.replace(tzinfo=UTC)
-        elapsed = max(0, int((datetime.now(UTC) - started).total_seconds()))
+        elapsed = max(0, int((clock.now() - started).total_seconds()))  # shared.clock: simulated in a rehearsal
     return CheckRefreshOutput(
         verdict=verdict,
         status=refresh.status,
