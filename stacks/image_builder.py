@@ -13,7 +13,7 @@ rolled out, not just baked.
 
 from __future__ import annotations
 
-import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from constructs import Construct
 from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
 from lambdas.shared.tags import PIPELINE as PIPELINE_TAG
 from stacks.config import PROJECT_ROOT, PipelineConfig
+from stacks.image_versions import VersionLedger
 from stacks.nag import PARTITION, acknowledge, managed_policy, wildcard_resource
 
 ANSIBLE_COMPONENT = "imagebuilder/components/ansible-playbook.yml"
@@ -41,11 +42,9 @@ class PipelineParts:
     latest_ami_parameter_name: str
 
 
-def _content_version(major_minor_from: str, *parts: str) -> str:
-    """Image Builder versions are immutable: derive the patch number from the content, so any change ships a new one."""
-    major, minor, _ = major_minor_from.split(".")
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
-    return f"{major}.{minor}.{int(digest[:7], 16) % 1_000_000}"
+def _canonical(value: object) -> str:
+    """The text a version is keyed on: sorted JSON of what CloudFormation replaces the resource for."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 class ImageBuilderPipelines(Construct):
@@ -55,6 +54,9 @@ class ImageBuilderPipelines(Construct):
         super().__init__(scope, construct_id)
         self._config = config
         app = config.application
+        # Versions come from the committed ledger imagebuilder/versions.json (stacks/image_versions.py).
+        self._versions = VersionLedger.load()
+        self._component_versions: dict[str, str] = {}  # local component file -> its version
         self.source_parameter = self._build_source_parameter()
         self.instance_role = self._build_instance_role()
         infrastructure = self._build_infrastructure(self.instance_role)
@@ -78,6 +80,7 @@ class ImageBuilderPipelines(Construct):
             infrastructure=infrastructure,
         )
         self.app.pipeline.node.add_dependency(self.base.pipeline)
+        self._versions.save()
 
     # -- parts -------------------------------------------------------------------------------
 
@@ -178,15 +181,21 @@ class ImageBuilderPipelines(Construct):
         else:
             data = (PROJECT_ROOT / ref).read_text(encoding="utf-8")
             stem = Path(ref).stem
+            name, description, change = f"{self._config.application}-{stem}", f"{stem} ({ref})", "content changed"
+            # Data, Description, ChangeDescription and Platform all replace the component:
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-imagebuilder-component.html
+            content = {"data": data, "description": description, "changeDescription": change, "platform": "Linux"}
+            version = self._versions.version(name, "1.0.0", _canonical(content))
+            self._component_versions[ref] = version
             component = imagebuilder.CfnComponent(
                 self,
                 f"Component-{kind}-{stem}",
-                name=f"{self._config.application}-{stem}",
+                name=name,
                 platform="Linux",
-                version=_content_version("1.0.0", data),
+                version=version,
                 data=data,
-                description=f"{stem} ({ref})",
-                change_description="content changed",
+                description=description,
+                change_description=change,
             )
             arn = component.attr_arn
         return imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
@@ -259,22 +268,35 @@ class ImageBuilderPipelines(Construct):
         app = self._config.application
         components = [self._component(ref, kind) for ref in component_refs]
         recipe_name = f"{app}-{kind}"
+        description = f"{app} {kind} image"
+        settings = imagebuilder.CfnImageRecipe.AdditionalInstanceConfigurationProperty(
+            systems_manager_agent=imagebuilder.CfnImageRecipe.SystemsManagerAgentProperty(uninstall_after_build=False)
+        )
+        # What replaces the recipe (Components, ParentImage, Description, BlockDeviceMappings), with each local
+        # component's version, since a new component version is a new ARN in Components:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-imagebuilder-imagerecipe.html
+        # Tokens (partition, region, the source parameter) are resolved to their intrinsics, which are stable.
+        resolve = Stack.of(self).resolve
+        content = {
+            "kind": kind,
+            "parentImage": resolve(parent_image),
+            "components": [
+                {"ref": ref, "version": self._component_versions.get(ref), "parameters": resolve(c.parameters)}
+                for ref, c in zip(component_refs, components, strict=True)
+            ],
+            "description": description,
+            "blockDeviceMappings": None,
+            "additionalInstanceConfiguration": resolve(settings),
+        }
         recipe = imagebuilder.CfnImageRecipe(
             self,
             f"Recipe-{kind}",
             name=recipe_name,
-            # parent_image holds tokens (partition, region) whose text changes between synths: hash config values only.
-            version=_content_version(
-                version, kind, self._config.base_image.parent_image, *component_refs, repr(self._config.app_image)
-            ),
+            version=self._versions.version(recipe_name, version, _canonical(content)),
             parent_image=parent_image,
             components=components,
-            description=f"{app} {kind} image",
-            additional_instance_configuration=imagebuilder.CfnImageRecipe.AdditionalInstanceConfigurationProperty(
-                systems_manager_agent=imagebuilder.CfnImageRecipe.SystemsManagerAgentProperty(
-                    uninstall_after_build=False
-                )
-            ),
+            description=description,
+            additional_instance_configuration=settings,
         )
         distribution, parameter_name = self._distribution(kind)
         pipeline = imagebuilder.CfnImagePipeline(
