@@ -29,6 +29,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 
 from rehearsal.emulated_builds import BUILD_TERMINAL, Build, ImageBuilderEmulation
+from rehearsal.emulated_codecommit import CodeCommitEmulation
 from rehearsal.emulated_ec2 import Ec2Emulation
 from rehearsal.emulated_refresh import ACTIVE_REFRESH, Refresh, RefreshEmulation
 from rehearsal.emulation import ACCOUNT, REGION, _backends, _error, _ok, _Raw
@@ -52,7 +53,7 @@ def _throttled_body(service: str) -> bytes:
 NOT_COUNTED = {"states", "sqs", "sts", "iam", "lambda"}
 
 
-class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
+class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation, CodeCommitEmulation):
     """Installs the hooks on boto3's default session; `log` receives a line per change it makes.
 
     EC2 and Auto Scaling calls of the workflow are rate limited (rehearsal/rate_limits.py) on `sim_now`. Waiting
@@ -72,11 +73,18 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
         sim_datetime: Callable[[], datetime] = lambda: datetime.now(UTC),
         application: str = "web-app",
         pipelines: dict[str, tuple[str, str]] | None = None,
+        image_builder: dict[str, Any] | None = None,
         authorize: Callable[[str, str, dict[str, Any]], Any] = lambda service, operation, params: None,
     ) -> None:
         self.scenario = scenario
         self.application = application
         self.pipelines = dict(pipelines or {})
+        self.image_builder = dict(
+            image_builder or {"components": set(), "infrastructures": set(), "distributions": set()}
+        )
+        self.recipes: dict[str, dict[str, Any]] = {}
+        self._recipe_tokens: dict[str, str] = {}
+        self.baked_commits: dict[str, str | None] = {}  # AMI id → the commit its build checked out
         self.authorize = authorize  # the IAM contract: None when the caller's role allows the call, else the denial
         self.sim_now = sim_now
         self.sim_datetime = sim_datetime  # "now" on the simulated clock, as the blue-green steps see it
@@ -101,11 +109,15 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation):
             "autoscaling.CancelInstanceRefresh": self._cancel_refresh,
             "imagebuilder.StartImagePipelineExecution": self._start_build,
             "imagebuilder.GetImage": self._get_image,
+            "imagebuilder.CreateImageRecipe": self._create_recipe,
+            "imagebuilder.CreateImage": self._create_image,
+            "imagebuilder.CancelImageCreation": self._cancel_build,
             "imagebuilder.ListImagePackages": self._list_packages,
             "ec2.DeleteLaunchTemplateVersions": self._delete_versions,
             "ec2.DescribeImageReferences": self._image_references,
             "ec2.DeregisterImage": self._deregister_image,
             "autoscaling.DescribeScalingActivities": self._scaling_activities,
+            "codecommit.GetCommit": self._get_commit,
         }
 
     # -- wiring ------------------------------------------------------------------------------

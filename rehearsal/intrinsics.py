@@ -49,6 +49,10 @@ class Resolver:
             "AWS::IAM::Role": "RoleName",
             "AWS::StepFunctions::StateMachine": "StateMachineName",
             "AWS::ImageBuilder::ImagePipeline": "Name",
+            "AWS::ImageBuilder::Component": "Name",
+            "AWS::ImageBuilder::ImageRecipe": "Name",
+            "AWS::ImageBuilder::InfrastructureConfiguration": "Name",
+            "AWS::ImageBuilder::DistributionConfiguration": "Name",
             "AWS::Logs::LogGroup": "LogGroupName",
             "AWS::CloudWatch::Alarm": "AlarmName",
             "AWS::Events::Rule": "Name",
@@ -65,6 +69,9 @@ class Resolver:
         if type_name in {
             "AWS::SNS::Topic",
             "AWS::ImageBuilder::ImagePipeline",
+            "AWS::ImageBuilder::Component",
+            "AWS::ImageBuilder::InfrastructureConfiguration",
+            "AWS::ImageBuilder::DistributionConfiguration",
             "AWS::StepFunctions::StateMachine",
             "AWS::SecretsManager::Secret",
         }:
@@ -75,6 +82,12 @@ class Resolver:
                          "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::Events::Rule"}:  # fmt: skip
             return self.physical_name(logical_id)  # these types' Ref is their name
         raise ArtifactError(f"Ref {logical_id} ({type_name}) is not emulated")
+
+    def _property(self, logical_id: str, name: str) -> str:
+        value = self._resource(logical_id).get("Properties", {}).get(name)
+        if not isinstance(value, str):
+            raise ArtifactError(f"{logical_id}.{name}: not a literal string")
+        return value
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         type_name = self._resource(logical_id)["Type"]
@@ -87,6 +100,20 @@ class Resolver:
             "AWS::IAM::Role": lambda: a.arn("iam", f"role/{name}", region=False),
             "AWS::StepFunctions::StateMachine": lambda: a.arn("states", f"stateMachine:{name}"),
             "AWS::ImageBuilder::ImagePipeline": lambda: a.arn("imagebuilder", f"image-pipeline/{name}"),
+            # Image Builder ARNs (EC2 Image Builder User Guide, "Semantic versioning"): a component's ends in its
+            # version and build number, a recipe's in its version; configurations have neither. Names are lowercased.
+            "AWS::ImageBuilder::Component": lambda: a.arn(
+                "imagebuilder", f"component/{name.lower()}/{self._property(logical_id, 'Version')}/1"
+            ),
+            "AWS::ImageBuilder::ImageRecipe": lambda: a.arn(
+                "imagebuilder", f"image-recipe/{name.lower()}/{self._property(logical_id, 'Version')}"
+            ),
+            "AWS::ImageBuilder::InfrastructureConfiguration": lambda: a.arn(
+                "imagebuilder", f"infrastructure-configuration/{name.lower()}"
+            ),
+            "AWS::ImageBuilder::DistributionConfiguration": lambda: a.arn(
+                "imagebuilder", f"distribution-configuration/{name.lower()}"
+            ),
             "AWS::Logs::LogGroup": lambda: a.arn("logs", f"log-group:{name}:*"),
             "AWS::KMS::Key": lambda: a.arn("kms", f"key/{self.ref(logical_id)}"),
             "AWS::CloudWatch::Alarm": lambda: a.arn("cloudwatch", f"alarm:{name}"),

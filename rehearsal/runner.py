@@ -156,6 +156,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         sim_datetime=sim_datetime,
         application=world.application,
         pipelines=pipelines_of(artifact, resolver),
+        image_builder=image_builder_of(artifact, resolver),
         authorize=contract.check,
     )
     emulated.install()
@@ -319,3 +320,16 @@ def pipelines_of(artifact: Artifact, resolver: Any) -> dict[str, tuple[str, str]
             raise ArtifactError(f"image pipeline {logical_id} has no immutable-ami:pipeline tag of base or app")
         out[resolver.get_att(logical_id, "Arn")] = (str(kind), f"{recipe['Name']}/{recipe['Version']}")
     return out
+
+
+def image_builder_of(artifact: Artifact, resolver: Any) -> dict[str, Any]:
+    """What a runtime recipe and image may use: the template's components, infrastructure and distributions."""
+    return {
+        "components": {resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::Component")},
+        "infrastructures": {
+            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::InfrastructureConfiguration")
+        },
+        "distributions": {
+            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::DistributionConfiguration")
+        },
+    }

@@ -1,14 +1,19 @@
-"""EC2 Image Builder: components, the base and app recipes, infrastructure and distribution, two pipelines.
+"""EC2 Image Builder: components, the base recipe and pipeline, infrastructure and distributions.
 
-How a commit reaches the build: an image pipeline takes no per-run parameters, so the deploy
-workflow writes the build source (commit, branch, repository, clone URL) to the SSM parameter
-`source_parameter` right before it starts the app pipeline; the app components read it on the
-build and test instances (imagebuilder/components/app-install.yml, app-test.yml).
+The base image comes from a pipeline (recipe, infrastructure, distribution) CloudFormation creates.
 
-The app recipe's parent is the newest base image (`<app>-base/x.x.x`), so every app image is
-built on the latest patched base. Neither pipeline has a schedule of its own: the daily base
-rebuild is a state machine run (`rebuild-base`), so the app image is rebuilt on the new base and
-rolled out, not just baked.
+The app image has no recipe in the template: the start_image_build step creates one per bake
+(CreateImageRecipe, then CreateImage) whose parent is the exact base AMI the bake starts from and whose
+component parameters hold the commit, branch and repository. A recipe version is immutable, so nothing
+another execution does can change what a running bake builds; and no recipe names a base image that may
+not exist yet, so `cdk deploy` succeeds on a fresh account (the first deployment bakes the base first).
+The stack hands the step the app recipe's template (APP_RECIPE: the components, their static parameters)
+and the infrastructure and distribution configurations.
+
+Component and base recipe versions come from the version ledger (stacks/image_versions.py): any change
+of what defines one gives it a higher version, so CloudFormation never replaces one with its own name
+and version. Neither image has a schedule of its own: the daily base rebuild is a state machine run
+(`rebuild-base`), so the app image is rebuilt on the new base and rolled out, not just baked.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
@@ -31,6 +36,8 @@ from stacks.nag import PARTITION, acknowledge, managed_policy, wildcard_resource
 
 ANSIBLE_COMPONENT = "imagebuilder/components/ansible-playbook.yml"
 IMAGE_TESTS_TIMEOUT_MINUTES = 120
+# The app components whose parameters the start_image_build step fills in for each bake.
+FILLED_COMPONENTS = {"app-install": "install", "app-test": "test"}
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,27 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _fill_of(ref: str) -> str | None:
+    """Which per-bake values start_image_build adds to a local component's parameters (None: none)."""
+    if ref.startswith(("arn:", "aws:")):
+        return None
+    return FILLED_COMPONENTS.get(Path(ref).stem)
+
+
+@dataclass(frozen=True)
+class AppBake:
+    """What the start_image_build step needs to bake an app image: the recipe template and where it builds."""
+
+    recipe_name: str  # the prefix of every per-bake recipe name (<app>-app-<digest>)
+    recipe_template: dict[str, Any]  # APP_RECIPE (holds tokens: render with Stack.to_json_string)
+    component_arns: list[str]
+    infrastructure: imagebuilder.CfnInfrastructureConfiguration
+    distribution: imagebuilder.CfnDistributionConfiguration
+    latest_ami_parameter_name: str
+
+
 class ImageBuilderPipelines(Construct):
-    """Base and app image pipelines, with their own least-privilege build instance profile."""
+    """The base image pipeline, the app image's components and distribution, one least-privilege build profile."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig) -> None:
         super().__init__(scope, construct_id)
@@ -57,7 +83,6 @@ class ImageBuilderPipelines(Construct):
         # Versions come from the committed ledger imagebuilder/versions.json (stacks/image_versions.py).
         self._versions = VersionLedger.load()
         self._component_versions: dict[str, str] = {}  # local component file -> its version
-        self.source_parameter = self._build_source_parameter()
         self.instance_role = self._build_instance_role()
         infrastructure = self._build_infrastructure(self.instance_role)
 
@@ -71,27 +96,35 @@ class ImageBuilderPipelines(Construct):
             version=config.base_image.version,
             infrastructure=infrastructure,
         )
-        app_parent = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{app}-base/x.x.x"
-        self.app = self._build_pipeline(
-            kind="app",
-            parent_image=app_parent,
-            component_refs=[*config.app_image.components, *config.app_image.test_components],
-            version=config.app_image.version,
+        app_refs = [*config.app_image.components, *config.app_image.test_components]
+        components = [(ref, self._component(ref, "app")) for ref in app_refs]
+        distribution, parameter_name = self._distribution("app")
+        self.app = AppBake(
+            recipe_name=f"{app}-app",
+            recipe_template={
+                "name": f"{app}-app",
+                "version": config.app_image.version,
+                "components": [
+                    {
+                        "arn": component.component_arn,
+                        "parameters": {p.name: p.value[0] for p in self._component_parameters(ref)},
+                        "fill": _fill_of(ref),
+                    }
+                    for ref, component in components
+                ],
+            },
+            component_arns=[str(component.component_arn) for _, component in components],
             infrastructure=infrastructure,
+            distribution=distribution,
+            latest_ami_parameter_name=parameter_name,
         )
-        self.app.pipeline.node.add_dependency(self.base.pipeline)
         self._versions.save()
 
-    # -- parts -------------------------------------------------------------------------------
+    def app_recipe_json(self) -> str:
+        """APP_RECIPE for the start_image_build step (component ARNs resolved by CloudFormation)."""
+        return Stack.of(self).to_json_string(self.app.recipe_template)
 
-    def _build_source_parameter(self) -> ssm.StringParameter:
-        return ssm.StringParameter(
-            self,
-            "BuildSource",
-            parameter_name=f"/immutable-ami/{self._config.application}/build-source",
-            description="Source of the next app image build; written by the deploy state machine before each bake.",
-            string_value='{"commit": null}',
-        )
+    # -- parts -------------------------------------------------------------------------------
 
     def _build_instance_role(self) -> iam.Role:
         config = self._config
@@ -105,7 +138,6 @@ class ImageBuilderPipelines(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
             ],
         )
-        self.source_parameter.grant_read(role)
         source = config.source
         if source and source.type == "codecommit":
             role.add_to_policy(
@@ -114,6 +146,10 @@ class ImageBuilderPipelines(Construct):
                     resources=[Stack.of(self).format_arn(service="codecommit", resource=source.repository)],
                 )
             )
+        token_secret = getattr(source, "token_secret_arn", None) if source else None
+        if token_secret:
+            # A private GitHub repository: app-install reads the token at build time; only this one secret.
+            role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[token_secret]))
         playbook = config.base_image.ansible_playbook
         if playbook:
             bucket_and_key = playbook.removeprefix("s3://")
@@ -206,16 +242,11 @@ class ImageBuilderPipelines(Construct):
         param = imagebuilder.CfnImageRecipe.ComponentParameterProperty
         stem = Path(ref).stem if not ref.startswith(("arn:", "aws:")) else ""
         config = self._config
+        # app-install and app-test also get the bake's source, per bake, from start_image_build.
         if stem == "app-install":
-            return [
-                param(name="SourceParameterName", value=[self.source_parameter.parameter_name]),
-                param(name="InstallScript", value=[config.app_image.install_script]),
-            ]
+            return [param(name="InstallScript", value=[config.app_image.install_script])]
         if stem == "app-test":
-            return [
-                param(name="SourceParameterName", value=[self.source_parameter.parameter_name]),
-                param(name="TestScript", value=[config.app_image.test_script]),
-            ]
+            return [param(name="TestScript", value=[config.app_image.test_script])]
         if stem == "ansible-playbook" and config.base_image.ansible_playbook:
             return [param(name="PlaybookS3Uri", value=[config.base_image.ansible_playbook])]
         return []
@@ -275,7 +306,7 @@ class ImageBuilderPipelines(Construct):
         # What replaces the recipe (Components, ParentImage, Description, BlockDeviceMappings), with each local
         # component's version, since a new component version is a new ARN in Components:
         # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-imagebuilder-imagerecipe.html
-        # Tokens (partition, region, the source parameter) are resolved to their intrinsics, which are stable.
+        # Tokens (partition, region) are resolved to their intrinsics, which are stable.
         resolve = Stack.of(self).resolve
         content = {
             "kind": kind,

@@ -11,7 +11,7 @@ from constructs import Construct
 from stacks.config import PipelineConfig
 from stacks.deploy_workflow import DeployWorkflow
 from stacks.example_fleet import ExampleFleet
-from stacks.image_builder import ImageBuilderPipelines
+from stacks.image_builder import IMAGE_TESTS_TIMEOUT_MINUTES, ImageBuilderPipelines
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, wildcard_resource
 from stacks.observability import Observability
 from stacks.triggers import Triggers
@@ -27,52 +27,89 @@ class PipelineStack(Stack):
         if config.example_fleet.enabled:
             ExampleFleet(self, "ExampleFleet", config=config, topic=workflow.topic)
 
-        # The bake steps: record the build source, start either pipeline, read the image it produced.
-        start_build = workflow.functions["start_image_build"]
-        images.source_parameter.grant_write(start_build)
-        start_build.add_to_role_policy(
-            iam.PolicyStatement(
-                # GetImagePipeline: a dependent action of StartImagePipelineExecution (Service Authorization Reference)
-                actions=["imagebuilder:StartImagePipelineExecution", "imagebuilder:GetImagePipeline"],
-                resources=[images.base.pipeline.attr_arn, images.app.pipeline.attr_arn],
-            )
-        )
-        start_build.add_environment("BUILD_SOURCE_PARAMETER", images.source_parameter.parameter_name)
-        start_build.add_environment("BASE_PIPELINE_ARN", images.base.pipeline.attr_arn)
-        start_build.add_environment("APP_PIPELINE_ARN", images.app.pipeline.attr_arn)
-        check_build = workflow.functions["check_image_build"]
-        image_arns = [
-            f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}:image/{parts.recipe_name}/*"
-            for parts in (images.base, images.app)
-        ]
-        check_build.add_to_role_policy(
-            iam.PolicyStatement(actions=["imagebuilder:ListImagePackages"], resources=image_arns)
-        )
-        check_build.add_to_role_policy(iam.PolicyStatement(actions=["ec2:DescribeImages"], resources=["*"]))
-        for reader in (check_build, workflow.functions["register_wait"]):
-            reader.add_to_role_policy(iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=image_arns))
-            acknowledge(
-                reader.role,  # type: ignore[arg-type]
-                "Image build versions are created by the pipeline (recipe/version/build); the recipe name pins them",
-                *(
-                    wildcard_resource(f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:image/{p.recipe_name}/*")
-                    for p in (images.base, images.app)
-                ),
-            )
-        # Tag the new AMI with commit, branch, trigger and execution (only this application's images).
-        check_build.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["ec2:CreateTags"],
-                resources=[f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::image/*"],
-                conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": config.application}},
-            )
-        )
+        self._grant_bakes(config, images, workflow)
         if triggers.webhook_function:
             workflow.state_machine.grant_start_execution(triggers.webhook_function)
 
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=workflow.topic.topic_arn)
         CfnOutput(self, "BasePipelineArn", value=images.base.pipeline.attr_arn)
-        CfnOutput(self, "AppPipelineArn", value=images.app.pipeline.attr_arn)
         if triggers.webhook_url:
             CfnOutput(self, "GitHubWebhookUrl", value=triggers.webhook_url.url)
+
+    def _grant_bakes(self, config: PipelineConfig, images: ImageBuilderPipelines, workflow: DeployWorkflow) -> None:
+        """The bake steps: start the base pipeline, make an app recipe and image per bake, read, tag, cancel."""
+        app = config.application
+        arn = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        nag_arn = f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}"
+        # An image's ARN is image/<recipe name>/<recipe version>/<build number>; app recipes are <app>-app-<digest>.
+        image_arns = [f"{arn}:image/{images.base.recipe_name}/*", f"{arn}:image/{images.app.recipe_name}-*"]
+        nag_images = [
+            wildcard_resource(f"{nag_arn}:image/{images.base.recipe_name}/*"),
+            wildcard_resource(f"{nag_arn}:image/{images.app.recipe_name}-*"),
+        ]
+        app_recipes = f"{arn}:image-recipe/{images.app.recipe_name}-*"
+
+        start_build = workflow.functions["start_image_build"]
+        statements = [
+            # Service Authorization Reference, EC2 Image Builder: GetImagePipeline is a dependent action of
+            # StartImagePipelineExecution; GetComponent and GetImage of CreateImageRecipe (its components and
+            # parent); GetImageRecipe, GetInfrastructureConfiguration and GetDistributionConfiguration of
+            # CreateImage; TagResource of both when they tag.
+            iam.PolicyStatement(
+                actions=["imagebuilder:StartImagePipelineExecution", "imagebuilder:GetImagePipeline"],
+                resources=[images.base.pipeline.attr_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["imagebuilder:CreateImageRecipe", "imagebuilder:GetImageRecipe", "imagebuilder:TagResource"],
+                resources=[app_recipes],
+            ),
+            iam.PolicyStatement(actions=["imagebuilder:GetComponent"], resources=images.app.component_arns),
+            iam.PolicyStatement(
+                actions=["imagebuilder:CreateImage", "imagebuilder:TagResource"], resources=[image_arns[1]]
+            ),
+            iam.PolicyStatement(
+                actions=["imagebuilder:GetInfrastructureConfiguration"],
+                resources=[images.app.infrastructure.attr_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["imagebuilder:GetDistributionConfiguration"], resources=[images.app.distribution.attr_arn]
+            ),
+        ]
+        for statement in statements:
+            start_build.add_to_role_policy(statement)
+        acknowledge(
+            start_build.role,  # type: ignore[arg-type]
+            "Each bake creates its own recipe and image, named <app>-app-<digest>: the prefix pins them to this app",
+            wildcard_resource(f"{nag_arn}:image-recipe/{images.app.recipe_name}-*"),
+            *nag_images[1:],
+        )
+        start_build.add_environment("BASE_PIPELINE_ARN", images.base.pipeline.attr_arn)
+        start_build.add_environment("APP_RECIPE", images.app_recipe_json())
+        start_build.add_environment("INFRASTRUCTURE_ARN", images.app.infrastructure.attr_arn)
+        start_build.add_environment("APP_DISTRIBUTION_ARN", images.app.distribution.attr_arn)
+        start_build.add_environment("IMAGE_TESTS_TIMEOUT_MINUTES", str(IMAGE_TESTS_TIMEOUT_MINUTES))
+
+        check_build = workflow.functions["check_image_build"]
+        check_build.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["imagebuilder:ListImagePackages", "imagebuilder:CancelImageCreation"], resources=image_arns
+            )
+        )
+        check_build.add_to_role_policy(iam.PolicyStatement(actions=["ec2:DescribeImages"], resources=["*"]))
+        for reader in (check_build, workflow.functions["register_wait"]):
+            reader.add_to_role_policy(iam.PolicyStatement(actions=["imagebuilder:GetImage"], resources=image_arns))
+            acknowledge(
+                reader.role,  # type: ignore[arg-type]
+                "Image build versions are created per build (recipe/version/build); the recipe name pins them",
+                *nag_images,
+            )
+        # Tag every copy of the new AMI (this region and build.extraRegions), only this application's images.
+        regions = [Aws.REGION, *config.build.extra_regions]
+        check_build.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ec2:CreateTags"],
+                resources=[f"arn:{Aws.PARTITION}:ec2:{region}::image/*" for region in regions],
+                conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
+            )
+        )

@@ -1,4 +1,4 @@
-"""Step: report an image build's status; when AVAILABLE, this region's AMI, tagged (polled by the state machine)."""
+"""Step: report a bake's status; when AVAILABLE, this region's AMI(s), every copy tagged; or cancel what still runs."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         extra={"imageBuildVersionArn": request.build.image_build_version_arn, "pipeline": request.build.pipeline},
     )
     output = logic.run(
-        request, ENV.aws_region, imagebuilder(), image_tags(), imagebuilder(), images(), CONFIG.application
+        request,
+        ENV.aws_region,
+        imagebuilder(),
+        image_tags(),
+        imagebuilder(),
+        images(),
+        CONFIG.application,
+        canceller=imagebuilder(),
+        repository=CONFIG.source.repository if CONFIG.source else None,
     )
     return output.model_dump(by_alias=True, mode="json")

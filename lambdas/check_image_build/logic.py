@@ -1,8 +1,12 @@
-"""Report where an image build stands; once it is AVAILABLE, name this region's AMI and tag it.
+"""Report where the bake stands; once every build is AVAILABLE, name this region's AMI(s) and tag every copy.
 
 Called in a poll loop by the state machine: it never waits. Image Builder's statuses (botocore's
-ImageStatus enum) collapse into four: BUILDING (ask again later), AVAILABLE, FAILED, CANCELLED.
+ImageStatus enum) collapse into four: BUILDING (ask again later), AVAILABLE, FAILED, CANCELLED. A bake of
+several commits (rebuild-base) is AVAILABLE when all are, FAILED or CANCELLED as soon as one is.
 Tagging is idempotent, so a repeated check of an AVAILABLE build is harmless.
+
+With `cancel` (the bake outlived build.timeoutMinutes, or one of its builds failed) it cancels every build
+still running (CancelImageCreation), so nothing keeps building, and paying, after the execution gave up.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from datetime import datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from check_image_build.models import BuildStatus, CheckImageBuildInput, CheckImageBuildOutput
+from check_image_build.models import BakedImage, BuildStatus, CheckImageBuildInput, CheckImageBuildOutput
+from start_image_build.models import Bake
 
 from shared import clock, tags
 from shared.aws.imagebuilder import BuildImage, OutputAmi
@@ -46,7 +51,11 @@ class BuildReader(Protocol):
 
 
 class AmiTagger(Protocol):
-    def tag_image(self, image_id: str, tags: Mapping[str, str]) -> None: ...
+    def tag_image(self, image_id: str, tags: Mapping[str, str], region: str | None = None) -> None: ...
+
+
+class BuildCanceller(Protocol):
+    def cancel(self, build_version_arn: str, client_token: str) -> bool: ...
 
 
 class PackageReader(Protocol):
@@ -118,17 +127,23 @@ def ami_of_region(image: BuildImage, region: str) -> OutputAmi | None:
     )
 
 
-def image_tags(request: CheckImageBuildInput) -> dict[str, str]:
-    """What the deploy workflow knows about the image; null values are skipped. A base image carries no app commit."""
+def image_tags(request: CheckImageBuildInput, bake: Bake, image: BuildImage, repository: str | None) -> dict[str, str]:
+    """What the AMI carries besides the static application/pipeline tags; null values are skipped.
+
+    The base image tag is the parent the build actually started from (GetImage: imageRecipe.parentImage),
+    not the one requested; the build time is Image Builder's dateCreated of the image.
+    """
     values: dict[str, str | None] = {
         tags.TRIGGER: request.request.trigger,
         tags.EXECUTION: request.execution_id,
-        tags.IMAGE_BUILD: request.build.image_build_version_arn,
+        tags.IMAGE_BUILD: image.arn,
+        tags.BASE_IMAGE: image.parent_image,
+        tags.BUILD_TIME: image.date_created,
     }
     if request.build.pipeline == "app":
-        values[tags.COMMIT] = request.build.commit or request.request.commit
+        values[tags.COMMIT] = bake.commit or request.request.commit
         values[tags.BRANCH] = request.request.branch
-        values[tags.BASE_IMAGE] = request.base_ami_id
+        values[tags.REPOSITORY] = repository
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -137,6 +152,46 @@ def _reason(image: BuildImage) -> str:
     if image.failed_during:
         reason += f" (failed while {image.failed_during})"
     return reason
+
+
+def bakes_of(request: CheckImageBuildInput) -> list[Bake]:
+    build = request.build
+    if build.bakes:
+        return build.bakes
+    return [Bake(commit=build.commit, image_build_version_arn=build.image_build_version_arn)]
+
+
+def _own_copies(image: BuildImage) -> list[OutputAmi]:
+    account = _account_of(image.arn)
+    return [ami for ami in image.amis if ami.account_id is None or account is None or ami.account_id == account]
+
+
+def cancel_running(
+    request: CheckImageBuildInput, builds: BuildReader, canceller: BuildCanceller, elapsed: int
+) -> CheckImageBuildOutput:
+    """Cancel every build of the bake that has not ended; report which."""
+    cancelled: list[str] = []
+    for index, bake in enumerate(bakes_of(request)):
+        arn = bake.image_build_version_arn
+        if arn is None:
+            continue
+        status = map_status(builds.get_image(arn).status)
+        if status != "BUILDING":
+            continue
+        if canceller.cancel(arn, f"cancel-{request.build.client_token}-{index}"[:64]):
+            cancelled.append(arn)
+    logger.warning("cancelled the builds still running", extra={"cancelled": cancelled})
+    if cancelled:
+        metrics.add_metric(name="ImageBuildsCancelled", unit=MetricUnit.Count, value=len(cancelled))
+    return CheckImageBuildOutput(
+        status="CANCELLED",
+        ami_id=None,
+        image_build_version_arn=request.build.image_build_version_arn,
+        reason=f"cancelled {len(cancelled)} build(s) still running" if cancelled else "no build was still running",
+        pipeline=request.build.pipeline,
+        elapsed_seconds=elapsed,
+        cancelled=cancelled,
+    )
 
 
 def run(
@@ -148,13 +203,15 @@ def run(
     images: ImageLister | None = None,
     application: str | None = None,
     *,
+    canceller: BuildCanceller | None = None,
+    repository: str | None = None,
     now: Callable[[], datetime] | None = None,  # shared.clock.now, looked up at call time
 ) -> CheckImageBuildOutput:
     build = request.build
     elapsed = max(0, int((now or clock.now)().timestamp()) - build.started_at) if build.started_at is not None else 0
-    arn = build.image_build_version_arn
     dry_run = request.dry_run or request.request.dry_run or build.dry_run
-    if arn is None:
+    bakes = bakes_of(request)
+    if any(b.image_build_version_arn is None for b in bakes):
         if not dry_run:
             raise InvalidInput("build.imageBuildVersionArn: required (only a dry run starts no build)")
         return CheckImageBuildOutput(
@@ -164,17 +221,21 @@ def run(
             reason="dry run: no image was built, so there is no AMI",
             pipeline=build.pipeline,
         )
-
-    image = builds.get_image(arn)
+    if request.cancel:
+        if canceller is None:
+            raise InvalidInput("cancel: this function was deployed without a canceller")
+        return cancel_running(request, builds, canceller, elapsed)
 
     def output(
-        status: BuildStatus, reason: str, ami_id: str | None = None, unchanged: bool = False
+        status: BuildStatus,
+        reason: str,
+        arn: str | None,
+        ami_id: str | None = None,
+        unchanged: bool = False,
+        baked: list[BakedImage] | None = None,
     ) -> CheckImageBuildOutput:
         log = logger.warning if status in ("FAILED", "CANCELLED") else logger.info
-        log(
-            f"image build {status}",
-            extra={"imageBuildVersionArn": arn, "imageBuilderStatus": image.status, "amiId": ami_id, "reason": reason},
-        )
+        log(f"image build {status}", extra={"imageBuildVersionArn": arn, "amiId": ami_id, "reason": reason})
         if status in _TERMINAL_METRICS:
             metrics.add_metric(name=_TERMINAL_METRICS[status], unit=MetricUnit.Count, value=1)
         return CheckImageBuildOutput(
@@ -185,29 +246,56 @@ def run(
             pipeline=build.pipeline,
             base_unchanged=unchanged,
             elapsed_seconds=elapsed,
+            pending_build_arn=arn if status == "BUILDING" else None,
+            images=baked if build.commits_from == "targets" else None,
         )
 
-    status = map_status(image.status)
-    if status != "AVAILABLE":
-        return output(status, _reason(image))
+    several = len(bakes) > 1
+    seen: list[tuple[Bake, BuildImage]] = []
+    pending: tuple[Bake, str] | None = None
+    for bake in bakes:
+        arn = bake.image_build_version_arn
+        assert arn is not None
+        image = builds.get_image(arn)
+        status = map_status(image.status)
+        of = f"commit {bake.commit}: " if several and bake.commit else ""
+        if status in ("FAILED", "CANCELLED"):
+            return output(status, of + _reason(image), arn)
+        if status == "BUILDING":
+            pending = pending or (bake, of + _reason(image))
+            continue
+        seen.append((bake, image))
+    if pending is not None:
+        return output("BUILDING", pending[1], pending[0].image_build_version_arn)
 
-    ami = ami_of_region(image, region)
-    if ami is None:
-        found = ", ".join(f"{a.image_id} in {a.region}" for a in image.amis) or "none"
-        return output("FAILED", f"the image build is AVAILABLE but distributed no AMI to {region} (AMIs: {found})")
-    wanted = image_tags(request)
-    if dry_run:
-        logger.info("dry run: would tag the AMI", extra={"amiId": ami.image_id, "tags": wanted})
-    else:
-        try:
-            tagger.tag_image(ami.image_id, wanted)
-        except ImageNotReady as exc:
-            # Just distributed: EC2 does not list the AMI yet. Ask again on the next poll.
-            return output("BUILDING", f"{ami.image_id} is built but not visible to EC2 yet ({exc})")
+    baked: list[BakedImage] = []
+    for bake, image in seen:
+        ami = ami_of_region(image, region)
+        if ami is None:
+            found = ", ".join(f"{a.image_id} in {a.region}" for a in image.amis) or "none"
+            return output(
+                "FAILED", f"the image build is AVAILABLE but distributed no AMI to {region} (AMIs: {found})", image.arn
+            )
+        wanted = image_tags(request, bake, image, repository)
+        if dry_run:
+            logger.info("dry run: would tag the AMI", extra={"amiId": ami.image_id, "tags": wanted})
+        else:
+            for copy in _own_copies(image):
+                try:
+                    tagger.tag_image(copy.image_id, wanted, None if copy.region == region else copy.region)
+                except ImageNotReady as exc:
+                    # Just distributed: EC2 does not list the AMI yet. Ask again on the next poll.
+                    return output("BUILDING", f"{copy.image_id} is built but not visible to EC2 yet ({exc})", image.arn)
+        baked.append(BakedImage(commit=bake.commit, ami_id=ami.image_id))
+
+    first_bake, first = seen[0]
+    ami_id = baked[0].ami_id
     unchanged = False
     if build.pipeline == "base" and packages is not None and images is not None and application:
-        unchanged = base_unchanged(ami.image_id, application, packages, images, arn)
-    reason = image.reason or f"{ami.image_id} is available in {region}"
+        unchanged = base_unchanged(ami_id, application, packages, images, first.arn)
+    reason = first.reason or (
+        f"{ami_id} is available in {region}" if not several else f"{len(baked)} images available in {region}"
+    )
     if unchanged:
-        reason = f"{ami.image_id} installs exactly the packages of the previous base image: nothing to roll out"
-    return output("AVAILABLE", reason, ami.image_id, unchanged)
+        reason = f"{ami_id} installs exactly the packages of the previous base image: nothing to roll out"
+    return output("AVAILABLE", reason, first_bake.image_build_version_arn, ami_id, unchanged, baked)

@@ -23,6 +23,13 @@ class CheckImageBuildInput(_Model):
     build: StartImageBuildOutput
     request: StepRequest
     base_ami_id: str | None = Field(default=None, pattern=AMI_ID_PATTERN)
+    # The bake has outlived its bound or a sibling bake failed: cancel every build still running.
+    cancel: bool = False
+
+
+class BakedImage(_Model):
+    commit: str | None
+    ami_id: str
 
 
 class CheckImageBuildOutput(_Model):
@@ -35,6 +42,11 @@ class CheckImageBuildOutput(_Model):
     base_unchanged: bool = False
     # Seconds since start_image_build started the build: the state machine ends the bake at build.timeoutMinutes.
     elapsed_seconds: int = 0
+    # While BUILDING: the build to wait on next (the first one not finished).
+    pending_build_arn: str | None = None
+    # rebuild-base (commits from the targets): this region's AMI of every commit baked; each target takes its own.
+    images: list[BakedImage] | None = None
+    cancelled: list[str] = []  # builds this call cancelled
 
 
 class CheckImageBuildEnvironment(BaseModel):

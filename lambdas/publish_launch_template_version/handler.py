@@ -9,6 +9,7 @@ from publish_launch_template_version import logic
 from publish_launch_template_version.models import PublishInput
 
 from shared.aws.autoscaling import AutoScaling
+from shared.aws.images import Images
 from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
@@ -33,6 +34,11 @@ def fleet() -> FleetReferences:
     return FleetReferences()
 
 
+@cache
+def images() -> Images:
+    return Images()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -48,5 +54,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if request.restore:
         restored = logic.restore(request, CONFIG, launch_templates())
         return restored.model_dump(by_alias=True, mode="json")
-    output = logic.run(request, CONFIG, launch_templates(), autoscaling(), fleet())
+    output = logic.run(request, CONFIG, launch_templates(), autoscaling(), fleet(), images())
     return output.model_dump(by_alias=True, mode="json")

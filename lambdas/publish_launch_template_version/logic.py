@@ -26,7 +26,9 @@ from publish_launch_template_version.models import (
     RestoreOutput,
 )
 
+from shared import tags
 from shared.aws.autoscaling import Group, Refresh
+from shared.aws.images import ImageRecord
 from shared.aws.launch_templates import MAX_VERSIONS_PER_DELETE, DeleteOutcome, TemplateVersion
 from shared.aws.references import ApplicationGroup
 from shared.config import DeployConfig
@@ -61,6 +63,44 @@ class GroupReader(Protocol):
 
 class ApplicationGroupReader(Protocol):
     def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]: ...
+
+
+class ImageReader(Protocol):
+    def get_own_image(self, image_id: str) -> ImageRecord | None: ...
+
+
+def image_of_own_commit(
+    request: PublishInput, versions: Sequence[TemplateVersion], images: ImageReader
+) -> PublishInput:
+    """rebuild-base: the request with the image of the commit this target runs today.
+
+    The commit is read from the AMI of the default version (tag COMMIT). A retry after this execution
+    published keeps the version it published (its AMI is one of this rebuild's images).
+    """
+    assert request.images is not None
+    template_id = request.target.launch_template_id
+    baked = {image.ami_id: image for image in request.images}
+    ours = own_version(request.execution_id, template_id, versions)
+    if ours is not None and ours.image_id in baked:
+        chosen = baked[ours.image_id]
+        return request.model_copy(update={"ami_id": chosen.ami_id, "commit": chosen.commit})
+    default = next((v for v in versions if v.is_default), None)
+    if default is None or default.image_id is None:
+        raise LaunchTemplateNotFound(f"launch template {template_id} has no default version with an AMI")
+    running = images.get_own_image(default.image_id)
+    commit = running.tags.get(tags.COMMIT) if running else None
+    chosen_image = next((i for i in request.images if commit and i.commit == commit), None)
+    if chosen_image is None:
+        raise InvalidInput(
+            f"rebuild-base: {request.target.auto_scaling_group_name} runs {default.image_id} (commit {commit}), "
+            f"and this rebuild baked only {', '.join(str(i.commit) for i in request.images)}: "
+            "a rebuild never moves a target to another commit"
+        )
+    logger.info(
+        "rebuild-base: the target keeps its commit, on the new base",
+        extra={"commit": commit, "amiId": chosen_image.ami_id, "launchTemplateId": template_id},
+    )
+    return request.model_copy(update={"ami_id": chosen_image.ami_id, "commit": commit})
 
 
 def execution_digest(execution_id: str, template_id: str) -> str:
@@ -256,6 +296,7 @@ def run(
     launch_templates: LaunchTemplateStore,
     autoscaling: GroupReader,
     groups: ApplicationGroupReader,
+    images: ImageReader | None = None,
 ) -> PublishOutput:
     require_configured_target(config, request.target)
     template_id = request.target.launch_template_id
@@ -264,6 +305,10 @@ def run(
 
     # Every read first: a missing template or group fails before anything changes.
     versions = launch_templates.list_versions(template_id)
+    if request.images:
+        if images is None:
+            raise InvalidInput("images: this function was deployed without an image reader")
+        request = image_of_own_commit(request, versions, images)
     group = autoscaling.describe_group(group_name)
     refreshes = autoscaling.describe_refreshes(group_name)
     # Groups tagged with the application (blue-green: live, green, retained), and the other configured groups

@@ -12,6 +12,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+class CommitImage(_Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    commit: str | None
+    ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
+
+
 class PublishInput(_Model):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -22,6 +29,9 @@ class PublishInput(_Model):
     commit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,128}$")
     # After a failed publish: put back the default this execution replaced, if it replaced one (rule 5).
     restore: bool = False
+    # rebuild-base: the image baked for each commit the targets run. The target gets the image of the commit
+    # its default version runs today (never another stage's commit); amiId is then only the first of them.
+    images: list[CommitImage] | None = None
 
 
 class PruneFailure(_Model):

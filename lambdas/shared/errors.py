@@ -68,6 +68,10 @@ class ImagePipelineNotFound(DeployError):
     """The configured Image Builder pipeline does not exist."""
 
 
+class BaseImageMissing(DeployError):
+    """No base image of this application exists yet (a fresh account): the state machine bakes the base first."""
+
+
 class ImageBuildNotFound(DeployError):
     """The image build named in the payload does not exist in Image Builder."""
 

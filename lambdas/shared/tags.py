@@ -12,6 +12,8 @@ TRIGGER = "immutable-ami:trigger"
 EXECUTION = "immutable-ami:execution"
 BASE_IMAGE = "immutable-ami:base-image"
 IMAGE_BUILD = "immutable-ami:image-build"  # the Image Builder build version ARN the AMI came from
+REPOSITORY = "immutable-ami:repository"  # the source repository the app image was baked from
+BUILD_TIME = "immutable-ami:build-time"  # when Image Builder created the image (its dateCreated)
 
 # Blue-green: on the Auto Scaling groups of a target (with APPLICATION and EXECUTION).
 TARGET = "immutable-ami:target"  # the configured group name: the target this group serves

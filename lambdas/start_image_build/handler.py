@@ -1,4 +1,4 @@
-"""Step: record the build source and start the Image Builder pipeline (idempotent per execution)."""
+"""Step: start the base pipeline, or bake the app image from a recipe made for the bake (idempotent per execution)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from start_image_build.models import StartImageBuildEnvironment, StartImageBuild
 
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.images import Images
-from shared.aws.parameters import Parameters
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
 from shared.environment import load_environment
@@ -24,11 +23,6 @@ ENV = load_environment(StartImageBuildEnvironment, "start_image_build")
 @cache
 def imagebuilder() -> ImageBuilder:
     return ImageBuilder()
-
-
-@cache
-def parameters() -> Parameters:
-    return Parameters()
 
 
 @cache
@@ -55,5 +49,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    output = logic.run(request, CONFIG, ENV, imagebuilder(), parameters(), fleet(), images())
+    output = logic.run(request, CONFIG, ENV, imagebuilder(), fleet(), images())
     return output.model_dump(by_alias=True, mode="json")

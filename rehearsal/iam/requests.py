@@ -46,6 +46,8 @@ from rehearsal.iam.moto_lookup import MotoLookup
 from rehearsal.iam.services import (
     _batch_write,
     _create_group,
+    _create_image,
+    _create_recipe,
     _describe_alarms,
     _get_secret,
     _invoke,
@@ -93,7 +95,9 @@ _MAPPINGS: dict[str, Mapper] = {
     **_each("ssm", _on_parameters, "GetParameter GetParameters"),
     "ssm.DescribeParameters": _star("ssm:DescribeParameters"),
     "imagebuilder.StartImagePipelineExecution": _start_pipeline,
-    **_each("imagebuilder", _on_build, "GetImage ListImagePackages"),
+    **_each("imagebuilder", _on_build, "GetImage ListImagePackages CancelImageCreation"),
+    "imagebuilder.CreateImageRecipe": _create_recipe,
+    "imagebuilder.CreateImage": _create_image,
     **_each("states", _star, "SendTaskSuccess SendTaskFailure SendTaskHeartbeat"),
     "states.StartExecution": _start_execution,
     "states.DescribeExecution": lambda c: [c.request("states:DescribeExecution", str(c.params["executionArn"]))],
@@ -101,6 +105,12 @@ _MAPPINGS: dict[str, Mapper] = {
     "secretsmanager.GetSecretValue": _get_secret,
     "sns.Publish": _publish,
     "lambda.Invoke": _invoke,
+    # SAR: "Actions, resources, and condition keys for AWS CodeCommit",
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodecommit.html: GetCommit on
+    # repository* (arn:${Partition}:codecommit:${Region}:${Account}:${RepositoryName}). Not modelled: repository tags.
+    "codecommit.GetCommit": lambda c: [
+        c.request("codecommit:GetCommit", c.arn("codecommit", str(c.params["repositoryName"])))
+    ],
 }
 
 # botocore service name, endpoint prefix or hyphenated service id -> the SAR's service prefix
@@ -110,7 +120,7 @@ _PREFIXES = {
     "auto-scaling": "autoscaling", "secrets-manager": "secretsmanager",
 }  # fmt: skip
 _KNOWN = {"ec2", "autoscaling", "dynamodb", "ssm", "sns", "imagebuilder", "elasticloadbalancing", "cloudwatch"}
-_KNOWN |= {"states", "lambda", "secretsmanager", "kms"}
+_KNOWN |= {"states", "lambda", "secretsmanager", "kms", "codecommit"}
 
 
 def requests_for(

@@ -194,6 +194,58 @@ def _start_pipeline(c: _Call) -> list[AuthorizationRequest]:
     ]
 
 
+# The operations table of the same page (its China-region copy lists API operations with every IAM action they
+# authorize): CreateImageRecipe → imagebuilder:CreateImageRecipe on imageRecipe*, imagebuilder:GetComponent,
+# imagebuilder:GetImage (the parent, when it is an Image Builder image) and imagebuilder:TagResource; CreateImage
+# → imagebuilder:CreateImage on image*, GetImageRecipe, GetInfrastructureConfiguration,
+# GetDistributionConfiguration, TagResource (GetContainerRecipe and GetWorkflow for what this project never uses;
+# iam:PassRole only for an executionRole, which it never passes); CancelImageCreation: image*.
+# Resource ARNs: image-recipe/<name>/<version>; image/<name>/<version>/<build> (the resource types table).
+def _tagged(c: _Call, action: str, arn: str, why: str) -> list[AuthorizationRequest]:
+    tags = {str(k): str(v) for k, v in dict(c.params.get("tags") or {}).items()}
+    if not tags:
+        return []
+    ctx: Context = {f"aws:RequestTag/{k}": (v,) for k, v in tags.items()} | {"aws:TagKeys": tuple(tags)}
+    return [c.request("imagebuilder:TagResource", arn, ctx, TAGS_IN_REQUEST, why=why)]
+
+
+def _create_recipe(c: _Call) -> list[AuthorizationRequest]:
+    name, version = str(c.params["name"]).lower(), str(c.params["semanticVersion"])
+    arn = c.arn("imagebuilder", f"image-recipe/{name}/{version}")
+    out = [c.request("imagebuilder:CreateImageRecipe", arn, {}, TAGS_IN_REQUEST)]
+    why = "the SAR operations table lists imagebuilder:GetComponent for CreateImageRecipe"
+    out += [
+        c.request("imagebuilder:GetComponent", str(component["componentArn"]), why=why)
+        for component in c.params.get("components", [])
+    ]
+    parent = str(c.params["parentImage"])
+    if parent.startswith("arn:"):
+        out.append(c.request("imagebuilder:GetImage", parent, why="the recipe's parent is an Image Builder image"))
+    return out + _tagged(c, "CreateImageRecipe", arn, "CreateImageRecipe with tags")
+
+
+def _create_image(c: _Call) -> list[AuthorizationRequest]:
+    recipe = str(c.params["imageRecipeArn"])
+    name_version = recipe.split(":image-recipe/", 1)[1]
+    # The image's build number is Image Builder's to assign (the first build of a recipe version is 1).
+    arn = c.arn("imagebuilder", f"image/{name_version}/1")
+    why = "the SAR operations table lists it for CreateImage"
+    out = [
+        c.request("imagebuilder:CreateImage", arn, {}, TAGS_IN_REQUEST),
+        c.request("imagebuilder:GetImageRecipe", recipe, why=why),
+        c.request(
+            "imagebuilder:GetInfrastructureConfiguration", str(c.params["infrastructureConfigurationArn"]), why=why
+        ),
+    ]
+    if c.params.get("distributionConfigurationArn"):
+        out.append(
+            c.request(
+                "imagebuilder:GetDistributionConfiguration", str(c.params["distributionConfigurationArn"]), why=why
+            )
+        )
+    return out + _tagged(c, "CreateImage", arn, "CreateImage with tags")
+
+
 def _on_build(action: str) -> Mapper:
     return lambda c: [c.request(action, str(c.params["imageBuildVersionArn"]))]
 

@@ -24,6 +24,12 @@ def client(service: str) -> Any:
     return translate_throttling(boto3.client(service, config=_CONFIG))
 
 
+@cache
+def regional_client(service: str, region: str) -> Any:
+    """A client for another region (the AMI copies of `build.extraRegions`)."""
+    return translate_throttling(boto3.client(service, region_name=region, config=_CONFIG))
+
+
 def adapter_client(given: Any, service: str) -> Any:
     """The client an adapter uses: the one it was given, else the process's own, either way translating throttles."""
     return translate_throttling(given) if given is not None else client(service)
