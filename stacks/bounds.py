@@ -5,7 +5,8 @@ works on its groups, or whose execution could reach Step Functions' history cap.
 Time, per bounded wait (statemachine/deploy.asl.json checks each bound at every resumption, so a wait ends at
 most one of its poll intervals after its bound):
 - a bake: `build.timeoutMinutes`, checked after every Image Builder event or `build.fallbackPollSeconds`;
-  a base rebuild bakes twice and renews the lock in between;
+  a base rebuild, and the first deployment on a fresh account, bake twice (base, then app) and renew the
+  lock in between;
 - a rolling wave: the refresh (`refresh.timeoutMinutes`, checked every `refresh.pollIntervalSeconds` or
   `refresh.fallbackPollSeconds`), then, if it fails, the rollback under the same bound;
 - a blue-green wave: green's health and soak (`blueGreen.healthTimeoutMinutes` + `blueGreen.soakSeconds`), the
@@ -58,13 +59,15 @@ def _polls(bound_seconds: int, interval_seconds: int) -> int:
 
 
 def bake(config: PipelineConfig) -> Wave:
-    """One bake: start, then a check at every fallback poll until the bound (an event only comes earlier)."""
+    """One bake: start, then a check at every fallback poll until the bound (an event only comes earlier), each
+    check followed by its verdict and the pass that names the build to wait on next; at the bound the cancel.
+    A rebuild that bakes one image per commit waits in the same loop: its checks are bounded by the same time."""
     build = config.build
     bound = build.timeout_minutes * 60
     checks = _polls(bound, build.fallback_poll_seconds)
     return Wave(
         seconds=bound + build.fallback_poll_seconds + 2 * STEP_SECONDS["lambda"],
-        events=TASK + checks * (CALLBACK_TASK + TASK + STATE) + 3 * STATE,
+        events=2 * TASK + checks * (CALLBACK_TASK + TASK + 2 * STATE) + 3 * STATE,
     )
 
 
