@@ -25,7 +25,7 @@ from rehearsal.emulated_aws import _backends
 from rehearsal.fleet import blue_green_target, groups_of
 from rehearsal.intrinsics import Resolver
 
-COMMITS = ["1111111", "2222222", "3333333", "4444444", "5555555", "6666666"]
+COMMITS = [d * 40 for d in "123456"]  # full SHAs, as the commit tag of every baked image holds them
 HISTORY = 4  # launch template versions 1..4 use the four newest app images; 4 is the default
 
 

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Start a deployment by hand: build the execution input, check it, start the state machine.
 
-    python scripts/start_deployment.py deploy --commit 3f2c1e9 [--stages test] [--dry-run]
+    python scripts/start_deployment.py deploy --commit "$(git rev-parse HEAD)" [--stages test] [--dry-run]
     python scripts/start_deployment.py deploy-image --ami ami-0abc1234def567890
     python scripts/start_deployment.py rollback --to previous | --to ami-...
     python scripts/start_deployment.py rebuild-base
     ... --print    prints the JSON and the equivalent `aws stepfunctions start-execution` command only
 
-Checks that need AWS (is the AMI ours, is it still kept) happen in the state machine's first state.
+Checks that need AWS (is the commit in the CodeCommit repository, is the AMI ours, is it still kept) happen in
+the state machine's first state.
 The state machine ARN comes from --state-machine-arn, $STATE_MACHINE_ARN, or the stack's
 StateMachineArn output (CloudFormation, stack `<application>-ami-pipeline`). The input is checked
 with the state machine's own first-state checks (shape, combinations, source, stages) against the
-configuration in cdk.json, so a typo fails here, not in AWS.
+configuration in cdk.json, so a typo fails here, not in AWS. A commit is the full 40-hex SHA: a short one can
+name a tag or branch, and is refused (`git rev-parse <sha>` prints the full one).
 """
 
 from __future__ import annotations

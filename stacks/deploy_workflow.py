@@ -274,6 +274,12 @@ class DeployWorkflow(Construct):
             ["*"],
         )
         allow("check_refresh", ["ec2:DescribeInstances"], ["*"])
+        # validate_request refuses a commit the configured CodeCommit repository lacks (GetCommit: repository*,
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodecommit.html).
+        source = self._config.source
+        if source and source.type == "codecommit":
+            repository = Stack.of(self).format_arn(service="codecommit", resource=source.repository)
+            allow("validate_request", ["codecommit:GetCommit"], [repository])
 
         allow(
             "publish_launch_template_version",

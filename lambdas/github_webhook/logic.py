@@ -194,12 +194,12 @@ def ignore_reason(push: PushEvent, env: GithubWebhookEnvironment) -> str | None:
 
 
 def deploy_request(push: PushEvent, delivery: str | None) -> DeployRequest:
-    pusher = push.pusher.name.strip()[:255] or None
+    """The deploy request of an accepted push: its full `after` SHA as the commit, every value as GitHub sent it."""
     return DeployRequest(
         commit=push.after.lower(),
         branch=push.ref.removeprefix(_BRANCH_REF),
         repository=push.repository.full_name,
-        pusher=pusher,
+        pusher=push.pusher.name,
         delivery_id=delivery,
     )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+from validate_request.models import PlainText
 
 # ARNs as botocore's secretsmanager and stepfunctions models spell them (secret ARNs end in a random suffix).
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"  # noqa: S105 (a pattern, not a password)
@@ -48,18 +49,22 @@ class _GitHub(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
 
+# What the webhook forwards is held to validate_request's rule for every string (PlainText: no control character,
+# no line break, no whitespace at either end), here as a 400: nothing is trimmed on the way.
 class Repository(_GitHub):
-    full_name: str = Field(min_length=3, max_length=255)
+    full_name: Annotated[str, PlainText] = Field(min_length=3, max_length=255)
 
 
 class Pusher(_GitHub):
-    name: str = Field(min_length=1)
+    name: Annotated[str, PlainText] = Field(min_length=1, max_length=255)
 
 
 class PushEvent(_GitHub):
     """The fields of a `push` delivery that decide whether to deploy (docs.github.com: webhook events, push)."""
 
-    ref: str = Field(min_length=1)
+    ref: Annotated[str, PlainText] = Field(min_length=1)
+    # The full SHA of the branch's new head ("after": "The SHA of the most recent commit on ref after the push"):
+    # forwarded as the commit, so no short SHA ever reaches the bake.
     after: str = Field(pattern=COMMIT_PATTERN)
     deleted: bool = False
     repository: Repository

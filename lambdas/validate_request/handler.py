@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from validate_request.logic import validate_request
 from validate_request.models import ValidateRequestInput
 
+from shared.aws.codecommit import CodeCommit
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
@@ -27,10 +28,15 @@ def _fleet() -> FleetReferences:
     return FleetReferences()
 
 
+@cache
+def _codecommit() -> CodeCommit:
+    return CodeCommit()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     payload = parse_step_input(event, ValidateRequestInput)
     logger.info("validating execution input", extra={"executionName": payload.execution_name, "input": payload.input})
-    output = validate_request(payload, CONFIG, _images(), _fleet())
+    output = validate_request(payload, CONFIG, _images(), _fleet(), _codecommit())
     return output.model_dump(by_alias=True, mode="json")

@@ -1,9 +1,14 @@
 """Turn any trigger's execution input into one checked request, or reject it before anything in AWS changes.
 
 Three passes, each collecting every problem it finds before raising `InvalidInput`:
-1. shape: JSON types, known fields, value formats (pydantic);
+1. shape: JSON types, known fields, value formats (pydantic): every string is plain text (no control character,
+   no line break, no whitespace at either end: refused, never trimmed); a commit is a full 40-hex SHA;
 2. meaning: combinations per action, the configured source, the configured stages;
-3. AWS (reads only): the image to deploy is ours, the rollback target is a kept image.
+3. AWS (reads only): the commit to bake is in the configured CodeCommit repository, the image to deploy is ours,
+   the rollback target is a kept image.
+
+A commit is always the full SHA, never resolved here: CodeCommit's GetCommit cannot resolve a short one (it takes
+"the full SHA ID of the commit"), a GitHub push carries the full SHA in `after`, and a manual run must give it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from validate_request.models import (
 )
 
 from shared import tags
+from shared.aws.codecommit import CodeCommit
 from shared.aws.images import ImageRecord, Images, newest_first
 from shared.aws.references import FleetReferences
 from shared.config import DeployConfig, Stage
@@ -39,11 +45,13 @@ _TRIGGER_ACTIONS = {"codecommit": ("deploy",), "github": ("deploy",), "schedule"
 
 
 def validate_request(
-    event: ValidateRequestInput, config: DeployConfig, images: Images, fleet: FleetReferences
+    event: ValidateRequestInput, config: DeployConfig, images: Images, fleet: FleetReferences, codecommit: CodeCommit
 ) -> ValidateRequestOutput:
     request = parse_request(event.input)
     stages = check_request(request, config)
     ami_id = request.ami_id
+    if request.commit is not None:
+        check_commit_exists(request.commit, config, codecommit)
     if request.action == "deploy-image":
         assert ami_id is not None  # check_request requires it
         check_deployable_image(ami_id, config, images)
@@ -187,6 +195,27 @@ def _select_stages(names: list[str] | None, config: DeployConfig) -> tuple[list[
             problems.append(f'stages[{index}]: "{name}" is not configured (configured: {", ".join(configured)})')
         seen.add(name)
     return [s for s in config.stages if s.name in seen], problems
+
+
+def check_commit_exists(commit: str, config: DeployConfig, codecommit: CodeCommit) -> None:
+    """Pass 3 for a commit from a CodeCommit source: it is a commit of the configured repository (GetCommit).
+
+    A GitHub source is not asked: the function holds no GitHub token (the webhook forwards the push's full SHA).
+    """
+    source = config.source
+    if source is None or source.type != "codecommit":
+        return
+    found = codecommit.get_commit(source.repository, commit)
+    if found.status == "no-such-commit":
+        raise InvalidInput(
+            f"commit: {commit} is not a commit of the CodeCommit repository {source.repository} "
+            f"(GetCommit: {found.code}: {found.message}); push it first, or give a commit of that repository"
+        )
+    if found.status == "no-such-repository":
+        raise InvalidInput(
+            f"repository: the configured CodeCommit repository {source.repository} does not exist in this account "
+            f"and region (GetCommit: {found.code}: {found.message})"
+        )
 
 
 def check_deployable_image(ami_id: str, config: DeployConfig, images: Images) -> ImageRecord:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -16,8 +17,40 @@ Trigger = Literal["manual", "codecommit", "github", "schedule"]
 Pipeline = Literal["app", "base"]
 
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
-_COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+# A commit is named by its full SHA-1, exactly as git prints it (git rev-parse): a shorter prefix may also be the
+# name of a tag or branch, and CodeCommit's GetCommit takes full IDs only ("Commit IDs are the full SHA ID of the
+# commit", https://docs.aws.amazon.com/codecommit/latest/APIReference/API_GetCommit.html).
+FULL_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
 _BRANCH_PREFIX = "refs/heads/"
+# Unicode categories no input may contain anywhere: control characters (newline, tab, NUL...), format characters
+# (zero-width space, BOM, bidi overrides), surrogates, line and paragraph separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def plain_text(value: Any) -> Any:
+    """Refuse a string with a control character or line break anywhere, or whitespace at either end.
+
+    Nothing is trimmed: a value that is not exactly what it looks like is refused, not repaired. Other types pass
+    through to the field's own type check."""
+    if not isinstance(value, str):
+        return value
+    for index, char in enumerate(value):
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            raise PydanticCustomError(
+                "plain_text",
+                "must not contain a control character or line break (U+{code} at index {index}); "
+                "values are used exactly as given, never trimmed",
+                {"code": f"{ord(char):04X}", "index": index},
+            )
+    if value != value.strip():
+        raise PydanticCustomError(
+            "plain_text", "must not start or end with whitespace; values are used exactly as given, never trimmed"
+        )
+    return value
+
+
+PlainText = BeforeValidator(plain_text)
 
 
 def _ami_id(value: str) -> str:
@@ -27,9 +60,28 @@ def _ami_id(value: str) -> str:
 
 
 def _commit(value: str) -> str:
-    if not _COMMIT.fullmatch(value):
-        raise PydanticCustomError("commit", "must be 7 to 40 hexadecimal characters")
-    return value.lower()
+    if FULL_COMMIT.fullmatch(value):
+        return value
+    shown = value if len(value) <= 64 else value[:64] + "..."
+    if _HEX.fullmatch(value) and len(value) < 40:
+        raise PydanticCustomError(
+            "commit",
+            '"{value}" is not a full commit SHA (40 hex characters): short SHAs can name a tag or branch; '
+            "give the full SHA (git rev-parse {value})",
+            {"value": shown},
+        )
+    if _HEX.fullmatch(value) and len(value) == 40:
+        raise PydanticCustomError(
+            "commit",
+            '"{value}" has upper-case letters: give the full commit SHA in lower case, as git rev-parse prints it',
+            {"value": shown},
+        )
+    raise PydanticCustomError(
+        "commit",
+        '"{value}" is not a full commit SHA (40 lower-case hex characters): give the commit, not a branch or tag '
+        "name (git rev-parse <branch> prints it)",
+        {"value": shown},
+    )
 
 
 def _rollback_target(value: str) -> str:
@@ -47,12 +99,9 @@ def _branch(value: str) -> str:
 
 
 def _name(value: str) -> str:
-    if not value or value != value.strip():
-        raise PydanticCustomError("name", "must be non-empty without leading or trailing spaces")
+    if not value:
+        raise PydanticCustomError("name", "must not be empty")
     return value
-
-
-AmiId = Annotated[str, AfterValidator(_ami_id)]
 
 
 class _Input(BaseModel):
@@ -79,17 +128,18 @@ class ExecutionRequest(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid", strict=True)
 
-    action: Action
-    commit: Annotated[str, AfterValidator(_commit)] | None = None
-    branch: Annotated[str, Field(max_length=255), AfterValidator(_branch)] | None = None
-    repository: Annotated[str, Field(max_length=255), AfterValidator(_name)] | None = None
-    ami_id: AmiId | None = None
-    to: Annotated[str, AfterValidator(_rollback_target)] | None = None
-    stages: list[str] | None = None
+    # Every string is plain text (PlainText): no control character or line break, no whitespace at either end.
+    action: Annotated[Action, PlainText]
+    commit: Annotated[str, PlainText, AfterValidator(_commit)] | None = None
+    branch: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_branch)] | None = None
+    repository: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_name)] | None = None
+    ami_id: Annotated[str, PlainText, AfterValidator(_ami_id)] | None = None
+    to: Annotated[str, PlainText, AfterValidator(_rollback_target)] | None = None
+    stages: list[Annotated[str, PlainText]] | None = None
     dry_run: bool = False
-    trigger: Trigger = "manual"
-    pusher: Annotated[str, Field(max_length=255), AfterValidator(_name)] | None = None
-    delivery_id: Annotated[str, Field(max_length=255), AfterValidator(_name)] | None = None
+    trigger: Annotated[Trigger, PlainText] = "manual"
+    pusher: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_name)] | None = None
+    delivery_id: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_name)] | None = None
 
 
 class NormalisedRequest(_Output):

@@ -314,6 +314,65 @@ def test_push_of_another_commit_starts_a_second_execution(call: Any, aws: Aws) -
     assert sorted(e["name"] for e in aws.executions()) == sorted([expected_name(), expected_name(other)])
 
 
+def test_push_forwards_its_full_after_sha_as_the_commit(call: Any, aws: Aws) -> None:
+    # Given a push whose new head ("after") is a full SHA unlike its "before"
+    after = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+    # When it is delivered
+    status, _ = call(delivery(push_payload(after=after, commits=[{"id": after}], head_commit={"id": after})))
+    # Then the execution's commit is that full SHA, all 40 characters (its name carries only the first 12)
+    started = aws.executions()[0]
+    assert status == 202
+    assert json.loads(started["input"])["commit"] == after
+    assert started["name"] == expected_name(after)
+
+
+@pytest.mark.parametrize("short", [COMMIT[:7], COMMIT[:39]], ids=["7", "39"])
+def test_push_whose_after_is_not_a_full_sha_is_a_bad_request(call: Any, aws: Aws, short: str) -> None:
+    # Given a signed push whose "after" is a short SHA (GitHub always sends the full one)
+    event = delivery(push_payload(after=short))
+    # When it is delivered
+    status, body = call(event)
+    # Then 400, nothing started: a short SHA never reaches the bake
+    assert status == 400
+    assert body["error"].startswith("push payload: after: String should match pattern")
+    assert aws.executions() == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (
+            push_payload(ref="refs/heads/main\n"),
+            "push payload: ref: must not contain a control character or line break (U+000A at index 15)",
+        ),
+        (
+            push_payload(repository={"full_name": "acme/web-app "}),
+            "push payload: repository.full_name: must not start or end with whitespace",
+        ),
+        (
+            push_payload(pusher={"name": " octocat"}),
+            "push payload: pusher.name: must not start or end with whitespace",
+        ),
+        (
+            push_payload(pusher={"name": "octo\u200bcat"}),
+            "push payload: pusher.name: must not contain a control character or line break (U+200B at index 4)",
+        ),
+    ],
+    ids=["ref-newline", "repository-space", "pusher-space", "pusher-zero-width"],
+)
+def test_a_value_the_webhook_would_forward_with_whitespace_or_a_control_character_is_a_bad_request(
+    call: Any, aws: Aws, payload: dict[str, Any], reason: str
+) -> None:
+    # Given a signed push one of whose forwarded values carries an invisible extra
+    event = delivery(payload)
+    # When it is delivered
+    status, body = call(event)
+    # Then 400 naming the field: nothing is trimmed and nothing started
+    assert status == 400
+    assert body["error"].startswith(reason)
+    assert aws.executions() == []
+
+
 # --- rejected deliveries -------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 from moto.ec2.models import ec2_backends
@@ -16,16 +17,21 @@ from validate_request.logic import validate_request
 from validate_request.models import ValidateRequestInput
 
 from shared import tags
+from shared.aws.codecommit import CodeCommit
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import DeployConfig
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, Throttled
 from tests.conftest import ACCOUNT, REGION, SAMPLE_DEPLOY_CONFIG
 
 CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
 COMMIT = "3f2c1e9a4b5c6d7e8f9001122334455667788990"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 CREDS = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+GITHUB_CONFIG = CONFIG.model_copy(
+    update={"source": CONFIG.source.model_copy(update={"type": "github", "repository": "acme/web-app"})}  # type: ignore[union-attr]
+)
+Adapters = tuple[Images, FleetReferences, CodeCommit]
 
 
 def event(raw: Any) -> ValidateRequestInput:
@@ -34,21 +40,50 @@ def event(raw: Any) -> ValidateRequestInput:
     )
 
 
+class Repository:
+    """The configured CodeCommit repository (SAMPLE_DEPLOY_CONFIG's "web-app"), in memory: GetCommit finds the
+    commits pushed to it. Errors are tested with botocore's Stubber, which knows GetCommit's modeled errors."""
+
+    def __init__(self) -> None:
+        self.commits = {COMMIT}
+        self.calls: list[tuple[str, str]] = []
+
+    def get_commit(self, *, repositoryName: str, commitId: str) -> dict[str, Any]:  # noqa: N803 (botocore's names)
+        self.calls.append((repositoryName, commitId))
+        if repositoryName != "web-app" or commitId not in self.commits:
+            raise ClientError({"Error": {"Code": "CommitIdDoesNotExistException", "Message": "no"}}, "GetCommit")
+        return {"commit": {"commitId": commitId, "treeId": "0" * 40, "parents": []}}
+
+
 @pytest.fixture
-def no_aws() -> Iterator[tuple[Images, FleetReferences]]:
-    """Adapters whose clients have nothing stubbed: any AWS call at all fails the test."""
+def repository() -> Repository:
+    return Repository()
+
+
+@pytest.fixture
+def no_aws(repository: Repository) -> Iterator[Adapters]:
+    """Adapters whose EC2 client has nothing stubbed (any EC2 call fails the test); CodeCommit is `repository`."""
     ec2 = boto3.client("ec2", **CREDS)
     with Stubber(ec2) as stub:
-        yield Images(ec2), FleetReferences(ec2, object())
+        yield Images(ec2), FleetReferences(ec2, object()), CodeCommit(repository)
         stub.assert_no_pending_responses()
 
 
-def validate(raw: Any, adapters: tuple[Images, FleetReferences], config: DeployConfig = CONFIG) -> dict[str, Any]:
-    images, fleet = adapters
-    return validate_request(event(raw), config, images, fleet).model_dump(by_alias=True, mode="json")
+@pytest.fixture
+def codecommit() -> Iterator[tuple[Any, Stubber]]:
+    """A real botocore CodeCommit client under a Stubber: each GetCommit answer is stubbed by the test."""
+    client = boto3.client("codecommit", **CREDS)
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
 
 
-def rejected(raw: Any, adapters: tuple[Images, FleetReferences], config: DeployConfig = CONFIG) -> str:
+def validate(raw: Any, adapters: Adapters, config: DeployConfig = CONFIG) -> dict[str, Any]:
+    images, fleet, codecommit = adapters
+    return validate_request(event(raw), config, images, fleet, codecommit).model_dump(by_alias=True, mode="json")
+
+
+def rejected(raw: Any, adapters: Adapters, config: DeployConfig = CONFIG) -> str:
     with pytest.raises(InvalidInput) as raised:
         validate(raw, adapters, config)
     return str(raised.value)
@@ -111,14 +146,11 @@ def test_codecommit_rule_input_is_accepted(no_aws: Any) -> None:
     assert (request["action"], request["trigger"], request["commit"]) == ("deploy", "codecommit", COMMIT)
 
 
-def test_github_webhook_input_is_accepted_with_pusher_and_delivery_id(no_aws: Any) -> None:
+def test_github_webhook_input_is_accepted_with_pusher_and_delivery_id(no_aws: Any, repository: Repository) -> None:
     # Given a configuration with a GitHub source and what the webhook function sends
-    config = CONFIG.model_copy(
-        update={"source": CONFIG.source.model_copy(update={"type": "github", "repository": "acme/web-app"})}  # type: ignore[union-attr]
-    )
     raw = {
         "action": "deploy",
-        "commit": COMMIT[:7].upper(),
+        "commit": COMMIT,
         "branch": "refs/heads/main",
         "repository": "Acme/Web-App",
         "trigger": "github",
@@ -127,12 +159,14 @@ def test_github_webhook_input_is_accepted_with_pusher_and_delivery_id(no_aws: An
     }
 
     # When validating
-    request = validate(raw, no_aws, config)["request"]
+    request = validate(raw, no_aws, GITHUB_CONFIG)["request"]
 
-    # Then the short commit is lower-cased, the ref names the branch, the GitHub name matches case-insensitively
-    assert request["commit"] == COMMIT[:7]
+    # Then the full commit is kept, the ref names the branch, the GitHub name matches case-insensitively
+    assert request["commit"] == COMMIT
     assert request["branch"] == "main"
     assert (request["pusher"], request["deliveryId"]) == ("octocat", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    # and CodeCommit is not asked: a GitHub source is never looked up (no token in the function)
+    assert repository.calls == []
 
 
 def test_daily_schedule_rebuilds_base_from_the_configured_source(no_aws: Any) -> None:
@@ -219,7 +253,7 @@ def test_malformed_values_are_rejected_with_the_expected_format(no_aws: Any) -> 
 
     # Then each is named with what it should be
     assert "action: Input should be 'deploy', 'rebuild-base', 'deploy-image' or 'rollback'" in message
-    assert "commit: must be 7 to 40 hexadecimal characters, got 'main-branch'" in message
+    assert 'commit: "main-branch" is not a full commit SHA (40 lower-case hex characters)' in message
     assert "trigger: Input should be 'manual', 'codecommit', 'github' or 'schedule'" in message
 
 
@@ -320,8 +354,8 @@ class Account:
         return DeployConfig.model_validate({**SAMPLE_DEPLOY_CONFIG, "stages": stages})
 
     @property
-    def adapters(self) -> tuple[Images, FleetReferences]:
-        return self.images, self.fleet
+    def adapters(self) -> Adapters:
+        return self.images, self.fleet, CodeCommit(Repository())
 
 
 @pytest.fixture(scope="module")
@@ -439,9 +473,12 @@ def test_rollback_to_previous_without_an_earlier_kept_image_is_rejected(account:
     assert message.startswith(f'to: "previous": no kept image is older than {only}')
 
 
-def test_validate_handler_end_to_end(lambda_context: Any) -> None:
-    # Given the handler (the sample config from the environment) and a codecommit-triggered deploy
+def test_validate_handler_end_to_end(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the handler (the sample config from the environment), its repository, and a codecommit-triggered deploy
     from validate_request import handler
+
+    repository = Repository()
+    monkeypatch.setattr(handler, "_codecommit", lambda: CodeCommit(repository))
 
     payload = {
         "executionId": "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1",
@@ -458,10 +495,11 @@ def test_validate_handler_end_to_end(lambda_context: Any) -> None:
     # When invoking it
     result = handler.lambda_handler(payload, lambda_context)
 
-    # Then it returns the documented camelCase shape
+    # Then it returns the documented camelCase shape, having found the commit in the configured repository
     assert set(result) == {"request", "stages", "needsBake", "pipeline"}
     assert result["request"]["trigger"] == "codecommit"
     assert [s["name"] for s in result["stages"]] == ["test", "prod"]
+    assert repository.calls == [("web-app", COMMIT)]
 
 
 def test_validate_handler_rejects_bad_input_and_a_malformed_payload(lambda_context: Any) -> None:
@@ -478,16 +516,187 @@ def test_validate_handler_rejects_bad_input_and_a_malformed_payload(lambda_conte
         handler.lambda_handler({"executionId": "arn:x", "input": {}}, lambda_context)
 
 
+# --- commits: the full SHA only, and (CodeCommit) one the repository holds ---
+
+
+@pytest.mark.parametrize("short", [COMMIT[:7], COMMIT[:12], COMMIT[:39]], ids=["7", "12", "39"])
+@pytest.mark.parametrize("config", [CONFIG, GITHUB_CONFIG], ids=["codecommit", "github"])
+def test_short_sha_is_refused_with_how_to_give_the_full_one(
+    short: str, config: DeployConfig, no_aws: Any, repository: Repository
+) -> None:
+    # Given a manual deploy of a commit named by a short SHA (which git checkout may take for a tag or branch)
+    raw = {"action": "deploy", "commit": short}
+
+    # When / Then it is refused with the reason and the command that prints the full SHA, before any AWS call
+    assert rejected(raw, no_aws, config) == (
+        f'commit: "{short}" is not a full commit SHA (40 hex characters): short SHAs can name a tag or branch; '
+        f"give the full SHA (git rev-parse {short}), got '{short}'"
+    )
+    assert repository.calls == []
+
+
+def test_full_lower_case_sha_is_accepted_as_given(no_aws: Any, repository: Repository) -> None:
+    # Given a deploy of a full 40-hex SHA that the configured CodeCommit repository holds
+    raw = {"action": "deploy", "commit": COMMIT}
+
+    # When validating
+    request = validate(raw, no_aws)["request"]
+
+    # Then the commit is the full SHA, unchanged, looked up once in the configured repository
+    assert request["commit"] == COMMIT
+    assert repository.calls == [("web-app", COMMIT)]
+
+
+def test_upper_case_sha_is_refused_not_normalised(no_aws: Any, repository: Repository) -> None:
+    # Given the full SHA in upper case: only the exact form git prints is taken
+    raw = {"action": "deploy", "commit": COMMIT.upper()}
+
+    # When / Then
+    message = rejected(raw, no_aws)
+    assert message.startswith(f'commit: "{COMMIT.upper()}" has upper-case letters: give the full commit SHA in lower')
+    assert repository.calls == []
+
+
 @pytest.mark.parametrize(
-    "raw",
+    ("value", "why"),
     [
-        {"action": "deploy", "commit": "abcdef1\n"},
-        {"action": "deploy-image", "amiId": "ami-0123456789abcdef0\n"},
-        {"action": "rollback", "to": "ami-0123456789abcdef0\n"},
+        ("main", "not a full commit SHA (40 lower-case hex characters): give the commit, not a branch or tag name"),
+        (COMMIT + "0", "not a full commit SHA (40 lower-case hex characters)"),  # 41: not SHA-1
+        ("0x" + COMMIT[:38], "not a full commit SHA (40 lower-case hex characters)"),
     ],
-    ids=["commit", "ami-id", "rollback-target"],
+    ids=["branch-name", "too-long", "0x-prefix"],
 )
-def test_a_value_with_a_trailing_newline_is_rejected(no_aws: Any, raw: dict[str, Any]) -> None:
-    # Given a value that only matches its pattern if "$" may stand before a final newline
-    # When validated / Then it is InvalidInput (patterns must match the whole string)
-    assert rejected(raw, no_aws)
+def test_a_commit_that_is_no_sha_is_refused(value: str, why: str, no_aws: Any) -> None:
+    # Given / When / Then
+    assert f'commit: "{value}" is {why}' in rejected({"action": "deploy", "commit": value}, no_aws)
+
+
+def test_codecommit_commit_the_repository_lacks_is_refused_before_anything_else(codecommit: Any) -> None:
+    # Given the configured CodeCommit repository answering GetCommit: the commit does not exist (EC2: nothing stubbed)
+    client, stub = codecommit
+    stub.add_client_error(
+        "get_commit",
+        service_error_code="CommitIdDoesNotExistException",
+        service_message="The specified commit ID does not exist.",
+        expected_params={"repositoryName": "web-app", "commitId": COMMIT},
+    )
+    ec2 = boto3.client("ec2", **CREDS)
+
+    # When validating a deploy of it
+    with Stubber(ec2) as ec2_stub, pytest.raises(InvalidInput) as raised:
+        validate(
+            {"action": "deploy", "commit": COMMIT}, (Images(ec2), FleetReferences(ec2, object()), CodeCommit(client))
+        )
+    ec2_stub.assert_no_pending_responses()
+
+    # Then it is refused naming the commit, the repository and CodeCommit's answer; GetCommit was the only call
+    assert str(raised.value) == (
+        f"commit: {COMMIT} is not a commit of the CodeCommit repository web-app (GetCommit: "
+        "CommitIdDoesNotExistException: The specified commit ID does not exist.); push it first, or give a commit "
+        "of that repository"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("InvalidCommitIdException", f"commit: {COMMIT} is not a commit of the CodeCommit repository web-app"),
+        ("RepositoryDoesNotExistException", "repository: the configured CodeCommit repository web-app does not exist"),
+    ],
+)
+def test_codecommit_refusals_name_what_is_missing(code: str, expected: str, codecommit: Any) -> None:
+    # Given GetCommit answering that the commit ID is not valid, or that the repository does not exist
+    client, stub = codecommit
+    stub.add_client_error("get_commit", service_error_code=code, service_message="no")
+    adapters = (Images(object()), FleetReferences(object(), object()), CodeCommit(client))
+
+    # When / Then the refusal names what is missing
+    assert rejected({"action": "deploy", "commit": COMMIT}, adapters).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ThrottlingException", 400), ("InternalFailure", 500), ("ServiceUnavailable", 503)],
+)
+def test_codecommit_throttle_or_server_error_is_throttled_for_the_state_machine_to_retry(
+    code: str, status: int, codecommit: Any
+) -> None:
+    # Given GetCommit throttled, or failing on AWS's side, once botocore's own retries are spent
+    client, stub = codecommit
+    stub.add_client_error("get_commit", service_error_code=code, service_message="later", http_status_code=status)
+    adapters = (Images(object()), FleetReferences(object(), object()), CodeCommit(client))
+
+    # When / Then the step raises Throttled (the error name ValidateRequest's Retry backs off on), not InvalidInput
+    with pytest.raises(Throttled, match=code):
+        validate({"action": "deploy", "commit": COMMIT}, adapters)
+
+
+def test_codecommit_access_denied_is_not_taken_for_a_missing_commit(codecommit: Any) -> None:
+    # Given the function's role not allowed to call GetCommit
+    client, stub = codecommit
+    stub.add_client_error("get_commit", service_error_code="AccessDeniedException", service_message="denied")
+    adapters = (Images(object()), FleetReferences(object(), object()), CodeCommit(client))
+
+    # When / Then the AWS error itself is raised: a configuration problem, neither InvalidInput nor retried
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        validate({"action": "deploy", "commit": COMMIT}, adapters)
+
+
+def test_github_source_makes_no_codecommit_call(codecommit: Any, no_aws: Adapters) -> None:
+    # Given a GitHub source and a CodeCommit client with nothing stubbed (any call fails the test)
+    client, _ = codecommit
+    images, fleet, _ = no_aws
+
+    # When validating a deploy / Then it is accepted without asking anyone
+    result = validate({"action": "deploy", "commit": COMMIT}, (images, fleet, CodeCommit(client)), GITHUB_CONFIG)
+    assert result["request"]["commit"] == COMMIT
+
+
+# --- every string is taken exactly as given: whitespace or control characters are refused, never trimmed ---
+
+# (field path in messages, the request with a value in that field, a valid value of it)
+STRING_FIELDS: list[tuple[str, Any, str]] = [
+    ("action", lambda v: {"action": v, "commit": COMMIT}, "deploy"),
+    ("commit", lambda v: {"action": "deploy", "commit": v}, COMMIT),
+    ("branch", lambda v: {"action": "deploy", "commit": COMMIT, "branch": v}, "main"),
+    ("repository", lambda v: {"action": "deploy", "commit": COMMIT, "repository": v}, "web-app"),
+    ("amiId", lambda v: {"action": "deploy-image", "amiId": v}, "ami-0123456789abcdef0"),
+    ("to", lambda v: {"action": "rollback", "to": v}, "previous"),
+    ("stages[1]", lambda v: {"action": "deploy", "commit": COMMIT, "stages": ["test", v]}, "prod"),
+    ("trigger", lambda v: {"action": "deploy", "commit": COMMIT, "trigger": v}, "codecommit"),
+    ("pusher", lambda v: {"action": "deploy", "commit": COMMIT, "pusher": v}, "octocat"),
+    ("deliveryId", lambda v: {"action": "deploy", "commit": COMMIT, "deliveryId": v}, "d-1"),
+]
+CONTROL = "must not contain a control character or line break"
+TRAILING = "must not start or end with whitespace; values are used exactly as given, never trimmed"
+BAD_VALUES: list[tuple[str, Any, str]] = [
+    ("trailing-newline", lambda v: v + "\n", f"{CONTROL} (U+000A at index {{end}})"),
+    ("trailing-crlf", lambda v: v + "\r\n", f"{CONTROL} (U+000D at index {{end}})"),
+    ("trailing-space", lambda v: v + " ", TRAILING),
+    ("leading-space", lambda v: " " + v, TRAILING),
+    ("trailing-nbsp", lambda v: v + "\u00a0", TRAILING),
+    ("inner-tab", lambda v: v[:1] + "\t" + v[1:], f"{CONTROL} (U+0009 at index 1)"),
+    ("zero-width-space", lambda v: v + "\u200b", f"{CONTROL} (U+200B at index {{end}})"),
+]
+
+
+@pytest.mark.parametrize(("bad_name", "spoil", "why"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+@pytest.mark.parametrize(("path", "request_with", "good"), STRING_FIELDS, ids=[f[0] for f in STRING_FIELDS])
+def test_a_string_with_whitespace_around_it_or_a_control_character_is_refused_naming_its_field(
+    path: str,
+    request_with: Any,
+    good: str,
+    bad_name: str,
+    spoil: Any,
+    why: str,
+    no_aws: Any,
+    repository: Repository,
+) -> None:
+    # Given a request whose one string field carries an invisible extra
+    value = spoil(good)
+
+    # When / Then it is refused in the first pass, naming the field and showing the value, before any AWS call
+    message = rejected(request_with(value), no_aws)
+    assert message.startswith(f"{path}: {why.format(end=len(good))}"), message
+    assert message.endswith(f", got {value!r}")
+    assert repository.calls == []
