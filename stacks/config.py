@@ -5,9 +5,10 @@ A bad value fails `cdk synth` with the key path and the reason, for example::
 
     retention.keepLaunchTemplateVersions must be >= 2, got 1
 
-The deploy-time part (application, source, stages, refresh, blueGreen, retention) reuses the very models
-the Lambda functions parse at cold start (lambdas/shared/config.py), so what synth accepts the
-functions accept too. No AWS calls happen here.
+PipelineConfig is the DeployConfig the Lambda functions parse at cold start (lambdas/shared/config.py) plus
+the synth-only sections: the deploy-time part (application, source, stages, refresh, blueGreen, retention) is
+validated by the very same models and rules, so what synth accepts the functions accept too, and a value a
+step would refuse fails synth instead of a deployment. No AWS calls happen here.
 """
 
 from __future__ import annotations
@@ -17,16 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
-from lambdas.shared.config import (
-    BlueGreen,
-    DeployConfig,
-    RefreshPreferences,
-    Retention,
-    Source,
-    Stage,
-)
+from lambdas.shared.config import DeployConfig
 from lambdas.shared.config import _Model as Model
 from stacks import bounds
 
@@ -62,6 +57,26 @@ _COMPONENT_REF = re.compile(
     r"^(aws:[a-z0-9-]+|arn:aws[a-z-]*:imagebuilder:[a-z0-9-]*:(aws|\d{12}):component/.+|.+\.ya?ml)$"
 )
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+# Regions outside the commercial partition, by name prefix. Powertools documents the SSM parameters naming its
+# layer (stacks/lambda_function.py) for its commercial layers only; for China and GovCloud its docs list bare layer
+# ARNs, from other publisher accounts (GovCloud's at an older layer version), and no Region of another partition
+# (https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/#using-ssm-parameter-store,
+# #aws-china-regions, #aws-govcloud-regions).
+_OTHER_PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+)
+REMOVED_KEYS = {
+    "powertoolsLayerVersion": (
+        "was removed: the functions get the Powertools layer of the release the tests run (the "
+        "aws-lambda-powertools version pinned in requirements-dev.txt), named at deploy time by Powertools' public "
+        "SSM parameter for that version; delete the key"
+    ),
+}
 
 
 class ConfigError(ValueError):
@@ -137,7 +152,8 @@ class AppImage(Model):
 
 class Build(Model):
     subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
-    security_group_ids: tuple[str, ...] = ()
+    # validate_default: an omitted list is checked against subnetId too.
+    security_group_ids: tuple[str, ...] = Field(default=(), validate_default=True)
     logs_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     ami_kms_key_id: str | None = None
     extra_regions: tuple[str, ...] = ()
@@ -147,10 +163,20 @@ class Build(Model):
 
     @field_validator("security_group_ids")
     @classmethod
-    def _sgs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _sgs(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         for sg in value:
             if not re.fullmatch(r"^sg-[0-9a-f]{8,17}$", sg):
                 raise ValueError(f"{sg!r} is not a security group id (sg-...)")
+        subnet = info.data.get("subnet_id")
+        # CreateInfrastructureConfiguration: "If you specify subnetId, you must also specify one or more security
+        # group IDs in securityGroupIds. Otherwise, the request fails."
+        # (https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_CreateInfrastructureConfiguration.html)
+        if subnet and not value:
+            raise ValueError(
+                f"required with build.subnetId {subnet!r}: Image Builder refuses a subnet without security groups"
+            )
+        if value and not subnet and "subnet_id" in info.data:
+            raise ValueError("needs build.subnetId (Image Builder takes both or neither)")
         return value
 
     @field_validator("share_with_accounts")
@@ -160,12 +186,6 @@ class Build(Model):
             if not re.fullmatch(r"^\d{12}$", account):
                 raise ValueError(f"{account!r} is not a 12-digit AWS account id")
         return value
-
-    @model_validator(mode="after")
-    def _security_groups_need_subnet(self) -> Build:
-        if self.security_group_ids and not self.subnet_id:
-            raise ValueError("securityGroupIds needs subnetId (Image Builder requires both or neither)")
-        return self
 
 
 class Lock(Model):
@@ -202,25 +222,41 @@ class Environment(Model):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
 
+    @field_validator("region")
+    @classmethod
+    def _commercial_partition(cls, value: str | None) -> str | None:
+        partition = next((p for prefix, p in _OTHER_PARTITIONS if value and value.startswith(prefix)), None)
+        if partition:
+            raise ValueError(
+                f"{value} is in the {partition} partition, where Powertools publishes no SSM parameter naming its "
+                "Lambda layer (only the commercial aws partition has them), so the functions would get no layer; "
+                "use a Region of the aws partition"
+            )
+        return value
 
-class PipelineConfig(Model):
-    application: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+class PipelineConfig(DeployConfig):
+    """DeployConfig (application, source, stages, refresh, blueGreen, retention and their rules) + synth-only keys."""
+
     environment: Environment = Environment()
-    source: Source | None = None
     base_image: BaseImage = BaseImage()
     app_image: AppImage = AppImage()
     build: Build = Build()
-    stages: tuple[Stage, ...] = Field(min_length=1)
-    refresh: RefreshPreferences = RefreshPreferences()
-    blue_green: BlueGreen = BlueGreen()
-    retention: Retention = Retention()
     lock: Lock = Lock()
     approval: Approval = Approval()
     notifications: Notifications = Notifications()
     example_fleet: ExampleFleetConfig = ExampleFleetConfig()
     log_retention_days: int = 90
-    powertools_layer_version: int = Field(default=38, ge=1)
     pass_role_arns: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            removed = [f"{key} {why}" for key, why in REMOVED_KEYS.items() if key in data]
+            if removed:
+                raise ValueError("; ".join(removed))
+        return data
 
     @field_validator("log_retention_days")
     @classmethod
@@ -268,17 +304,6 @@ class PipelineConfig(Model):
                     )
         bounds.check_history_budget(self)
         bounds.check_lock_outlasts(self)
-        percentages = self.refresh.checkpoint_percentages
-        if list(percentages) != sorted(set(percentages)) or any(not 1 <= p <= 100 for p in percentages):
-            raise ValueError(
-                f"refresh.checkpointPercentages must be strictly ascending values in 1..100, got {list(percentages)}"
-            )
-        if (
-            self.source
-            and self.source.type == "github"
-            and not re.fullmatch(r"^[\w.-]+/[\w.-]+$", self.source.repository)
-        ):
-            raise ValueError(f"source.repository must be owner/name for GitHub, got {self.source.repository!r}")
         return self
 
     def deploy_config(self) -> DeployConfig:
@@ -299,7 +324,9 @@ class PipelineConfig(Model):
 def _message(err: Any) -> str:
     path = ""
     for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        # camelCase as the configuration spells it (pydantic names a defaulted field by its Python name)
+        key = to_camel(str(part))
+        path += f"[{part}]" if isinstance(part, int) else (f".{key}" if path else key)
     ctx = err.get("ctx") or {}
     got = err.get("input")
     kind = err["type"]

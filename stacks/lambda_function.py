@@ -1,10 +1,17 @@
 """One way to build every Lambda function of the project: the latest Python runtime, arm64, JSON logs to
 its own log group with retention, X-Ray, Powertools from its official public layer, code from `lambdas/`
-(no Docker bundling: boto3 comes with the runtime) and its own role with no managed policies."""
+(no Docker bundling: boto3 comes with the runtime) and its own role with no managed policies.
+
+The layer is the Powertools release the tests run: the version pinned in requirements-dev.txt, read here at
+synth, names Powertools' public SSM parameter for that release, runtime and architecture, which CloudFormation
+resolves to the layer's ARN at deploy time. No layer number is written by hand anywhere."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+import re
+from pathlib import Path
+
+from aws_cdk import CfnDynamicReference, CfnDynamicReferenceService, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -14,17 +21,40 @@ from stacks.config import LOG_RETENTION_DAYS, PROJECT_ROOT, PipelineConfig
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-POWERTOOLS_ACCOUNT = "017000801446"  # the Powertools team's public layer account
 METRICS_NAMESPACE = "ImmutableAmiPipeline"
 LAMBDA_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "requirements.txt"]
+# The requirements the tests install: the Powertools they run is the one the functions get.
+POWERTOOLS_REQUIREMENTS = PROJECT_ROOT / "requirements-dev.txt"
+_POWERTOOLS_PIN = re.compile(r"^aws-lambda-powertools(?:\[[^\]]*\])?==(\d+\.\d+\.\d+)\s*(?:#.*)?$", re.MULTILINE)
 
 
-def powertools_layer_arn(version: int) -> str:
-    runtime = RUNTIME.name.replace(".", "")  # python3.14 → python314
-    return (
-        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{runtime}-arm64:{version}"
-    )
+def pinned_powertools_version(requirements: Path = POWERTOOLS_REQUIREMENTS) -> str:
+    """The one exact `aws-lambda-powertools==X.Y.Z` pin of the requirements file."""
+    pins = _POWERTOOLS_PIN.findall(requirements.read_text(encoding="utf-8"))
+    if len(pins) != 1:
+        raise RuntimeError(
+            f"{requirements.name} must pin aws-lambda-powertools exactly once (aws-lambda-powertools[parser]==X.Y.Z): "
+            f"the functions' layer is that release; found {pins or 'no pin'}"
+        )
+    return str(pins[0])
+
+
+def powertools_layer_parameter(version: str) -> str:
+    """Powertools' public SSM parameter holding the ARN of its layer `version` for our runtime and architecture.
+
+    "/aws/service/powertools/python/<arch>/<runtime>/<version>", e.g. .../arm64/python3.14/3.37.0 (the Python
+    version keeps its period; `latest` also exists but follows every release, so it is not used):
+    https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/#using-ssm-parameter-store
+    Published in the commercial partition only (stacks/config.py refuses other partitions).
+    """
+    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
+
+
+def powertools_layer_arn(version: str) -> str:
+    """The layer ARN as a `{{resolve:ssm:...}}` dynamic reference, the form the Powertools docs give for a Lambda
+    function's Layers (same page); CloudFormation resolves it in each stack operation, and a change set shows the
+    value it resolved to (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-ssm.html)."""
+    return CfnDynamicReference(CfnDynamicReferenceService.SSM, powertools_layer_parameter(version)).to_string()
 
 
 def retention(days: int) -> logs.RetentionDays:
@@ -60,7 +90,7 @@ def python_function(
     log_group.grant_write(role)
     layer_id = "PowertoolsLayer"
     layer = scope.node.try_find_child(layer_id) or lambda_.LayerVersion.from_layer_version_arn(
-        scope, layer_id, powertools_layer_arn(config.powertools_layer_version)
+        scope, layer_id, powertools_layer_arn(pinned_powertools_version())
     )
     return lambda_.Function(
         scope,

@@ -8,7 +8,6 @@ adopted when it already rolls out the same template version and is otherwise rep
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,12 +16,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from start_instance_refresh.models import StartInstanceRefreshInput, StartInstanceRefreshOutput
 
 from shared.aws.autoscaling import Group, Refresh
-from shared.config import ConfigurationError, DeployConfig, RefreshPreferences, Target
+from shared.config import DeployConfig, RefreshPreferences, Target, require_valid_refresh
 from shared.errors import RefreshInProgress
 from shared.observability import logger, metrics
 from shared.targets import require_configured_target
 
-MAX_ALARMS = 10  # AlarmSpecification.Alarms: "You can specify up to 10 alarms."
 _STANDBY_STATES = frozenset({"Standby", "EnteringStandby"})
 _LEAVING_STATES_PREFIXES = ("Terminating", "Terminated", "Detach")
 
@@ -45,15 +43,13 @@ class StartOutcome:
 def build_refresh_preferences(refresh: RefreshPreferences, *, for_rollback: bool = False) -> dict[str, Any]:
     """The StartInstanceRefresh Preferences, checked against the rules AWS applies.
 
+    The rules are the configuration model's (shared.config.refresh_problems, which synth and every cold start
+    apply too): a ConfigurationError here names the key, as `cdk synth` would have.
     A rollback refresh (back to the previous version) has no checkpoints, bake time, alarms or auto
     rollback: the alarms that failed the deployment would fail the rollback too, and an auto rollback of
     a rollback would return the fleet to the bad version.
     """
-    if refresh.max_healthy_percentage - refresh.min_healthy_percentage > 100:
-        raise ConfigurationError(
-            f"refresh.maxHealthyPercentage ({refresh.max_healthy_percentage}) minus minHealthyPercentage "
-            f"({refresh.min_healthy_percentage}) must not exceed 100"
-        )
+    require_valid_refresh(refresh)
     preferences: dict[str, Any] = {
         "MinHealthyPercentage": refresh.min_healthy_percentage,
         "MaxHealthyPercentage": refresh.max_healthy_percentage,
@@ -68,26 +64,11 @@ def build_refresh_preferences(refresh: RefreshPreferences, *, for_rollback: bool
         return preferences
     preferences["AutoRollback"] = refresh.auto_rollback
     preferences["BakeTime"] = refresh.bake_time_seconds
-    checkpoints = list(refresh.checkpoint_percentages)
-    if checkpoints:
-        if any(not 1 <= p <= 100 for p in checkpoints):
-            raise ConfigurationError(f"refresh.checkpointPercentages {checkpoints}: each must be between 1 and 100")
-        if any(b <= a for a, b in itertools.pairwise(checkpoints)):
-            raise ConfigurationError(f"refresh.checkpointPercentages {checkpoints}: must be unique and ascending")
-        if checkpoints[-1] != 100:
-            raise ConfigurationError(
-                f"refresh.checkpointPercentages {checkpoints}: the last must be 100, or the refresh stops before "
-                "replacing every instance"
-            )
-        preferences["CheckpointPercentages"] = checkpoints
+    if refresh.checkpoint_percentages:
+        preferences["CheckpointPercentages"] = list(refresh.checkpoint_percentages)
         preferences["CheckpointDelay"] = refresh.checkpoint_delay_seconds
-    alarms = list(refresh.alarms)
-    if alarms:
-        if len(alarms) > MAX_ALARMS:
-            raise ConfigurationError(f"refresh.alarms: at most {MAX_ALARMS} alarms, got {len(alarms)}")
-        if any(not 1 <= len(a) <= 255 for a in alarms):
-            raise ConfigurationError("refresh.alarms: alarm names must be 1 to 255 characters")
-        preferences["AlarmSpecification"] = {"Alarms": alarms}
+    if refresh.alarms:
+        preferences["AlarmSpecification"] = {"Alarms": list(refresh.alarms)}
     return preferences
 
 

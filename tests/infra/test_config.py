@@ -21,6 +21,10 @@ MINIMAL: dict[str, Any] = {
 }
 
 
+GITHUB = {"type": "github", "repository": "acme/web-app", "branch": "main"}
+TOKEN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-app/github-token-AbC123"
+
+
 def with_(path: str, value: Any) -> dict[str, Any]:
     """MINIMAL with one key (dotted path) set."""
     config = json.loads(json.dumps(MINIMAL))
@@ -81,11 +85,28 @@ def test_defaults_are_the_safe_ones() -> None:
         (with_("source", {"type": "gitlab", "repository": "r", "branch": "main"}), "source.type must be one of"),
         (
             with_("source", {"type": "github", "repository": "no-owner", "branch": "main"}),
-            "must be owner/name for GitHub",
+            "source.repository: must be owner/name for GitHub, got 'no-owner'",
+        ),
+        (
+            with_("source", {**GITHUB, "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token"}),
+            "source.tokenSecretArn: must be the complete ARN of a Secrets Manager secret",
+        ),
+        (
+            with_("source", {**GITHUB, "tokenSecretArn": "arn:aws:ssm:eu-west-1:123456789012:parameter/token-AbCdEf"}),
+            "source.tokenSecretArn: must be the complete ARN of a Secrets Manager secret",
+        ),
+        (
+            with_("source", {**GITHUB, "tokenSecretArn": "arn:aws:secretsmanager:eu-west-1:1234:secret:token-AbCdEf"}),
+            "source.tokenSecretArn: must be the complete ARN of a Secrets Manager secret",
+        ),
+        (
+            with_("source", {"type": "codecommit", "repository": "web-app", "branch": "main", "tokenSecretArn": TOKEN}),
+            "source.tokenSecretArn: only for GitHub: a CodeCommit repository is cloned with the build role's "
+            "codecommit:GitPull",
         ),
         (with_("logRetentionDays", 10), "logRetentionDays: must be one of CloudWatch's periods"),
-        (with_("build.securityGroupIds", ["sg-0123456789abcdef0"]), "securityGroupIds needs subnetId"),
-        (with_("refresh.checkpointPercentages", [50, 20]), "refresh.checkpointPercentages must be strictly ascending"),
+        (with_("build.securityGroupIds", ["sg-0123456789abcdef0"]), "build.securityGroupIds: needs build.subnetId"),
+        (with_("refresh.checkpointPercentages", [50, 20]), "refresh.checkpointPercentages [50, 20]: must be unique"),
         (with_("notifications.emails", ["not-an-email"]), "'not-an-email' is not an email address"),
         (with_("passRoleArns", ["arn:aws:iam::123456789012:role/*"]), "is not the ARN of one IAM role"),
         (with_("retention.keepForever", True), "retention.keepForever is not a known key"),
@@ -125,7 +146,7 @@ def test_defaults_are_the_safe_ones() -> None:
                 "blueGreen": {"soakSeconds": 86400},
                 "refresh": {"pollIntervalSeconds": 10},
             },
-            "stages[0].targets: one execution could write 85,290 history events, above the 20,000 this pipeline "
+            "stages[0].targets: one execution could write 85,400 history events, above the 20,000 this pipeline "
             "allows within Step Functions' 25,000 per execution",
         ),
         (
@@ -156,6 +177,45 @@ def test_bad_configuration_fails_with_key_path_and_reason(config: dict[str, Any]
         load_config(config)
 
     assert message in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        TOKEN,
+        "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:token-AbC123",
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:a/b_c+d=e.f@g-h-xYz789",
+    ],
+)
+def test_a_github_source_takes_the_complete_arn_of_its_token_secret_in_any_partition(arn: str) -> None:
+    # Given a GitHub source with the ARN create-secret printed / When it is loaded
+    config = load_config(with_("source", {**GITHUB, "tokenSecretArn": arn}))
+
+    # Then the ARN is kept, for the build role's grant and the build; the functions see it too
+    assert config.source is not None
+    assert config.source.token_secret_arn == arn
+    assert json.loads(config.deploy_config_json())["source"]["tokenSecretArn"] == arn
+
+
+def test_a_source_without_token_secret_clones_without_credentials() -> None:
+    config = load_config(with_("source", GITHUB))
+
+    assert config.source is not None
+    assert config.source.token_secret_arn is None
+
+
+def test_the_removed_powertools_layer_version_key_says_why_and_where_the_layer_comes_from() -> None:
+    # Given a configuration written for the hand-picked layer number
+    old = {**MINIMAL, "powertoolsLayerVersion": 38}
+
+    # When / Then synth refuses it, saying it is gone and what replaced it, rather than "not a known key"
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(old)
+    message = str(excinfo.value)
+    assert "powertoolsLayerVersion was removed" in message
+    assert "aws-lambda-powertools version pinned in requirements-dev.txt" in message
+    assert "delete the key" in message
+    assert "not a known key" not in message
 
 
 def test_missing_context_key_points_to_the_readme() -> None:
