@@ -41,6 +41,7 @@ SOURCES = (
     "statemachine/deploy.asl.json",
     "imagebuilder",
     "requirements.txt",
+    "requirements-dev.txt",  # its aws-lambda-powertools pin is the functions' layer version
 )
 
 
@@ -144,6 +145,11 @@ def _hash_sources(config_text: str, context: dict[str, Any]) -> str:
                 continue
             digest.update(str(file.relative_to(PROJECT_ROOT)).encode())
             digest.update(file.read_bytes())
+    from stacks.image_versions import ledger_file
+
+    # The Image Builder versions come from the ledger the app reads, which may lie outside the repository.
+    ledger = ledger_file()
+    digest.update(b"versions.json\0" + (ledger.read_bytes() if ledger.is_file() else b"(none)"))
     return digest.hexdigest()[:20]
 
 

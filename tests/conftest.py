@@ -2,15 +2,25 @@
 
 No test may reach AWS: credentials are fake, the region is fixed and sockets are disabled
 (pytest-socket, see pyproject.toml). moto, botocore's Stubber or in-memory fakes stand in for AWS.
+
+Every synth of the session (in-process, or app.py run by the rehearsal or a test) reads the Image Builder
+version ledger from one temporary copy, read-only (see pytest_configure): the repository's
+imagebuilder/versions.json is never written, and each synth sees the committed versions whatever other
+configurations the session synthesized before.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+from stacks.image_versions import FILE_VARIABLE, READONLY_VARIABLE, ledger_file
 
 # Metrics and Logger read their namespace/service once, at import: set them first, as the stack does.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -20,6 +30,30 @@ import shared.observability
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+_LEDGER_COPY = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the version ledger at a per-session copy, before any synth and before xdist starts its workers.
+
+    The workers inherit the variables from the controlling process, so all of them read the same copy.
+    """
+    if hasattr(config, "workerinput") and os.environ.get(FILE_VARIABLE):  # an xdist worker: the controller's copy
+        return
+    folder = Path(tempfile.mkdtemp(prefix="immutable-ami-versions-"))
+    copy = folder / "versions.json"
+    if ledger_file().is_file():
+        shutil.copyfile(ledger_file(), copy)
+    config.stash[_LEDGER_COPY] = folder
+    os.environ[FILE_VARIABLE] = str(copy)
+    os.environ[READONLY_VARIABLE] = "1"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_LEDGER_COPY, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 SAMPLE_DEPLOY_CONFIG = {
     "application": "web-app",
