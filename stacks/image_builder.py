@@ -146,7 +146,7 @@ class ImageBuilderPipelines(Construct):
                     resources=[Stack.of(self).format_arn(service="codecommit", resource=source.repository)],
                 )
             )
-        token_secret = getattr(source, "token_secret_arn", None) if source else None
+        token_secret = source.token_secret_arn if source else None
         if token_secret:
             # A private GitHub repository: app-install reads the token at build time; only this one secret.
             role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[token_secret]))

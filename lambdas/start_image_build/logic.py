@@ -176,7 +176,7 @@ def bake_source(request: StepRequest, commit: str, source: Source, region: str) 
         "CloneUrl": clone_url(source, region),
         "SourceType": source.type,
     }
-    token = getattr(source, "token_secret_arn", None)
+    token = source.token_secret_arn
     if token:
         values["TokenSecretArn"] = token
     return values
