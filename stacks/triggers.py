@@ -8,6 +8,9 @@ nothing here: `aws stepfunctions start-execution` with the JSON documented in th
 
 from __future__ import annotations
 
+import json
+from typing import Final
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -21,6 +24,20 @@ from stacks.lambda_function import python_function
 from stacks.nag import acknowledge, wildcard_resource
 
 CODECOMMIT_DETAIL_TYPE = "CodeCommit Repository State Change"
+# The daily rebuild's execution input. Observability recognises these executions by it: EventBridge passes a
+# target's Input to StartExecution unchanged, and Step Functions' status-change events carry it as `detail.input`
+# (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html).
+SCHEDULED_REBUILD_REQUEST: Final = {"action": "rebuild-base", "trigger": "schedule"}
+
+
+def scheduled_rebuild_input() -> str:
+    """The execution input exactly as the rule sends it (CDK renders an object target input as compact JSON)."""
+    return json.dumps(SCHEDULED_REBUILD_REQUEST, separators=(",", ":"))
+
+
+def schedule_rule_name(application: str) -> str:
+    """A fixed name, so the rebuild alarm can read the rule's AWS/Events metrics (dimension RuleName)."""
+    return f"{application}-base-rebuild"
 
 
 def codecommit_event_pattern(repository_arn: str, branch: str) -> events.EventPattern:
@@ -122,10 +139,9 @@ class Triggers(Construct):
         rule = events.Rule(
             self,
             "DailyBaseRebuild",
+            rule_name=schedule_rule_name(self._config.application),
             description="Rebuild the base image with the latest updates, rebuild the app on it, roll it out",
             schedule=events.Schedule.expression(expression),
         )
-        rule.add_target(
-            self._target(events.RuleTargetInput.from_object({"action": "rebuild-base", "trigger": "schedule"}))
-        )
+        rule.add_target(self._target(events.RuleTargetInput.from_object(dict(SCHEDULED_REBUILD_REQUEST))))
         return rule
