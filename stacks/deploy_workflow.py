@@ -496,8 +496,10 @@ class DeployWorkflow(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.imagebuilder"],
                 detail_type=["EC2 Image Builder Image State Change"],
+                # image/<recipe name>/<version>/<build>: the base pipeline's recipe is <app>-base, each app bake's
+                # own recipe <app>-app-<digest> (start_image_build).
                 resources=events.Match.any_of(
-                    events.Match.prefix(f"{image_prefix}base/"), events.Match.prefix(f"{image_prefix}app/")
+                    events.Match.prefix(f"{image_prefix}base/"), events.Match.prefix(f"{image_prefix}app-")
                 ),
                 detail={"state": {"status": IMAGE_FINAL_STATUSES}},
             ),

@@ -113,3 +113,9 @@ class PipelineStack(Stack):
                 conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
             )
         )
+        if config.build.extra_regions:  # this region's image/* is acknowledged with the workflow's grants
+            acknowledge(
+                check_build.role,  # type: ignore[arg-type]
+                "Tagging the AMI copies of build.extraRegions is conditioned on this application's tag",
+                *(wildcard_resource(f"arn:{PARTITION}:ec2:{region}::image/*") for region in config.build.extra_regions),
+            )

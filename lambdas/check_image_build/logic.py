@@ -11,6 +11,7 @@ still running (CancelImageCreation), so nothing keeps building, and paying, afte
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -20,7 +21,7 @@ from check_image_build.models import BakedImage, BuildStatus, CheckImageBuildInp
 from start_image_build.models import Bake
 
 from shared import clock, tags
-from shared.aws.imagebuilder import BuildImage, OutputAmi
+from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH, BuildImage, OutputAmi
 from shared.aws.images import ImageRecord
 from shared.errors import ImageNotReady, InvalidInput
 from shared.observability import logger, metrics
@@ -166,19 +167,30 @@ def _own_copies(image: BuildImage) -> list[OutputAmi]:
     return [ami for ami in image.amis if ami.account_id is None or account is None or ami.account_id == account]
 
 
+def cancel_token(build_token: str, build_arn: str) -> str:
+    """CancelImageCreation's client token: the same for a retried cancel of a build, another for each build.
+
+    A token used again with another imageBuildVersionArn is not a retry but a mismatch (IdempotentParameterMismatch:
+    EC2 API Reference, "Ensuring idempotency", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Run_Instance_Idempotency.html,
+    which Image Builder's clientToken refers to), so the build's ARN is part of it.
+    """
+    digest = hashlib.sha256(f"{build_token}|{build_arn}".encode()).hexdigest()
+    return f"cancel-{digest}"[:MAX_CLIENT_TOKEN_LENGTH]
+
+
 def cancel_running(
     request: CheckImageBuildInput, builds: BuildReader, canceller: BuildCanceller, elapsed: int
 ) -> CheckImageBuildOutput:
     """Cancel every build of the bake that has not ended; report which."""
     cancelled: list[str] = []
-    for index, bake in enumerate(bakes_of(request)):
+    for bake in bakes_of(request):
         arn = bake.image_build_version_arn
         if arn is None:
             continue
         status = map_status(builds.get_image(arn).status)
         if status != "BUILDING":
             continue
-        if canceller.cancel(arn, f"cancel-{request.build.client_token}-{index}"[:64]):
+        if canceller.cancel(arn, cancel_token(request.build.client_token, arn)):
             cancelled.append(arn)
     logger.warning("cancelled the builds still running", extra={"cancelled": cancelled})
     if cancelled:

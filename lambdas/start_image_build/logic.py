@@ -23,16 +23,19 @@ a retried start gets the recipes and builds the first attempt made, never a seco
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from start_image_build.models import (
+    FULL_COMMIT_PATTERN,
     AppRecipe,
     Bake,
     CommitsFrom,
     Pipeline,
+    RecipeComponent,
     StartImageBuildEnvironment,
     StartImageBuildInput,
     StartImageBuildOutput,
@@ -127,6 +130,13 @@ def deployed_commit(target: Target, templates: TemplateReader, images: ImageRead
             f"rebuild-base: cannot tell which commit is deployed: {where} uses {ami_id}, "
             f"which has no {tags.COMMIT} tag (deploy a commit once, then rebuild-base can re-bake it)"
         )
+    if not re.fullmatch(FULL_COMMIT_PATTERN, commit):
+        # The tag becomes the Commit parameter app-install pastes into its scripts: only a full SHA is safe and
+        # names one commit (imagebuilder/components/app-install.yml refuses anything else, after an instance ran).
+        raise InvalidInput(
+            f"rebuild-base: {where} uses {ami_id}, whose {tags.COMMIT} tag {commit!r} is not a full commit SHA "
+            "(40 lower-case hex characters)"
+        )
     return commit
 
 
@@ -165,6 +175,14 @@ def component_parameters(
     elif component_fill == "test":
         values["Commit"] = source["Commit"]
     return [{"name": name, "value": [value]} for name, value in values.items()]
+
+
+def component_configuration(component: RecipeComponent, source: dict[str, str]) -> dict[str, Any]:
+    """One entry of CreateImageRecipe's components; `parameters` only when there are some: the API takes a list
+    of at least one (EC2 Image Builder API Reference, ComponentConfiguration,
+    https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_ComponentConfiguration.html)."""
+    parameters = component_parameters(component.fill, component.parameters, source)
+    return {"componentArn": component.arn, "parameters": parameters} if parameters else {"componentArn": component.arn}
 
 
 def bake_source(request: StepRequest, commit: str, source: Source, region: str) -> dict[str, str]:
@@ -211,10 +229,7 @@ def start_app_bake(
         "semanticVersion": recipe.version,
         "description": f"{config.application} app image of commit {commit}, on {base_ami_id}",
         "parentImage": base_ami_id,
-        "components": [
-            {"componentArn": c.arn, "parameters": component_parameters(c.fill, c.parameters, values)}
-            for c in recipe.components
-        ],
+        "components": [component_configuration(c, values) for c in recipe.components],
         # Keep the SSM agent: the test instance and Session Manager need it (as the base recipe does).
         "additionalInstanceConfiguration": {"systemsManagerAgent": {"uninstallAfterBuild": False}},
         "tags": resource_tags,
