@@ -135,3 +135,107 @@ def test_an_unanswered_approval_expires_at_its_configured_time_apart_from_a_reje
         (["States.ALL"], "ApprovalRejected"),
     ]
     assert stage["ApprovalExpired"]["Error"] == "ApprovalExpired"
+
+
+# --- bakes: per-bake recipes, the base first on a fresh account, cancel on the way out ---------------------
+
+
+def lambda_payload(state: dict[str, Any]) -> dict[str, Any]:
+    return dict(state["Parameters"]["Payload"])
+
+
+def test_a_missing_base_image_bakes_the_base_first_then_the_app_on_it() -> None:
+    states = asl()["States"]
+    start, base_first = states["StartImageBuild"], states["StartBaseBuildFirst"]
+
+    # StartImageBuild: BaseImageMissing (raised by start_image_build on a fresh account) before the catch-all
+    assert [(c["ErrorEquals"], c["Next"]) for c in start["Catch"]] == [
+        (["BaseImageMissing"], "StartBaseBuildFirst"),
+        (["States.ALL"], "ReleaseLockAfterFailure"),
+    ]
+    assert start["Catch"][0]["ResultPath"] not in ("$.error", "$.build")  # the catch records, the bake goes on
+    # StartBaseBuildFirst: the same function, the base pipeline, waited on like any bake
+    assert base_first["Parameters"]["FunctionName"] == start["Parameters"]["FunctionName"]
+    expected = {k: v for k, v in lambda_payload(start).items() if k != "pipeline.$"}
+    assert lambda_payload(base_first) == {**expected, "pipeline": "base", "baseAmiId": None}
+    assert (base_first["ResultPath"], base_first["Next"]) == ("$.build", "WaitForImageEvent")
+    assert [(c["ErrorEquals"], c["Next"]) for c in base_first["Catch"]] == [(["States.ALL"], "ReleaseLockAfterFailure")]
+    # Once the base is available, the app is baked on that very AMI
+    app_on_base = states["StartAppBuildOnNewBase"]
+    assert lambda_payload(app_on_base)["pipeline"] == "app"
+    assert lambda_payload(app_on_base)["baseAmiId.$"] == "$.image.amiId"
+
+
+def test_base_unchanged_ends_only_a_rebuild_base() -> None:
+    # A deploy's base-first bake installs the same packages as nothing: its app must still be baked and rolled out
+    base_or_app = asl()["States"]["BaseOrApp"]
+    unchanged = next(c for c in base_or_app["Choices"] if c["Next"] == "BaseUnchanged")
+
+    assert {"Variable": "$.plan.result.request.action", "StringEquals": "rebuild-base"} in unchanged["And"]
+    assert {"Variable": "$.imageBuild.result.baseUnchanged", "BooleanEquals": True} in unchanged["And"]
+    base = next(c for c in base_or_app["Choices"] if c["Next"] == "RenewLockForAppBake")
+    assert base == {"Variable": "$.imageBuild.result.pipeline", "StringEquals": "base", "Next": "RenewLockForAppBake"}
+    assert base_or_app["Choices"].index(unchanged) < base_or_app["Choices"].index(base)
+
+
+def test_a_bake_still_running_is_waited_on_through_its_first_unfinished_build() -> None:
+    states = asl()["States"]
+    verdict = states["ImageVerdict"]
+    within_bound = next(c for c in verdict["Choices"] if "NumericLessThanPath" in c)
+
+    assert within_bound["Next"] == "WaitOnPendingBuild"
+    assert states["WaitOnPendingBuild"] == {
+        "Type": "Pass",
+        "Comment": states["WaitOnPendingBuild"]["Comment"],
+        "InputPath": "$.imageBuild.result.pendingBuildArn",
+        "ResultPath": "$.build.result.imageBuildVersionArn",
+        "Next": "WaitForImageEvent",
+    }
+    assert lambda_payload(states["WaitForImageEvent"])["resourceId.$"] == "$.build.result.imageBuildVersionArn"
+    # and every check reads all bakes of the build again, not only the one waited on
+    assert lambda_payload(states["CheckImageBuild"])["build.$"] == "$.build.result"
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        ("ImageBuildFailed", "ImageBuildFailed"),
+        ("ImageBuildCancelled", "ImageBuildCancelled"),
+        ("ImageBuildTimedOut", "ImageBuildTimedOut"),
+    ],
+)
+def test_a_bake_that_failed_was_cancelled_or_timed_out_cancels_its_unfinished_builds_before_failing(
+    state: str, error: str
+) -> None:
+    states = asl()["States"]
+    ending, cancel = states[state], states["CancelUnfinishedBuilds"]
+
+    assert (ending["Parameters"]["Error"], ending["ResultPath"], ending["Next"]) == (
+        error,
+        "$.error",
+        "CancelUnfinishedBuilds",
+    )
+    # check_image_build with cancel: every build of the bake that has not ended; the error to report is kept
+    assert cancel["Parameters"]["FunctionName"] == "${CheckImageBuildFunctionArn}"
+    assert lambda_payload(cancel) == {**lambda_payload(states["CheckImageBuild"]), "cancel": True}
+    assert cancel["ResultPath"] != "$.error"
+    assert [(c["ErrorEquals"], c["ResultPath"], c["Next"]) for c in cancel["Catch"]] == [
+        (["States.ALL"], "$.cancelError", "ReleaseLockAfterFailure")
+    ]
+    assert cancel["Next"] == "ReleaseLockAfterFailure"
+
+
+def test_the_images_of_a_rebuild_reach_every_publish() -> None:
+    states = asl()["States"]
+    stages = states["DeployStages"]
+    waves = stages["ItemProcessor"]["States"]["DeployWaves"]
+    wave = waves["ItemProcessor"]["States"]["DeployWave"]
+    publish = wave["ItemProcessor"]["States"]["PublishLaunchTemplateVersion"]
+
+    assert states["ImageAvailable"]["Parameters"]["images.$"] == "$.imageBuild.result.images"
+    assert states["ImageFromRequest"]["Parameters"]["images"] is None  # deploy-image, rollback: no bake
+    assert states["Init"]["Parameters"]["image"]["images"] is None
+    assert stages["ItemSelector"]["images.$"] == "$.image.images"
+    assert waves["ItemSelector"]["images.$"] == "$.images"
+    assert wave["ItemSelector"]["images.$"] == "$.images"
+    assert lambda_payload(publish)["images.$"] == "$.images"

@@ -261,3 +261,14 @@ def test_an_error_no_function_of_the_step_raises_is_dead() -> None:
     # Then an error only other steps raise cannot arrive there, and one its adapters raise can
     assert why_it_cannot_arrive("ImageBuildFailed", state) == "nothing the lock function imports raises it"
     assert why_it_cannot_arrive("Throttled", state) is None
+
+
+def test_base_image_missing_arrives_where_the_app_bake_starts_and_nowhere_else() -> None:
+    # Given the states that invoke start_image_build and check_image_build
+    states = json.loads(ASL_FILE.read_text())["States"]
+    # Then start_image_build can raise it (a fresh account: no base yet), and only its catch names it
+    assert why_it_cannot_arrive("BaseImageMissing", states["StartImageBuild"]) is None
+    assert why_it_cannot_arrive("BaseImageMissing", states["CheckImageBuild"]) == (
+        "nothing the check_image_build function imports raises it"
+    )
+    assert {name for error, name, _ in NAMED if error == "BaseImageMissing"} == {"StartImageBuild"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from typing import Any
@@ -13,9 +14,12 @@ from lambdas.shared import tags as lambda_tags
 from lambdas.shared.config import DeployConfig
 from stacks.config import PROJECT_ROOT
 from stacks.deploy_workflow import STEPS
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, example_config, synthesize, variant
 from tests.infra.event_pattern import matches
 
+IMAGEBUILDER_ARN = "arn:<AWS::Partition>:imagebuilder:<AWS::Region>:<AWS::AccountId>"
+IMAGE_ARN = f"{IMAGEBUILDER_ARN}:image"
+EXTRA_REGIONS = ["us-east-1", "ap-southeast-2"]
 REPO_ARN = {
     "Fn::Join": [
         "",
@@ -30,6 +34,64 @@ REPO_ARN = {
         ],
     ]
 }
+
+
+def render(value: Any) -> Any:
+    """A template value as text: `Ref` and `Fn::GetAtt` as <name> and <logical id.attribute>, joins joined."""
+    if isinstance(value, list):
+        return [render(v) for v in value]
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return f"<{value['Ref']}>"
+        if "Fn::GetAtt" in value:
+            return "<{}.{}>".format(*value["Fn::GetAtt"])
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(render(p) for p in parts)
+    return value
+
+
+def function_of(synth: Synthesized, step: str) -> tuple[str, dict[str, Any]]:
+    """The logical id and properties of the step's function."""
+    return next(
+        (logical_id, f["Properties"])
+        for logical_id, f in synth.resources("AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == f"{step}.handler.lambda_handler"
+    )
+
+
+def statements_of(synth: Synthesized, step: str) -> list[dict[str, Any]]:
+    """The statements of the step's own role."""
+    role = render(function_of(synth, step)[1]["Role"]).removeprefix("<").removesuffix(".Arn>")
+    return [
+        statement
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def grants_of(synth: Synthesized, step: str) -> dict[str, set[str]]:
+    """Every action the step's role is granted, with the (rendered) resources it is granted on."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements_of(synth, step):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = render(statement["Resource"])
+        for action in actions:
+            grants.setdefault(action, set()).update(resources if isinstance(resources, list) else [resources])
+    return grants
+
+
+def logical_id(synth: Synthesized, type_name: str, name: str) -> str:
+    (found,) = [k for k, v in synth.resources(type_name).items() if v["Properties"].get("Name") == name]
+    return found
+
+
+@pytest.fixture(scope="module")
+def synthesized_regions(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """AMI copies distributed to two more regions (build.extraRegions)."""
+    config = variant(build={**example_config()["build"], "extraRegions": EXTRA_REGIONS})
+    return synthesize(config, tmp_path_factory.mktemp("cdk-regions"))
 
 
 def codecommit_event(event: str = "referenceUpdated", ref: str = "main", ref_type: str = "branch") -> dict[str, Any]:
@@ -72,39 +134,131 @@ def resolved_pattern(synth: Synthesized) -> dict[str, Any]:
 # -- Image Builder ---------------------------------------------------------------------------
 
 
-def test_two_image_pipelines_base_and_app_with_image_tests(synthesized: Synthesized) -> None:
+def test_only_the_base_image_has_a_pipeline_and_a_recipe_in_the_template(synthesized: Synthesized) -> None:
+    # The app image has neither: start_image_build makes a recipe per bake and builds it with CreateImage.
     pipelines = synthesized.resources("AWS::ImageBuilder::ImagePipeline")
+    recipes = synthesized.resources("AWS::ImageBuilder::ImageRecipe")
 
-    assert sorted(p["Properties"]["Name"] for p in pipelines.values()) == ["web-app-app", "web-app-base"]
-    for pipeline in pipelines.values():
-        assert pipeline["Properties"]["ImageTestsConfiguration"]["ImageTestsEnabled"] is True
-        assert "Schedule" not in pipeline["Properties"]  # the daily rebuild is a state machine run
+    assert [p["Properties"]["Name"] for p in pipelines.values()] == ["web-app-base"]
+    assert [r["Properties"]["Name"] for r in recipes.values()] == ["web-app-base"]
+    (pipeline,) = pipelines.values()
+    assert pipeline["Properties"]["ImageTestsConfiguration"]["ImageTestsEnabled"] is True
+    assert "Schedule" not in pipeline["Properties"]  # the daily rebuild is a state machine run
+    assert "AppPipelineArn" not in synthesized.json["Outputs"]
 
 
-def test_app_recipe_is_built_on_the_latest_base_image(synthesized: Synthesized) -> None:
-    recipes = {
-        r["Properties"]["Name"]: r["Properties"]
-        for r in synthesized.resources("AWS::ImageBuilder::ImageRecipe").values()
+def test_base_recipe_is_built_on_the_latest_managed_parent(synthesized: Synthesized) -> None:
+    (recipe,) = synthesized.resources("AWS::ImageBuilder::ImageRecipe").values()
+
+    assert ":aws:image/amazon-linux-2023-x86/x.x.x" in json.dumps(recipe["Properties"]["ParentImage"])
+
+
+def test_no_build_source_parameter_is_left(synthesized: Synthesized) -> None:
+    # Each bake's recipe holds its commit: no SSM parameter shared by executions, no function told of one.
+    parameters = [p["Properties"].get("Name", "") for p in synthesized.resources("AWS::SSM::Parameter").values()]
+    environments = [
+        f["Properties"].get("Environment", {}).get("Variables", {})
+        for f in synthesized.resources("AWS::Lambda::Function").values()
+    ]
+
+    assert not [name for name in parameters if "build-source" in json.dumps(name)]
+    assert not [env for env in environments if {"BUILD_SOURCE_PARAMETER", "APP_PIPELINE_ARN"} & set(env)]
+
+
+def test_start_image_build_gets_the_app_recipe_whose_components_are_the_app_components(
+    synthesized: Synthesized,
+) -> None:
+    _, fn = function_of(synthesized, "start_image_build")
+    env = fn["Environment"]["Variables"]
+    install = logical_id(synthesized, "AWS::ImageBuilder::Component", "web-app-app-install")
+    test = logical_id(synthesized, "AWS::ImageBuilder::Component", "web-app-app-test")
+
+    recipe = json.loads(render(env["APP_RECIPE"]))
+
+    # The app components with their static parameters; app-install gets the bake's source, app-test its commit
+    assert recipe == {
+        "name": "web-app-app",
+        "version": example_config()["appImage"]["version"],
+        "components": [
+            {"arn": f"<{install}.Arn>", "parameters": {"InstallScript": "deploy/install.sh"}, "fill": "install"},
+            {"arn": f"<{test}.Arn>", "parameters": {"TestScript": "deploy/test.sh"}, "fill": "test"},
+        ],
     }
+    # What the function parses at cold start (its own model, under the name the function imports it by)
+    importlib.import_module("start_image_build.models").AppRecipe.model_validate(recipe)
+    assert (
+        render(env["BASE_PIPELINE_ARN"])
+        == f"<{logical_id(synthesized, 'AWS::ImageBuilder::ImagePipeline', 'web-app-base')}.Arn>"
+    )
+    assert (
+        render(env["INFRASTRUCTURE_ARN"])
+        == f"<{logical_id(synthesized, 'AWS::ImageBuilder::InfrastructureConfiguration', 'web-app-build')}.Arn>"
+    )
+    assert (
+        render(env["APP_DISTRIBUTION_ARN"])
+        == f"<{logical_id(synthesized, 'AWS::ImageBuilder::DistributionConfiguration', 'web-app-app')}.Arn>"
+    )
+    assert env["IMAGE_TESTS_TIMEOUT_MINUTES"] == "120"
 
-    parent = json.dumps(recipes["web-app-app"]["ParentImage"])
-    assert ":image/web-app-base/x.x.x" in parent
-    assert ":aws:image/amazon-linux-2023-x86/x.x.x" in json.dumps(recipes["web-app-base"]["ParentImage"])
 
+def test_start_image_build_may_create_only_this_apps_recipes_and_images_from_the_stacks_configurations(
+    synthesized: Synthesized,
+) -> None:
+    grants = grants_of(synthesized, "start_image_build")
+    arn = "<{}.Arn>".format
 
-def test_app_components_read_the_commit_from_the_build_source_parameter(synthesized: Synthesized) -> None:
-    recipes = {
-        r["Properties"]["Name"]: r["Properties"]
-        for r in synthesized.resources("AWS::ImageBuilder::ImageRecipe").values()
+    assert grants["imagebuilder:CreateImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*"}
+    assert grants["imagebuilder:GetImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*"}
+    assert grants["imagebuilder:CreateImage"] == {f"{IMAGE_ARN}/web-app-app-*"}
+    assert grants["imagebuilder:TagResource"] == {
+        f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*",
+        f"{IMAGE_ARN}/web-app-app-*",
     }
-    ((logical_id, parameter),) = synthesized.resources("AWS::SSM::Parameter").items()
-    assert parameter["Properties"]["Name"] == "/immutable-ami/web-app/build-source"
+    assert grants["imagebuilder:GetInfrastructureConfiguration"] == {
+        arn(logical_id(synthesized, "AWS::ImageBuilder::InfrastructureConfiguration", "web-app-build"))
+    }
+    assert grants["imagebuilder:GetDistributionConfiguration"] == {
+        arn(logical_id(synthesized, "AWS::ImageBuilder::DistributionConfiguration", "web-app-app"))
+    }
+    assert grants["imagebuilder:GetComponent"] == {
+        arn(logical_id(synthesized, "AWS::ImageBuilder::Component", name))
+        for name in ("web-app-app-install", "web-app-app-test")
+    }
+    # Only the base image has a pipeline; nothing may write an SSM parameter any more
+    assert grants["imagebuilder:StartImagePipelineExecution"] == {
+        arn(logical_id(synthesized, "AWS::ImageBuilder::ImagePipeline", "web-app-base"))
+    }
+    assert not [action for action in grants if action.startswith("ssm:Put")]
 
-    params = [c.get("Parameters", []) for c in recipes["web-app-app"]["Components"]]
-    names = {p["Name"]: p["Value"] for group in params for p in group}
-    assert names["SourceParameterName"] == [{"Ref": logical_id}]
-    assert names["InstallScript"] == ["deploy/install.sh"]
-    assert names["TestScript"] == ["deploy/test.sh"]
+
+def test_check_image_build_may_cancel_and_read_only_this_apps_builds(synthesized: Synthesized) -> None:
+    grants = grants_of(synthesized, "check_image_build")
+    builds = {f"{IMAGE_ARN}/web-app-base/*", f"{IMAGE_ARN}/web-app-app-*"}
+
+    assert grants["imagebuilder:CancelImageCreation"] == builds
+    assert grants["imagebuilder:GetImage"] == builds
+    assert grants_of(synthesized, "register_wait")["imagebuilder:GetImage"] == builds
+
+
+@pytest.mark.parametrize(("fixture", "extra"), [("synthesized", []), ("synthesized_regions", EXTRA_REGIONS)])
+def test_check_image_build_may_tag_this_apps_amis_in_every_region_they_are_distributed_to(
+    fixture: str, extra: list[str], request: pytest.FixtureRequest
+) -> None:
+    synth: Synthesized = request.getfixturevalue(fixture)
+    (distribution,) = [
+        d["Properties"]["Distributions"]
+        for d in synth.resources("AWS::ImageBuilder::DistributionConfiguration").values()
+        if d["Properties"]["Name"] == "web-app-app"
+    ]
+    regions = [render(d["Region"]) for d in distribution]
+    (statement,) = [s for s in statements_of(synth, "check_image_build") if s["Action"] == "ec2:CreateTags"]
+
+    assert regions == ["<AWS::Region>", *extra]
+    resources = render(statement["Resource"])
+    assert (resources if isinstance(resources, list) else [resources]) == [
+        f"arn:<AWS::Partition>:ec2:{region}::image/*" for region in regions
+    ]
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/immutable-ami:application": "web-app"}}
 
 
 def test_component_documents_are_the_files_in_the_repository(synthesized: Synthesized) -> None:
@@ -173,7 +327,7 @@ def test_every_step_function_runs_latest_python_on_arm64_with_powertools_layer(
     assert fn["Architectures"] == ["arm64"]
     assert fn["LoggingConfig"]["LogFormat"] == "JSON"
     assert fn["TracingConfig"] == {"Mode": "Active"}
-    assert "AWSLambdaPowertoolsPythonV3-python314-arm64:38" in json.dumps(fn["Layers"])
+    assert "/aws/service/powertools/python/arm64/python3.14/" in json.dumps(fn["Layers"])  # test_powertools_layer
     assert (PROJECT_ROOT / "lambdas" / step / "handler.py").is_file()
 
 
@@ -414,13 +568,13 @@ def test_github_variant_grants_only_the_listed_instance_role_to_pass(synthesized
 def test_alarms_on_failed_executions_and_webhook_rejections_notify_the_topic(synthesized: Synthesized) -> None:
     alarms = [a["Properties"] for a in synthesized.resources("AWS::CloudWatch::Alarm").values()]
 
-    assert len(alarms) == 2
+    assert alarms
     for alarm in alarms:
         assert "Notifications" in json.dumps(alarm["AlarmActions"])
     rejections = next(a for a in alarms if a.get("MetricName") == "WebhookRejected")
     assert rejections["Namespace"] == "ImmutableAmiPipeline"
     assert rejections["Dimensions"] == [{"Name": "service", "Value": "web-app"}]
-    failed = next(a for a in alarms if "Metrics" in a)
+    failed = next(a for a in alarms if "Metrics" in a and "timedout" in a["Metrics"][0].get("Expression", ""))
     assert failed["Metrics"][0]["Expression"] == "failed + timedout + aborted"
 
 
@@ -508,14 +662,20 @@ def test_refresh_outcomes_of_configured_groups_reach_the_relay(
 
 
 def test_image_build_final_states_of_this_application_reach_the_relay(synthesized: Synthesized) -> None:
-    pattern = rule_for(synthesized, "aws.imagebuilder")["EventPattern"]
+    (pattern,) = [
+        r["Properties"]["EventPattern"]
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["EC2 Image Builder Image State Change"]
+    ]
 
     assert pattern["detail-type"] == ["EC2 Image Builder Image State Change"]
     assert set(pattern["detail"]["state"]["status"]) >= {"AVAILABLE", "FAILED", "CANCELLED"}
     assert "BUILDING" not in pattern["detail"]["state"]["status"]
-    prefixes = json.dumps(pattern["resources"])
-    assert ":image/web-app-base/" in prefixes
-    assert ":image/web-app-app/" in prefixes
+    prefixes = [render(p["prefix"]) for p in pattern["resources"]]
+    # image/<recipe name>/<version>/<build>: the base pipeline's recipe, and each app bake's own <app>-app-<digest>
+    for build in (f"{IMAGE_ARN}/web-app-base/1.0.3/7", f"{IMAGE_ARN}/web-app-app-0123456789ab/1.0.0/1"):
+        assert any(build.startswith(prefix) for prefix in prefixes), build
+    assert not any(f"{IMAGE_ARN}/billing-app-0123456789ab/1.0.0/1".startswith(prefix) for prefix in prefixes)
 
 
 def test_waiting_steps_may_send_task_success_on_any_resource_as_iam_requires(synthesized: Synthesized) -> None:

@@ -1,49 +1,75 @@
-"""check_image_build: map Image Builder's status, pick this region's AMI, tag it; never wait."""
+"""check_image_build: map Image Builder's status over every bake, pick this region's AMI, tag every copy; cancel
+what still runs; never wait."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from check_image_build import logic
 from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuildInput
 from moto import mock_aws
 
 from shared import clock, tags
-from shared.aws.imagebuilder import ImageBuilder, ImageTags
+from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH, ImageBuilder, ImageTags
 from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import ImageBuildNotFound, InvalidInput
 from tests.conftest import ACCOUNT, REGION
-from tests.unit.test_start_image_build import BASE_AMI, COMMIT, EXECUTION, request_dict
+from tests.unit.test_start_image_build import BASE_AMI, COMMIT, EXECUTION, IMAGEBUILDER, OTHER_COMMIT, request_dict
 
 # One botocore session for the module: each service model is loaded once (see test_start_image_build).
 SESSION = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-BUILD_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app-app/1.0.0/7"
+BUILD_ARN = f"{IMAGEBUILDER}:image/web-app-app-0123456789ab/1.2.0/1"
+OTHER_BUILD_ARN = f"{IMAGEBUILDER}:image/web-app-app-ba9876543210/1.2.0/1"
+THIRD_BUILD_ARN = f"{IMAGEBUILDER}:image/web-app-app-aaaabbbbcccc/1.2.0/1"
+BASE_BUILD_ARN = f"{IMAGEBUILDER}:image/web-app-base/1.0.0/4"
 OTHER_ACCOUNT = "210987654321"
+OTHER_REGION = "us-east-1"
+CREATED = "2026-11-30T03:14:15.926Z"
+CLIENT_TOKEN = "app-0123456789abcdef"
+
+
+def bake(commit: str | None = COMMIT, arn: str | None = BUILD_ARN) -> dict[str, Any]:
+    return {"commit": commit, "imageBuildVersionArn": arn, "recipeArn": None, "baseAmiId": BASE_AMI}
 
 
 def build_dict(
-    pipeline: str = "app", *, arn: str | None = BUILD_ARN, commit: str | None = COMMIT, dry_run: bool = False
+    pipeline: str = "app",
+    *,
+    arn: str | None = BUILD_ARN,
+    commit: str | None = COMMIT,
+    dry_run: bool = False,
+    bakes: list[dict[str, Any]] | None = None,
+    commits_from: str = "request",
 ) -> dict[str, Any]:
     """start_image_build's output, as the state machine passes it on."""
     return {
         "pipeline": pipeline,
         "imageBuildVersionArn": arn,
         "commit": commit,
-        "clientToken": f"{pipeline}-0123456789abcdef",
+        "clientToken": CLIENT_TOKEN,
         "dryRun": dry_run,
+        "bakes": bakes if bakes is not None else [bake(commit, arn)],
+        "commitsFrom": commits_from,
     }
 
 
 def check_input(
-    *, build: dict[str, Any] | None = None, base_ami_id: str | None = None, dry_run: bool = False, **request_change: Any
+    *,
+    build: dict[str, Any] | None = None,
+    base_ami_id: str | None = None,
+    dry_run: bool = False,
+    cancel: bool = False,
+    **request_change: Any,
 ) -> CheckImageBuildInput:
     return CheckImageBuildInput.model_validate(
         {
@@ -52,25 +78,52 @@ def check_input(
             "build": build if build is not None else build_dict(),
             "request": request_dict(**request_change),
             "baseAmiId": base_ami_id,
+            "cancel": cancel,
         }
     )
 
 
-def image_response(status: str, amis: list[dict[str, Any]] | None = None, **state: Any) -> dict[str, Any]:
+def image_response(
+    status: str,
+    amis: list[dict[str, Any]] | None = None,
+    *,
+    arn: str = BUILD_ARN,
+    parent: str | None = None,
+    created: str | None = None,
+    **state: Any,
+) -> dict[str, Any]:
     """GetImage's answer, in the shape of botocore's imagebuilder model."""
     image: dict[str, Any] = {
-        "arn": BUILD_ARN,
-        "name": "web-app-app",
-        "version": "1.0.0/7",
+        "arn": arn,
+        "name": arn.split("/")[1],
+        "version": "1.2.0/1",
         "state": {"status": status, **state},
     }
     if amis is not None:
         image["outputResources"] = {"amis": amis}
+    if parent is not None:
+        image["imageRecipe"] = {"name": arn.split("/")[1], "parentImage": parent}
+    if created is not None:
+        image["dateCreated"] = created
     return {"requestId": "r-1", "image": image}
 
 
 def ami_entry(image_id: str, region: str = REGION, account: str = ACCOUNT) -> dict[str, Any]:
-    return {"region": region, "image": image_id, "name": "web-app-app 2025-01-01", "accountId": account}
+    return {"region": region, "image": image_id, "name": "web-app-app 2026-11-30", "accountId": account}
+
+
+def app_tags(commit: str = COMMIT, build: str = BUILD_ARN, parent: str = BASE_AMI) -> dict[str, str]:
+    """Every tag an app AMI of this deploy carries besides the distribution's static ones."""
+    return {
+        tags.TRIGGER: "codecommit",
+        tags.EXECUTION: EXECUTION,
+        tags.IMAGE_BUILD: build,
+        tags.BASE_IMAGE: parent,
+        tags.BUILD_TIME: CREATED,
+        tags.COMMIT: commit,
+        tags.BRANCH: "main",
+        tags.REPOSITORY: "web-app",
+    }
 
 
 class Aws:
@@ -79,6 +132,7 @@ class Aws:
     def __init__(self) -> None:
         self.imagebuilder = SESSION.client("imagebuilder")
         self.stub = Stubber(self.imagebuilder)
+        self._names = itertools.count()
 
     @cached_property
     def ec2(self) -> Any:
@@ -87,18 +141,36 @@ class Aws:
     def register(self) -> str:
         return str(
             self.ec2.register_image(
-                Name="web-app-app",
+                Name=f"web-app-app-{next(self._names)}",
                 RootDeviceName="/dev/xvda",
                 BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
             )["ImageId"]
         )
 
     def expect_get(self, response: dict[str, Any]) -> None:
-        self.stub.add_response("get_image", response, {"imageBuildVersionArn": BUILD_ARN})
+        self.stub.add_response("get_image", response, {"imageBuildVersionArn": response["image"]["arn"]})
 
-    def run(self, request: CheckImageBuildInput, ec2: Any = None) -> dict[str, Any]:
+    def expect_cancel(self, arn: str) -> None:
+        token = logic.cancel_token(CLIENT_TOKEN, arn)
+        self.stub.add_response(
+            "cancel_image_creation",
+            {"requestId": "r-2", "clientToken": token, "imageBuildVersionArn": arn},
+            {"imageBuildVersionArn": arn, "clientToken": token},
+        )
+
+    def run(
+        self,
+        request: CheckImageBuildInput,
+        ec2: Any = None,
+        *,
+        regional: Mapping[str, Any] | None = None,
+        repository: str | None = "web-app",
+    ) -> dict[str, Any]:
+        clients = dict(regional or {})
+        tagger = ImageTags(ec2 or self.ec2, regional=lambda region: clients[region])
+        builder = ImageBuilder(self.imagebuilder)
         with self.stub:
-            output = logic.run(request, REGION, ImageBuilder(self.imagebuilder), ImageTags(ec2 or self.ec2))
+            output = logic.run(request, REGION, builder, tagger, canceller=builder, repository=repository)
             self.stub.assert_no_pending_responses()
         return output.model_dump(by_alias=True, mode="json")
 
@@ -114,11 +186,28 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         yield Aws()
 
 
-def no_ec2() -> Any:
+def no_ec2(region: str = REGION) -> Any:
     """An EC2 client behind a Stubber with no responses: any call fails the test."""
-    ec2 = SESSION.client("ec2")
+    ec2 = SESSION.client("ec2", region_name=region)
     Stubber(ec2).activate()
     return ec2
+
+
+def answer(status: str, reason: str, **change: Any) -> dict[str, Any]:
+    """The step's JSON answer for the default single bake."""
+    return {
+        "status": status,
+        "amiId": None,
+        "imageBuildVersionArn": BUILD_ARN,
+        "reason": reason,
+        "pipeline": "app",
+        "baseUnchanged": False,
+        "elapsedSeconds": 0,
+        "pendingBuildArn": BUILD_ARN if status == "BUILDING" else None,
+        "images": None,
+        "cancelled": [],
+        **change,
+    }
 
 
 # --- status mapping ------------------------------------------------------------------------------
@@ -148,15 +237,7 @@ def test_status_maps_every_unfinished_or_unusable_image_builder_status(
     # When the build is checked (no EC2 call may happen)
     output = aws.run(check_input(), no_ec2())
     # Then the status is mapped and the reason passed on, with no AMI
-    assert output == {
-        "status": status,
-        "amiId": None,
-        "imageBuildVersionArn": BUILD_ARN,
-        "reason": f"because {imagebuilder_status.lower()}",
-        "pipeline": "app",
-        "baseUnchanged": False,
-        "elapsedSeconds": 0,
-    }
+    assert output == answer(status, f"because {imagebuilder_status.lower()}")
 
 
 def test_elapsed_seconds_count_from_the_build_start_on_the_shared_clock(
@@ -184,7 +265,7 @@ def test_unknown_status_is_reported_as_still_building(aws: Aws) -> None:
     # Given a status this code does not know (a future addition to the API)
     response = image_response("PENDING")
     response["image"]["state"]["status"] = "SOMETHING_NEW"
-    aws.stub.add_response("get_image", response, {"imageBuildVersionArn": BUILD_ARN})
+    aws.expect_get(response)
     # When checked
     output = aws.run(check_input(), no_ec2())
     # Then the state machine is told to ask again (its bounded wait ends it), not that the build failed
@@ -213,42 +294,137 @@ def test_status_without_a_reason_still_explains_itself(aws: Aws) -> None:
     assert (output["status"], output["reason"]) == ("CANCELLED", "Image Builder status CANCELLED")
 
 
+# --- several bakes (rebuild-base: one per commit) ---------------------------------------------------------
+
+
+def two_bakes(commits_from: str = "targets") -> dict[str, Any]:
+    return build_dict(bakes=[bake(COMMIT, BUILD_ARN), bake(OTHER_COMMIT, OTHER_BUILD_ARN)], commits_from=commits_from)
+
+
+def test_several_bakes_are_available_when_all_are_and_each_ami_carries_its_own_commit(aws: Aws) -> None:
+    # Given the two bakes of a rebuild-base, both finished
+    first, second = aws.register(), aws.register()
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(first)], parent=BASE_AMI, created=CREATED))
+    aws.expect_get(
+        image_response("AVAILABLE", [ami_entry(second)], arn=OTHER_BUILD_ARN, parent=BASE_AMI, created=CREATED)
+    )
+    # When checked
+    output = aws.run(check_input(build=two_bakes(), action="rebuild-base", trigger="codecommit"))
+    # Then the bake is available, each commit's AMI is named for publish, and each is tagged with its commit
+    assert output == answer(
+        "AVAILABLE",
+        f"2 images available in {REGION}",
+        amiId=first,
+        images=[{"commit": COMMIT, "amiId": first}, {"commit": OTHER_COMMIT, "amiId": second}],
+    )
+    assert aws.tags_of(first) == app_tags(COMMIT, BUILD_ARN)
+    assert aws.tags_of(second) == app_tags(OTHER_COMMIT, OTHER_BUILD_ARN)
+
+
+def test_while_a_bake_is_unfinished_the_state_machine_waits_on_the_first_unfinished_build(aws: Aws) -> None:
+    # Given three bakes: the first finished, the second and third still running
+    bakes = [bake(COMMIT, BUILD_ARN), bake(OTHER_COMMIT, OTHER_BUILD_ARN), bake("e" * 40, THIRD_BUILD_ARN)]
+    aws.expect_get(image_response("AVAILABLE", [ami_entry("ami-0ccccccccccccccc3")]))
+    aws.expect_get(image_response("TESTING", arn=OTHER_BUILD_ARN, reason="testing"))
+    aws.expect_get(image_response("BUILDING", arn=THIRD_BUILD_ARN))
+    # When checked (nothing may be tagged before every bake is available)
+    output = aws.run(check_input(build=build_dict(bakes=bakes, commits_from="targets")), no_ec2())
+    # Then it is still building, and the next wait is on the second build
+    assert (output["status"], output["pendingBuildArn"], output["imageBuildVersionArn"]) == (
+        "BUILDING",
+        OTHER_BUILD_ARN,
+        OTHER_BUILD_ARN,
+    )
+    assert output["reason"] == f"commit {OTHER_COMMIT}: testing"
+    assert output["images"] is None
+
+
+def test_one_failed_bake_fails_the_whole_bake_at_once_with_its_commit_in_the_reason(aws: Aws) -> None:
+    # Given the first bake still running and the second failed
+    aws.expect_get(image_response("BUILDING"))
+    aws.expect_get(image_response("FAILED", arn=OTHER_BUILD_ARN, reason="app-install: Commit is not in the repo"))
+    # When checked
+    output = aws.run(check_input(build=two_bakes()), no_ec2())
+    # Then the bake fails now (the state machine then cancels the first), naming which commit failed
+    assert (output["status"], output["imageBuildVersionArn"]) == ("FAILED", OTHER_BUILD_ARN)
+    assert output["reason"] == f"commit {OTHER_COMMIT}: app-install: Commit is not in the repo"
+
+
+def test_images_are_reported_only_when_the_commits_came_from_the_targets(aws: Aws) -> None:
+    # Given the same finished bake, once from a deploy's commit and once from the commit a target runs
+    ours = aws.register()
+    request_bake = build_dict(commits_from="request")
+    targets_bake = build_dict(commits_from="targets")
+    # When each is checked
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)]))
+    from_request = aws.run(check_input(build=request_bake))
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)]))
+    from_targets = aws.run(check_input(build=targets_bake))
+    # Then only the rebuild's answer lists the images (publish then gives each target its own commit's)
+    assert from_request["images"] is None
+    assert from_targets["images"] == [{"commit": COMMIT, "amiId": ours}]
+
+
+def test_a_payload_without_bakes_is_checked_as_a_bake_of_one(aws: Aws) -> None:
+    # Given start_image_build's output as it was before bakes existed (an execution started before the change)
+    build = {k: v for k, v in build_dict().items() if k not in ("bakes", "commitsFrom")}
+    aws.expect_get(image_response("BUILDING"))
+    # When checked / Then its one build is waited on
+    assert aws.run(check_input(build=build), no_ec2())["pendingBuildArn"] == BUILD_ARN
+
+
 # --- available: region pick and tags -------------------------------------------------------------------
 
 
-def test_available_build_picks_this_regions_ami_of_this_account_and_tags_it(aws: Aws) -> None:
-    # Given a build distributed to another region, to another account in this region, and to us
+def test_every_own_account_copy_is_tagged_the_other_regions_through_their_own_client(aws: Aws) -> None:
+    # Given a build distributed here, to build.extraRegions (us-east-1), and to another account here
     ours = aws.register()
+    copy = "ami-0aaaaaaaaaaaaaaa1"
     aws.expect_get(
         image_response(
             "AVAILABLE",
-            amis=[
-                ami_entry("ami-0aaaaaaaaaaaaaaa1", region="us-east-1"),
+            [
+                ami_entry(copy, region=OTHER_REGION),
                 ami_entry("ami-0bbbbbbbbbbbbbbb2", account=OTHER_ACCOUNT),
                 ami_entry(ours),
             ],
+            parent=BASE_AMI,
+            created=CREATED,
         )
     )
+    east = SESSION.client("ec2", region_name=OTHER_REGION)
+    with Stubber(east) as east_stub:
+        east_stub.add_response(
+            "create_tags",
+            {},
+            {"Resources": [copy], "Tags": [{"Key": k, "Value": v} for k, v in app_tags().items()]},
+        )
+        # When checked
+        output = aws.run(check_input(), regional={OTHER_REGION: east})
+        east_stub.assert_no_pending_responses()
+    # Then this region's AMI is the answer, it and the us-east-1 copy carry every tag; the other account's is not ours
+    assert output == answer("AVAILABLE", f"{ours} is available in {REGION}", amiId=ours)
+    assert aws.tags_of(ours) == app_tags()
+
+
+def test_base_image_tag_is_the_parent_the_build_started_from_not_the_one_requested(aws: Aws) -> None:
+    # Given the request named one base AMI, and Image Builder reports the recipe's parent as another
+    ours = aws.register()
+    parent = "ami-0dddddddddddddddd4"
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)], parent=parent, created=CREATED))
     # When checked
-    output = aws.run(check_input(base_ami_id=BASE_AMI))
-    # Then this region's AMI of this account is reported and tagged with what the workflow knows
-    assert output == {
-        "status": "AVAILABLE",
-        "amiId": ours,
-        "imageBuildVersionArn": BUILD_ARN,
-        "reason": f"{ours} is available in {REGION}",
-        "pipeline": "app",
-        "baseUnchanged": False,
-        "elapsedSeconds": 0,
-    }
-    assert aws.tags_of(ours) == {
-        tags.COMMIT: COMMIT,
-        tags.BRANCH: "main",
-        tags.TRIGGER: "codecommit",
-        tags.EXECUTION: EXECUTION,
-        tags.BASE_IMAGE: BASE_AMI,
-        tags.IMAGE_BUILD: BUILD_ARN,
-    }
+    aws.run(check_input(base_ami_id=BASE_AMI))
+    # Then the AMI names the base it was really built on
+    assert aws.tags_of(ours)[tags.BASE_IMAGE] == parent
+
+
+def test_build_time_tag_is_image_builders_date_created(aws: Aws) -> None:
+    ours = aws.register()
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)], created="2026-11-29T23:59:59.000Z"))
+
+    aws.run(check_input())
+
+    assert aws.tags_of(ours)[tags.BUILD_TIME] == "2026-11-29T23:59:59.000Z"
 
 
 def test_available_build_without_an_ami_in_this_region_fails_with_the_reason(aws: Aws) -> None:
@@ -257,7 +433,7 @@ def test_available_build_without_an_ami_in_this_region_fails_with_the_reason(aws
         image_response(
             "AVAILABLE",
             amis=[
-                ami_entry("ami-0aaaaaaaaaaaaaaa1", region="us-east-1"),
+                ami_entry("ami-0aaaaaaaaaaaaaaa1", region=OTHER_REGION),
                 ami_entry("ami-0bbbbbbbbbbbbbbb2", account=OTHER_ACCOUNT),
             ],
         )
@@ -269,7 +445,7 @@ def test_available_build_without_an_ami_in_this_region_fails_with_the_reason(aws
     assert output["amiId"] is None
     assert output["reason"] == (
         f"the image build is AVAILABLE but distributed no AMI to {REGION} "
-        f"(AMIs: ami-0aaaaaaaaaaaaaaa1 in us-east-1, ami-0bbbbbbbbbbbbbbb2 in {REGION})"
+        f"(AMIs: ami-0aaaaaaaaaaaaaaa1 in {OTHER_REGION}, ami-0bbbbbbbbbbbbbbb2 in {REGION})"
     )
 
 
@@ -282,14 +458,14 @@ def test_available_build_with_no_output_resources_fails(aws: Aws) -> None:
     )
 
 
-def test_tags_skip_null_values_and_take_the_resolved_commit_of_a_rebuild(aws: Aws) -> None:
-    # Given the rebuild-base chain's app bake: the request has no commit, the build resolved it; no base AMI known
+def test_tags_skip_null_values_and_take_the_commit_of_the_bake_in_a_rebuild(aws: Aws) -> None:
+    # Given a rebuild-base app bake: the request has no commit, the bake names it; no parent or date reported
     ours = aws.register()
     aws.expect_get(image_response("AVAILABLE", amis=[ami_entry(ours)]))
     request = check_input(action="rebuild-base", trigger="schedule")
-    # When checked
-    aws.run(request)
-    # Then the resolved commit is tagged, and no empty base image tag is written
+    # When checked, for a function deployed without a source (no repository)
+    aws.run(request, repository=None)
+    # Then the bake's commit is tagged, and no empty tag is written
     assert aws.tags_of(ours) == {
         tags.COMMIT: COMMIT,
         tags.BRANCH: "main",
@@ -299,15 +475,23 @@ def test_tags_skip_null_values_and_take_the_resolved_commit_of_a_rebuild(aws: Aw
     }
 
 
-def test_base_image_is_tagged_without_app_commit_or_branch(aws: Aws) -> None:
-    # Given the base bake of rebuild-base
+def test_base_image_is_tagged_without_app_commit_branch_or_repository(aws: Aws) -> None:
+    # Given the base bake of rebuild-base, on an AWS managed parent
     ours = aws.register()
-    aws.expect_get(image_response("AVAILABLE", amis=[ami_entry(ours)]))
+    parent = f"arn:aws:imagebuilder:{REGION}:aws:image/amazon-linux-2023-x86/2026.11.28"
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)], arn=BASE_BUILD_ARN, parent=parent, created=CREATED))
+    base = build_dict("base", arn=BASE_BUILD_ARN, commit=None)
     # When checked
-    output = aws.run(check_input(build=build_dict("base", commit=None), action="rebuild-base", trigger="schedule"))
+    output = aws.run(check_input(build=base, action="rebuild-base", trigger="schedule"))
     # Then only what is true of a base image is tagged
     assert output["pipeline"] == "base"
-    assert aws.tags_of(ours) == {tags.TRIGGER: "schedule", tags.EXECUTION: EXECUTION, tags.IMAGE_BUILD: BUILD_ARN}
+    assert aws.tags_of(ours) == {
+        tags.TRIGGER: "schedule",
+        tags.EXECUTION: EXECUTION,
+        tags.IMAGE_BUILD: BASE_BUILD_ARN,
+        tags.BASE_IMAGE: parent,
+        tags.BUILD_TIME: CREATED,
+    }
 
 
 def test_checking_an_available_build_again_is_harmless(aws: Aws) -> None:
@@ -336,6 +520,19 @@ def test_ami_not_visible_to_ec2_yet_is_reported_as_still_building(aws: Aws) -> N
     assert "ami-0ccccccccccccccc3 is built but not visible to EC2 yet" in output["reason"]
 
 
+def test_copy_in_another_region_not_visible_yet_is_reported_as_still_building(aws: Aws) -> None:
+    # Given this region's AMI is tagged, but us-east-1 does not list its copy yet
+    ours = aws.register()
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours), ami_entry("ami-0aaaaaaaaaaaaaaa1", OTHER_REGION)]))
+    east = SESSION.client("ec2", region_name=OTHER_REGION)
+    with Stubber(east) as east_stub:
+        east_stub.add_client_error("create_tags", service_error_code="InvalidAMIID.NotFound")
+        # When checked
+        output = aws.run(check_input(), regional={OTHER_REGION: east})
+    # Then the next poll tags it (tagging again is harmless)
+    assert (output["status"], output["pendingBuildArn"]) == ("BUILDING", BUILD_ARN)
+
+
 def test_tag_request_has_the_documented_shape() -> None:
     # Given EC2 behind a Stubber that checks the exact request
     ec2 = SESSION.client("ec2")
@@ -350,6 +547,93 @@ def test_tag_request_has_the_documented_shape() -> None:
         stub.assert_no_pending_responses()
 
 
+def test_tags_in_the_home_region_never_use_a_regional_client() -> None:
+    # Given the home client behind a Stubber, and no regional client at all
+    ec2 = SESSION.client("ec2")
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "create_tags", {}, {"Resources": ["ami-0ccccccccccccccc3"], "Tags": [{"Key": "k", "Value": "v"}]}
+        )
+        # When this region's AMI is tagged, named or not
+        ImageTags(ec2, regional=lambda region: pytest.fail(f"asked for a {region} client")).tag_image(
+            "ami-0ccccccccccccccc3", {"k": "v"}, region=REGION
+        )
+        stub.assert_no_pending_responses()
+
+
+# --- cancel -------------------------------------------------------------------------------------------
+
+
+def test_cancel_cancels_only_the_builds_that_have_not_finished(aws: Aws) -> None:
+    # Given three bakes: one available, one building, one pending (the bake outlived build.timeoutMinutes)
+    bakes = [bake(COMMIT, BUILD_ARN), bake(OTHER_COMMIT, OTHER_BUILD_ARN), bake("e" * 40, THIRD_BUILD_ARN)]
+    aws.expect_get(image_response("AVAILABLE", [ami_entry("ami-0ccccccccccccccc3")]))
+    aws.expect_get(image_response("BUILDING", arn=OTHER_BUILD_ARN))
+    aws.expect_cancel(OTHER_BUILD_ARN)
+    aws.expect_get(image_response("PENDING", arn=THIRD_BUILD_ARN))
+    aws.expect_cancel(THIRD_BUILD_ARN)
+    # When the state machine's CancelUnfinishedBuilds asks (nothing is tagged)
+    output = aws.run(check_input(build=build_dict(bakes=bakes, commits_from="targets"), cancel=True), no_ec2())
+    # Then the two unfinished builds are cancelled, each with its own client token, and the finished one is left
+    assert output == answer(
+        "CANCELLED", "cancelled 2 build(s) still running", cancelled=[OTHER_BUILD_ARN, THIRD_BUILD_ARN]
+    )
+
+
+def test_cancel_with_nothing_still_running_cancels_nothing(aws: Aws) -> None:
+    # Given the only build already failed (ImageBuildFailed goes through CancelUnfinishedBuilds too)
+    aws.expect_get(image_response("FAILED"))
+    # When asked to cancel (the Stubber has no cancel response)
+    output = aws.run(check_input(cancel=True), no_ec2())
+    # Then nothing is cancelled, and it says so
+    assert (output["status"], output["cancelled"], output["reason"]) == ("CANCELLED", [], "no build was still running")
+
+
+def test_a_build_that_ended_between_the_read_and_the_cancel_is_not_counted(aws: Aws) -> None:
+    # Given a build reported BUILDING that ends before the cancel arrives
+    aws.expect_get(image_response("DISTRIBUTING"))
+    aws.stub.add_client_error("cancel_image_creation", service_error_code="ResourceInUseException")
+    # When cancelled
+    output = aws.run(check_input(cancel=True), no_ec2())
+    # Then the step succeeds and cancelled nothing
+    assert (output["status"], output["cancelled"]) == ("CANCELLED", [])
+
+
+def test_cancel_tokens_repeat_for_a_retry_and_differ_between_builds() -> None:
+    # Given the builds of one bake, and the longest client token start_image_build gives a bake
+    token = "app-" + "f" * 60
+    arns = [BUILD_ARN, OTHER_BUILD_ARN, THIRD_BUILD_ARN]
+    # When their cancel tokens are derived
+    tokens = [logic.cancel_token(token, arn) for arn in arns]
+    # Then a retried cancel sends the same token, no two builds share one (a mismatch, not a retry), within the limit
+    assert tokens == [logic.cancel_token(token, arn) for arn in arns]
+    assert len(set(tokens)) == len(arns)
+    assert all(1 <= len(t) <= MAX_CLIENT_TOKEN_LENGTH for t in tokens)
+
+
+@pytest.mark.parametrize("code", ["ResourceInUseException", "InvalidRequestException"])
+def test_adapter_reads_an_already_ended_build_as_nothing_to_cancel(code: str) -> None:
+    imagebuilder = SESSION.client("imagebuilder")
+    with Stubber(imagebuilder) as stub:
+        stub.add_client_error("cancel_image_creation", service_error_code=code)
+
+        assert ImageBuilder(imagebuilder).cancel(BUILD_ARN, "cancel-token") is False
+
+
+def test_adapter_passes_on_any_other_cancel_error() -> None:
+    imagebuilder = SESSION.client("imagebuilder")
+    with Stubber(imagebuilder) as stub:
+        stub.add_client_error("cancel_image_creation", service_error_code="ForbiddenException")
+
+        with pytest.raises(ClientError, match="ForbiddenException"):
+            ImageBuilder(imagebuilder).cancel(BUILD_ARN, "cancel-token")
+
+
+def test_cancel_without_a_canceller_is_invalid(aws: Aws) -> None:
+    with pytest.raises(InvalidInput, match="without a canceller"):
+        logic.run(check_input(cancel=True), REGION, ImageBuilder(aws.imagebuilder), ImageTags(no_ec2()))
+
+
 # --- dry run and bad input -----------------------------------------------------------------------
 
 
@@ -359,15 +643,9 @@ def test_dry_run_build_has_nothing_to_check(aws: Aws) -> None:
     # When checked (no Image Builder or EC2 call may happen)
     output = aws.run(request, no_ec2())
     # Then it reports nothing built, so the dry run can go on
-    assert output == {
-        "status": "AVAILABLE",
-        "amiId": None,
-        "imageBuildVersionArn": None,
-        "reason": "dry run: no image was built, so there is no AMI",
-        "pipeline": "app",
-        "baseUnchanged": False,
-        "elapsedSeconds": 0,
-    }
+    assert output == answer(
+        "AVAILABLE", "dry run: no image was built, so there is no AMI", imageBuildVersionArn=None, elapsedSeconds=0
+    )
 
 
 def test_dry_run_of_a_real_build_reads_but_does_not_tag(aws: Aws) -> None:
@@ -391,6 +669,16 @@ def test_unknown_build_is_reported_as_image_build_not_found(code: str) -> None:
         stub.add_client_error("get_image", service_error_code=code)
         with pytest.raises(ImageBuildNotFound, match=code):
             ImageBuilder(imagebuilder).get_image(BUILD_ARN)
+
+
+def test_adapter_reads_the_parent_image_and_the_build_time() -> None:
+    imagebuilder = SESSION.client("imagebuilder")
+    with Stubber(imagebuilder) as stub:
+        stub.add_response("get_image", image_response("AVAILABLE", [], parent=BASE_AMI, created=CREATED))
+
+        image = ImageBuilder(imagebuilder).get_image(BUILD_ARN)
+
+    assert (image.parent_image, image.date_created) == (BASE_AMI, CREATED)
 
 
 # --- environment and handler ---------------------------------------------------------------------
@@ -420,22 +708,26 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_handler_reports_and_tags_an_available_build(handler: Any, aws: Aws, lambda_context: Any) -> None:
     # Given the state machine's poll payload and a finished build
     ours = aws.register()
-    aws.expect_get(image_response("AVAILABLE", amis=[ami_entry(ours)]))
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)], parent=BASE_AMI, created=CREATED))
     event = {"executionId": EXECUTION, "build": build_dict(), "request": request_dict(), "baseAmiId": None}
     # When the handler runs
     with aws.stub:
         output = handler.lambda_handler(event, lambda_context)
-    # Then the JSON answer is the documented shape, and the AMI is tagged
-    assert output == {
-        "status": "AVAILABLE",
-        "amiId": ours,
-        "imageBuildVersionArn": BUILD_ARN,
-        "reason": f"{ours} is available in {REGION}",
-        "pipeline": "app",
-        "baseUnchanged": False,
-        "elapsedSeconds": 0,
-    }
-    assert aws.tags_of(ours)[tags.EXECUTION] == EXECUTION
+    # Then the JSON answer is the documented shape, and the AMI is tagged with the configured repository
+    assert output == answer("AVAILABLE", f"{ours} is available in {REGION}", amiId=ours)
+    assert aws.tags_of(ours) == app_tags()
+
+
+def test_handler_cancels_what_still_runs(handler: Any, aws: Aws, lambda_context: Any) -> None:
+    # Given CancelUnfinishedBuilds' payload and a build still running
+    aws.expect_get(image_response("BUILDING"))
+    aws.expect_cancel(BUILD_ARN)
+    event = {"executionId": EXECUTION, "build": build_dict(), "request": request_dict(), "cancel": True}
+    # When the handler runs
+    with aws.stub:
+        output = handler.lambda_handler(event, lambda_context)
+    # Then the build is cancelled
+    assert (output["status"], output["cancelled"]) == ("CANCELLED", [BUILD_ARN])
 
 
 @pytest.mark.parametrize(
@@ -443,9 +735,11 @@ def test_handler_reports_and_tags_an_available_build(handler: Any, aws: Aws, lam
     [
         ({"build": {**build_dict(), "clientToken": None}}, r"build\.clientToken"),
         ({"build": {**build_dict(), "pipeline": "other"}}, r"build\.pipeline"),
+        ({"build": {**build_dict(), "commitsFrom": "somewhere"}}, r"build\.commitsFrom"),
         ({"build": None}, "build"),
         ({"baseAmiId": "base"}, "baseAmiId"),
         ({"request": None}, "request"),
+        ({"cancel": "yes"}, "cancel"),
         ({"poll": 3}, "poll: unknown field"),
     ],
 )

@@ -17,6 +17,7 @@ from publish_launch_template_version.models import PublishInput
 
 from shared import tags
 from shared.aws.autoscaling import AutoScaling
+from shared.aws.images import ImageRecord
 from shared.aws.launch_templates import (
     MAX_VERSIONS_PER_DELETE,
     DeleteOutcome,
@@ -307,6 +308,113 @@ def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
     with pytest.raises(InvalidInput, match="not a configured target"):
         logic.run(request, config_keeping(5), store, FakeAutoScaling(), FakeGroups())
     assert store.created == []
+
+
+# --- rebuild-base: each target gets the image of the commit it runs --------------------------------------
+
+RUNNING_COMMIT = "3f2c1e9d8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
+OTHER_STAGE_COMMIT = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+RUNNING_COMMIT_IMAGE = "ami-0aaaaaaaaaaaaaaa1"
+OTHER_STAGE_IMAGE = "ami-0bbbbbbbbbbbbbbb2"
+
+
+class FakeImages:
+    """The account's own AMIs as DescribeImages reports them (an AMI not listed is not ours, or gone)."""
+
+    def __init__(self, commits: dict[str, str | None]) -> None:
+        self.records = {
+            image_id: ImageRecord(
+                image_id=image_id,
+                state="available",
+                creation_date="2026-11-01T03:00:00.000Z",
+                tags={tags.COMMIT: commit} if commit else {},
+            )
+            for image_id, commit in commits.items()
+        }
+
+    def get_own_image(self, image_id: str) -> ImageRecord | None:
+        return self.records.get(image_id)
+
+
+def rebuild_request(*, images: Sequence[tuple[str, str]] | None = None) -> PublishInput:
+    """publish's payload in a rebuild-base: the first image as amiId, every commit's image in images."""
+    baked = images or [(OTHER_STAGE_COMMIT, OTHER_STAGE_IMAGE), (RUNNING_COMMIT, RUNNING_COMMIT_IMAGE)]
+    return PublishInput.model_validate(
+        {
+            "executionId": EXECUTION,
+            "target": TARGET.model_dump(by_alias=True),
+            "amiId": baked[0][1],
+            "commit": None,
+            "images": [{"commit": commit, "amiId": ami} for commit, ami in baked],
+        }
+    )
+
+
+def test_rebuild_base_publishes_the_image_of_the_commit_the_target_runs_not_the_first_one() -> None:
+    # Given the target's default version runs an AMI of RUNNING_COMMIT, and the rebuild baked two commits
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    images = FakeImages({OLD_AMI: RUNNING_COMMIT})
+    # When the new images are published (amiId names the other stage's image)
+    output = logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), images)
+    # Then the target gets its own commit on the new base, and the version says which commit it is
+    assert store.created[0]["image"] == RUNNING_COMMIT_IMAGE
+    assert f" commit={RUNNING_COMMIT} " in store.created[0]["description"]
+    assert (output.version, output.previous_version, output.created) == (3, 2, True)
+
+
+def test_rebuild_base_retry_after_publishing_keeps_the_version_this_execution_made() -> None:
+    # Given a first publish made version 3 the default, with RUNNING_COMMIT's new image
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    first = logic.run(
+        rebuild_request(),
+        config_keeping(5),
+        store,
+        FakeAutoScaling(),
+        FakeGroups(),
+        FakeImages({OLD_AMI: RUNNING_COMMIT}),
+    )
+    # When the step is retried, and the new default's AMI cannot be read (EC2 does not list it to this call)
+    second = logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages({}))
+    # Then the version it made is kept: no second version, and no other commit's image
+    assert len(store.created) == 1
+    assert (second.version, second.created) == (first.version, False)
+    assert store.versions[second.version].image_id == RUNNING_COMMIT_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("running", "message"),
+    [
+        ({OLD_AMI: "e" * 40}, f"runs {OLD_AMI} \\(commit {'e' * 40}\\), and this rebuild baked only"),
+        ({OLD_AMI: None}, f"runs {OLD_AMI} \\(commit None\\)"),
+        ({}, f"runs {OLD_AMI} \\(commit None\\)"),
+    ],
+    ids=["commit-not-baked", "no-commit-tag", "ami-not-ours"],
+)
+def test_rebuild_base_refuses_a_target_whose_commit_was_not_baked(running: dict[str, str | None], message: str) -> None:
+    # Given the target runs a commit the rebuild did not bake (or one that cannot be told)
+    store = FakeLaunchTemplates(versions=[1, 2], default=2)
+    # When / Then nothing is published: a rebuild never moves a target to another commit
+    with pytest.raises(InvalidInput, match=message):
+        logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages(running))
+    assert store.created == []
+    assert store.default_changes == []
+
+
+def test_images_without_an_image_reader_are_refused() -> None:
+    store = FakeLaunchTemplates(versions=[1], default=1)
+
+    with pytest.raises(InvalidInput, match="without an image reader"):
+        logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    assert store.created == []
+
+
+def test_a_deploy_without_images_publishes_the_ami_it_is_given_without_reading_images() -> None:
+    # Given a deploy's payload (no images) and an image reader that knows nothing
+    store = FakeLaunchTemplates(versions=[1], default=1)
+    # When published
+    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages({}))
+    # Then the given AMI is published
+    assert store.created[0]["image"] == AMI
 
 
 # --- prune ---------------------------------------------------------------------------------------

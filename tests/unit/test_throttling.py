@@ -39,7 +39,6 @@ from shared.aws.imagebuilder import ImageBuilder, ImageTags
 from shared.aws.images import Images
 from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.lock_table import LockTable
-from shared.aws.parameters import Parameters
 from shared.aws.references import FleetReferences
 from shared.aws.secrets import Secrets
 from shared.aws.stepfunctions import StepFunctions
@@ -245,6 +244,14 @@ def _stubbed(service: str) -> tuple[Any, Stubber]:
 SFN_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:web-app-deploy"
 BUILD_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/web-app/1.0.0/1"
 PIPELINE_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-pipeline/web-app"
+RECIPE_ARN = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/web-app-app-0123456789ab/1.0.0"
+RECIPE_REQUEST = {
+    "name": "web-app-app-0123456789ab",
+    "semanticVersion": "1.0.0",
+    "parentImage": AMI,
+    "components": [{"componentArn": f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:component/web-app-app-install/1.0.0/1"}],
+    "clientToken": "recipe-token",
+}
 TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/web/0123456789abcdef"
 
 # (service, method, code, HTTP status, the adapter call, what it would have made of a ClientError)
@@ -287,8 +294,10 @@ PER_CALL_HANDLING: list[tuple[str, str, str, int, Callable[[Any], Any], str]] = 
      lambda c: LoadBalancing(c).target_health(TG_ARN), "TargetGroupNotFound"),
     ("cloudwatch", "describe_alarms", "Throttling", 400,
      lambda c: Alarms(c).states(["web-app-5xx"]), "missing alarms left out"),
-    ("ssm", "put_parameter", "ThrottlingException", 400,
-     lambda c: Parameters(c).put_string("/web-app/source", "s3://b/k"), "a raised ClientError"),
+    ("imagebuilder", "create_image_recipe", IMAGE_BUILDER_RATE_CODE, 429,
+     lambda c: ImageBuilder(c).create_recipe(RECIPE_REQUEST, RECIPE_ARN), "this bake's recipe (already exists)"),
+    ("imagebuilder", "cancel_image_creation", IMAGE_BUILDER_RATE_CODE, 429,
+     lambda c: ImageBuilder(c).cancel(BUILD_ARN, "cancel-token"), "False: the build already ended"),
 ]  # fmt: skip
 
 
