@@ -346,6 +346,7 @@ def run(
 
     return PublishOutput(
         launch_template_id=template_id,
+        ami_id=request.ami_id,
         version=published.version,
         previous_version=published.previous_version,
         created=published.created,

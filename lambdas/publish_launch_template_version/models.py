@@ -47,6 +47,8 @@ class KeptVersion(_Model):
 
 class PublishOutput(_Model):
     launch_template_id: str
+    # The AMI the version runs: in a rebuild of several commits, the image of this target's own commit.
+    ami_id: str
     version: int
     previous_version: int
     created: bool

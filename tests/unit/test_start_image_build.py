@@ -702,15 +702,15 @@ def test_client_token_is_stable_distinct_and_within_the_api_limit() -> None:
         for execution in (EXECUTION, f"{EXECUTION}-2", long_execution)
         for what in ("base", f"app|{COMMIT}", f"recipe|{COMMIT}")
     }
-    # Then each is deterministic, distinct per execution and what it creates, and 1..64 characters
+    # Then each is deterministic, distinct per execution and what it creates, and within the API Reference's 36 characters
     assert all(logic.client_token(e, w) == t for (e, w), t in tokens.items())
     assert len(set(tokens.values())) == len(tokens)
-    assert all(1 <= len(t) <= MAX_CLIENT_TOKEN_LENGTH == 64 for t in tokens.values())
+    assert all(1 <= len(t) <= MAX_CLIENT_TOKEN_LENGTH == 36 for t in tokens.values())
 
 
 def test_adapter_refuses_a_client_token_longer_than_the_api_allows() -> None:
-    with pytest.raises(ValueError, match="1 to 64"):
-        ImageBuilder(SESSION.client("imagebuilder")).start_pipeline(BASE_PIPELINE, "t" * 65)
+    with pytest.raises(ValueError, match="1 to 36"):
+        ImageBuilder(SESSION.client("imagebuilder")).start_pipeline(BASE_PIPELINE, "t" * 37)
 
 
 def test_adapter_translates_a_missing_pipeline() -> None:

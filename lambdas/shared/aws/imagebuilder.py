@@ -16,8 +16,11 @@ from botocore.exceptions import ClientError
 from shared.aws.clients import adapter_client, regional_client
 from shared.errors import ImageBuildNotFound, ImageNotReady, ImagePipelineNotFound
 
-# ClientToken of StartImagePipelineExecution: 1 to 64 characters (botocore imagebuilder model).
-MAX_CLIENT_TOKEN_LENGTH = 64
+# Image Builder client tokens: botocore's model allows 1 to 64 characters, but the API Reference says
+# "Length Constraints: Minimum length of 1. Maximum length of 36." (StartImagePipelineExecution, CreateImage,
+# CreateImageRecipe, CancelImageCreation: https://docs.aws.amazon.com/imagebuilder/latest/APIReference/
+# API_StartImagePipelineExecution.html). The service may enforce the shorter one: keep to it.
+MAX_CLIENT_TOKEN_LENGTH = 36
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
 _AMI_NOT_VISIBLE_CODES = frozenset({"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"})
 # CancelImageCreation "can only be used on images in a non-terminal state" (EC2 Image Builder API Reference,
