@@ -8,6 +8,7 @@ from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.shared.recipes import app_recipe_name_pattern
 from stacks.config import PipelineConfig
 from stacks.deploy_workflow import DeployWorkflow
 from stacks.example_fleet import ExampleFleet
@@ -42,13 +43,15 @@ class PipelineStack(Stack):
         app = config.application
         arn = f"arn:{Aws.PARTITION}:imagebuilder:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         nag_arn = f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}"
-        # An image's ARN is image/<recipe name>/<recipe version>/<build number>; app recipes are <app>-app-<digest>.
-        image_arns = [f"{arn}:image/{images.base.recipe_name}/*", f"{arn}:image/{images.app.recipe_name}-*"]
+        # An image's ARN is image/<recipe name>/<recipe version>/<build number>; app recipes are <app>-app-<digest>,
+        # matched to the digest's exact length so no other application's recipes or images match.
+        bakes = app_recipe_name_pattern(images.app.recipe_name)
+        image_arns = [f"{arn}:image/{images.base.recipe_name}/*", f"{arn}:image/{bakes}/*"]
         nag_images = [
             wildcard_resource(f"{nag_arn}:image/{images.base.recipe_name}/*"),
-            wildcard_resource(f"{nag_arn}:image/{images.app.recipe_name}-*"),
+            wildcard_resource(f"{nag_arn}:image/{bakes}/*"),
         ]
-        app_recipes = f"{arn}:image-recipe/{images.app.recipe_name}-*"
+        app_recipes = f"{arn}:image-recipe/{bakes}/*"
 
         start_build = workflow.functions["start_image_build"]
         statements = [
@@ -81,7 +84,7 @@ class PipelineStack(Stack):
         acknowledge(
             start_build.role,  # type: ignore[arg-type]
             "Each bake creates its own recipe and image, named <app>-app-<digest>: the prefix pins them to this app",
-            wildcard_resource(f"{nag_arn}:image-recipe/{images.app.recipe_name}-*"),
+            wildcard_resource(f"{nag_arn}:image-recipe/{bakes}/*"),
             *nag_images[1:],
         )
         start_build.add_environment("BASE_PIPELINE_ARN", images.base.pipeline.attr_arn)

@@ -48,12 +48,13 @@ from shared.aws.images import ImageRecord, newest_first
 from shared.config import DeployConfig, Source, Target
 from shared.errors import BaseImageMissing, InvalidInput
 from shared.observability import logger, metrics
+from shared.recipes import RECIPE_DIGEST_LENGTH
 
 # Which pipelines each action may start: "rebuild-base" bakes the base, then the app on it; "deploy" bakes
 # the app, and the base first when none exists yet (a fresh account).
 _PIPELINES_BY_ACTION: dict[str, tuple[Pipeline, ...]] = {"deploy": ("base", "app"), "rebuild-base": ("base", "app")}
 # Image Builder recipe names: 1 to 128 characters (EC2 Image Builder API Reference, CreateImageRecipe `name`).
-RECIPE_NAME_DIGEST = 12
+RECIPE_NAME_DIGEST = RECIPE_DIGEST_LENGTH
 
 
 class PipelineStarter(Protocol):

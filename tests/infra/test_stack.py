@@ -207,12 +207,12 @@ def test_start_image_build_may_create_only_this_apps_recipes_and_images_from_the
     grants = grants_of(synthesized, "start_image_build")
     arn = "<{}.Arn>".format
 
-    assert grants["imagebuilder:CreateImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*"}
-    assert grants["imagebuilder:GetImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*"}
-    assert grants["imagebuilder:CreateImage"] == {f"{IMAGE_ARN}/web-app-app-*"}
+    assert grants["imagebuilder:CreateImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-????????????/*"}
+    assert grants["imagebuilder:GetImageRecipe"] == {f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-????????????/*"}
+    assert grants["imagebuilder:CreateImage"] == {f"{IMAGE_ARN}/web-app-app-????????????/*"}
     assert grants["imagebuilder:TagResource"] == {
-        f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-*",
-        f"{IMAGE_ARN}/web-app-app-*",
+        f"{IMAGEBUILDER_ARN}:image-recipe/web-app-app-????????????/*",
+        f"{IMAGE_ARN}/web-app-app-????????????/*",
     }
     assert grants["imagebuilder:GetInfrastructureConfiguration"] == {
         arn(logical_id(synthesized, "AWS::ImageBuilder::InfrastructureConfiguration", "web-app-build"))
@@ -233,7 +233,7 @@ def test_start_image_build_may_create_only_this_apps_recipes_and_images_from_the
 
 def test_check_image_build_may_cancel_and_read_only_this_apps_builds(synthesized: Synthesized) -> None:
     grants = grants_of(synthesized, "check_image_build")
-    builds = {f"{IMAGE_ARN}/web-app-base/*", f"{IMAGE_ARN}/web-app-app-*"}
+    builds = {f"{IMAGE_ARN}/web-app-base/*", f"{IMAGE_ARN}/web-app-app-????????????/*"}
 
     assert grants["imagebuilder:CancelImageCreation"] == builds
     assert grants["imagebuilder:GetImage"] == builds

@@ -715,6 +715,7 @@ def test_publish_sends_source_version_client_token_and_only_the_image_then_delet
     # Then the results are translated: 2 (already gone) counts as pruned, 3 is reported; each kept version says why
     assert output.model_dump(by_alias=True) == {
         "launchTemplateId": TEMPLATE,
+        "amiId": request.ami_id,
         "version": 6,
         "previousVersion": 5,
         "created": True,
@@ -838,6 +839,7 @@ def test_handler_publishes_with_moto_and_a_retry_returns_the_same_version(
     # Then one version 2 exists, it is the default with the new AMI, and the retry reports created=false
     assert first == {
         "launchTemplateId": template_id,
+        "amiId": event["amiId"],
         "version": 2,
         "previousVersion": 1,
         "created": True,
