@@ -34,6 +34,7 @@ from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTempl
 from shared.config import DeployConfig
 from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
+from shared.recipes import RECIPE_DIGEST_LENGTH
 from shared.versions import version_number
 
 # Instances in these states hold their AMI (a stopped instance can be started again).
@@ -255,6 +256,21 @@ def _resolve(versions: list[LaunchTemplateVersionRecord], version: str) -> list[
     return [v for v in versions if v.version_number == number]
 
 
+def own_bake_recipe(reference_arn: str, application: str) -> bool:
+    """A per-bake app recipe of this application (image-recipe/<app>-app-<digest>/<version>).
+
+    Every bake's recipe names its base AMI as parent, so DescribeImageReferences (IncludeAllResourceTypes
+    covers imagebuilder:ImageRecipe, EC2 API Reference, DescribeImageReferences) reports each base ever used
+    as referenced, forever. Such a reference does not keep a base: the app images built on it do (an app image
+    that stays keeps its base), and the newest base images are kept by count.
+    """
+    marker = f":image-recipe/{application}-app-"
+    if marker not in reference_arn:
+        return False
+    digest = reference_arn.split(marker, 1)[1].split("/", 1)[0]
+    return len(digest) == RECIPE_DIGEST_LENGTH and all(c in "0123456789abcdef" for c in digest)
+
+
 def final_plan(facts: PruneFacts, images: Images, batch: list[str] | None = None) -> PrunePlan:
     """Plan, then ask DescribeImageReferences about what the plan would delete (only `batch`, when given: the
     images this invocation deletes), and plan again with the answer."""
@@ -266,6 +282,8 @@ def final_plan(facts: PruneFacts, images: Images, batch: list[str] | None = None
     try:
         found: dict[str, list[str]] = defaultdict(list)
         for reference in images.find_references(to_check):
+            if own_bake_recipe(reference.arn, facts.application):
+                continue
             found[reference.image_id].append(reference.arn or reference.resource_type)
         checked = replace(facts, image_references={k: tuple(v) for k, v in found.items()})
     except (ClientError, BotoCoreError) as exc:

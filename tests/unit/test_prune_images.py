@@ -1116,3 +1116,56 @@ def test_prune_ends_the_loop_when_an_invocation_can_delete_nothing(fleet: Fleet,
     assert [f["code"] for f in result["failures"]] == ["UnauthorizedOperation"] * 2
     assert result["done"] is True
     assert result["progress"]["remaining"] == 2
+
+
+def _bases_and_one_old_base(fleet: Fleet) -> None:
+    """Four base images (base1 oldest, beyond keepImages 3) and three app images, all on base4."""
+    fleet.bake("base1", "base", 40)
+    fleet.bake("base2", "base", 30)
+    fleet.bake("base3", "base", 20)
+    fleet.bake("base4", "base", 10)
+    for label, age in (("app1", 9), ("app2", 5), ("app3", 1)):
+        fleet.bake(label, "app", age, base="base4")
+
+
+def test_a_base_referenced_only_by_this_apps_own_bake_recipe_is_still_pruned(fleet: Fleet) -> None:
+    # Given the oldest base is the parent of an old per-bake recipe of this application (every bake's recipe
+    # names its base AMI, so DescribeImageReferences reports it), and no app image that stays was built on it
+    _bases_and_one_old_base(fleet)
+    fleet.expect_refreshes()
+    recipe = "arn:aws:imagebuilder:eu-west-1:123456789012:image-recipe/web-app-app-0123456789ab/1.0.0"
+    fleet.expect_reference_check(
+        ["base1"], [{"ImageId": fleet.amis["base1"], "ResourceType": "imagebuilder:ImageRecipe", "Arn": recipe}]
+    )
+    fleet.expect_deregister("base1")
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then that reference keeps nothing: the base goes
+    assert fleet.labels(result["imagesPruned"]) == ["base1"]
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "image-recipe/golden-linux/1.0.0",  # someone else's recipe
+        "image-recipe/web-app-app-extra/1.0.0",  # not a 12-hex digest: not one of ours
+        "image-recipe/web-app-app-app-0123456789ab/1.0.0",  # another application's (named web-app-app) bake
+    ],
+)
+def test_a_base_referenced_by_any_other_recipe_is_kept(fleet: Fleet, recipe: str) -> None:
+    # Given the oldest base is the parent of a recipe that is not one of this application's bakes
+    _bases_and_one_old_base(fleet)
+    fleet.expect_refreshes()
+    arn = f"arn:aws:imagebuilder:eu-west-1:123456789012:{recipe}"
+    fleet.expect_reference_check(
+        ["base1"], [{"ImageId": fleet.amis["base1"], "ResourceType": "imagebuilder:ImageRecipe", "Arn": arn}]
+    )
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then the base stays, and nothing is deregistered
+    assert "base1" in fleet.labels(result["imagesKept"])
+    assert fleet.labels(result["imagesPruned"]) == []
