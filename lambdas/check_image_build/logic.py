@@ -68,13 +68,20 @@ class ImageLister(Protocol):
 
 
 def base_unchanged(
-    new_ami_id: str, application: str, packages: PackageReader, images: ImageLister, new_build_arn: str
+    new_ami_id: str,
+    application: str,
+    packages: PackageReader,
+    images: ImageLister,
+    new_build_arn: str,
+    running_bases: list[str] | None = None,
 ) -> bool:
-    """True when a new base image installs exactly the packages of the previous base image.
+    """True when a new base image installs exactly the packages of the previous base image, and that previous
+    base is the one every target's image was built on (`running_bases`, when the start step read them).
 
     The previous one is the newest other available base AMI of this application that records its
-    build (tag immutable-ami:image-build). Without one, or when a package list cannot be read, the
-    base counts as changed: rolling out an unchanged image is harmless, skipping a patched one is not.
+    build (tag immutable-ami:image-build). Without one, or when a package list cannot be read, or when a
+    target runs an image built on another base (a rebuild whose rollout failed, say), the base counts as
+    changed: rolling out an unchanged image is harmless, skipping a patched one is not.
     """
     previous = [
         image
@@ -88,6 +95,12 @@ def base_unchanged(
         logger.info("no earlier base image records its build: the new base counts as changed")
         return False
     latest = max(previous, key=lambda image: image.creation_date)
+    if running_bases and set(running_bases) != {latest.image_id}:
+        logger.info(
+            "the targets run images built on other bases than the previous one: the new base counts as changed",
+            extra={"previousBaseAmi": latest.image_id, "runningBases": running_bases},
+        )
+        return False
     new, old = packages.list_packages(new_build_arn), packages.list_packages(latest.tags[tags.IMAGE_BUILD])
     if not new or not old:
         logger.warning("a base image has no package inventory: the new base counts as changed")
@@ -304,7 +317,7 @@ def run(
     ami_id = baked[0].ami_id
     unchanged = False
     if build.pipeline == "base" and packages is not None and images is not None and application:
-        unchanged = base_unchanged(ami_id, application, packages, images, first.arn)
+        unchanged = base_unchanged(ami_id, application, packages, images, first.arn, build.running_bases)
     reason = first.reason or (
         f"{ami_id} is available in {region}" if not several else f"{len(baked)} images available in {region}"
     )

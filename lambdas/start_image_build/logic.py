@@ -115,6 +115,11 @@ def requested_targets(request: StepRequest, config: DeployConfig) -> list[Target
 
 def deployed_commit(target: Target, templates: TemplateReader, images: ImageReader) -> str:
     """The commit the target runs: its default launch template version's AMI, tag COMMIT."""
+    return _deployed(target, templates, images)[0]
+
+
+def _deployed(target: Target, templates: TemplateReader, images: ImageReader) -> tuple[str, ImageRecord]:
+    """The commit the target runs and the image it runs it from (its default launch template version's AMI)."""
     where = f"{target.auto_scaling_group_name} (launch template {target.launch_template_id}, default version)"
     ami_id = templates.default_version_image_id(target.launch_template_id)
     if ami_id is None:
@@ -138,7 +143,20 @@ def deployed_commit(target: Target, templates: TemplateReader, images: ImageRead
             f"rebuild-base: {where} uses {ami_id}, whose {tags.COMMIT} tag {commit!r} is not a full commit SHA "
             "(40 lower-case hex characters)"
         )
-    return commit
+    return commit, image
+
+
+def running_bases(
+    request: StepRequest, config: DeployConfig, templates: TemplateReader, images: ImageReader
+) -> list[str]:
+    """rebuild-base, before the base bake: every requested target's commit can be re-baked (else it fails now,
+    not after a bake of half an hour), and the base images the targets' images were built on (BASE_IMAGE tag):
+    a new base is "unchanged" only if it equals every one of them (check_image_build)."""
+    bases = set()
+    for target in requested_targets(request, config):
+        _, image = _deployed(target, templates, images)
+        bases.add(image.tags.get(tags.BASE_IMAGE) or f"unknown base of {image.image_id}")
+    return sorted(bases)
 
 
 def commits_to_bake(
@@ -274,6 +292,11 @@ def run(
 
     if request.pipeline == "base":
         token = client_token(request.execution_id, "base")
+        bases = (
+            running_bases(request.request, config, templates, images)
+            if request.request.action == "rebuild-base" and config.source is not None
+            else []
+        )
         if dry_run:
             logger.info("dry run: would start the base pipeline", extra={"pipelineArn": env.base_pipeline_arn})
             arn = None
@@ -292,6 +315,7 @@ def run(
             dry_run=dry_run,
             started_at=None if dry_run else started_at,
             bakes=[Bake(commit=None, image_build_version_arn=arn)],
+            running_bases=bases,
         )
 
     if config.source is None:

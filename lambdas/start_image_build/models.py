@@ -65,6 +65,8 @@ class StartImageBuildOutput(_Model):
     bakes: list[Bake] = []
     # "targets": rebuild-base re-bakes the commit each target runs; every target then gets its own commit's image.
     commits_from: CommitsFrom = "request"
+    # rebuild-base's base bake: the base images the targets' images were built on (their BASE_IMAGE tags).
+    running_bases: list[str] = []
 
 
 class RecipeComponent(BaseModel):

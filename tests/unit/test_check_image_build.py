@@ -798,6 +798,25 @@ def test_base_with_the_same_packages_as_the_previous_base_is_unchanged() -> None
     assert logic.base_unchanged("ami-0000000000000000c", "web-app", packages, previous_bases(), NEW_BUILD)
 
 
+@pytest.mark.parametrize(
+    ("running", "unchanged"),
+    [
+        (["ami-0000000000000000b"], True),  # every target runs an image built on the previous base
+        (["ami-0000000000000000a"], False),  # a target still runs an image on an older base (a failed rollout)
+        (["ami-0000000000000000a", "ami-0000000000000000b"], False),
+    ],
+    ids=["all-on-previous-base", "one-older-base", "mixed"],
+)
+def test_same_packages_count_as_unchanged_only_if_every_target_runs_on_the_previous_base(
+    running: list[str], unchanged: bool
+) -> None:
+    # Given the new base installs exactly the previous base's packages, and the bases the targets' images are on
+    packages = FakePackages({NEW_BUILD: PACKAGES, PREVIOUS_BUILD: PACKAGES})
+    # When compared / Then "nothing to roll out" only when no target runs an image on another base
+    verdict = logic.base_unchanged("ami-0000000000000000c", "web-app", packages, previous_bases(), NEW_BUILD, running)
+    assert verdict is unchanged
+
+
 def test_base_with_an_updated_package_is_changed() -> None:
     # Given one package got a security update since the previous base image
     updated = frozenset({("kernel", "6.1.100-1"), ("openssl", "3.0.8-2")})

@@ -345,6 +345,7 @@ def test_deploy_creates_a_recipe_for_the_bake_with_its_source_in_the_component_p
         "startedAt": STARTED_AT,
         "bakes": [{"commit": COMMIT, "imageBuildVersionArn": build, "recipeArn": recipe_arn(), "baseAmiId": BASE_AMI}],
         "commitsFrom": "request",
+        "runningBases": [],
     }
 
 
@@ -637,9 +638,11 @@ def test_base_pipeline_starts_with_the_executions_client_token_as_a_bake_of_one(
     # Given the first bake of rebuild-base (or of a deploy on a fresh account)
     token = logic.client_token(EXECUTION, "base")
     aws.expect_start(BASE_PIPELINE, token, BASE_BUILD_ARN)
+    config = aws.fleet(COMMIT, COMMIT)
     # When it starts
-    output = aws.run(start_input("base", action="rebuild-base"), ec2=no_ec2())
+    output = aws.run(start_input("base", action="rebuild-base"), config)
     # Then the base pipeline runs, and no recipe is made
+    bases = output.pop("runningBases")
     assert output == {
         "pipeline": "base",
         "imageBuildVersionArn": BASE_BUILD_ARN,
@@ -651,6 +654,33 @@ def test_base_pipeline_starts_with_the_executions_client_token_as_a_bake_of_one(
         "commitsFrom": "request",
     }
     assert aws.requests("CreateImageRecipe") == []
+    # And it recorded what the targets' images were built on (these carry no base-image tag)
+    assert len(bases) == 2
+    assert all(b.startswith("unknown base of ami-") for b in bases)
+
+
+def test_rebuild_base_refuses_a_target_it_could_not_rebake_before_baking_the_base(aws: Aws) -> None:
+    # Given prod's AMI names no commit
+    config = aws.fleet(COMMIT, None)
+    # When / Then the base bake does not start: the rebuild would fail after it anyway
+    with pytest.raises(InvalidInput, match="no immutable-ami:commit tag"):
+        aws.run(start_input("base", action="rebuild-base"), config)
+    assert aws.sent == []
+
+
+def test_rebuild_base_records_the_bases_the_targets_run_on(aws: Aws) -> None:
+    # Given both targets run images tagged with the base they were built on
+    aws.expect_start(BASE_PIPELINE, logic.client_token(EXECUTION, "base"), BASE_BUILD_ARN)
+    config = aws.fleet(COMMIT, OTHER_COMMIT)
+    for target in [t for stage in config.stages for t in stage.targets]:
+        ami = aws.ec2.describe_launch_template_versions(LaunchTemplateId=target.launch_template_id)[
+            "LaunchTemplateVersions"
+        ][0]["LaunchTemplateData"]["ImageId"]
+        aws.ec2.create_tags(Resources=[ami], Tags=[{"Key": tags.BASE_IMAGE, "Value": BASE_AMI}])
+    # When the base bake starts
+    output = aws.run(start_input("base", action="rebuild-base"), config)
+    # Then the one base they run on is recorded, for check_image_build's "unchanged" verdict
+    assert output["runningBases"] == [BASE_AMI]
 
 
 def test_a_deploy_on_a_fresh_account_may_bake_the_base_first(aws: Aws) -> None:
@@ -685,10 +715,11 @@ def test_base_retry_sends_the_same_client_token_and_gets_the_same_build(aws: Aws
     # Given Image Builder answers a repeated client token with the original build
     token = logic.client_token(EXECUTION, "base")
     # When the step runs twice for the same execution
+    config = aws.fleet(COMMIT, COMMIT)
     aws.expect_start(BASE_PIPELINE, token)
-    first = aws.run(start_input("base", action="rebuild-base"), ec2=no_ec2())
+    first = aws.run(start_input("base", action="rebuild-base"), config)
     aws.expect_start(BASE_PIPELINE, token)
-    second = aws.run(start_input("base", action="rebuild-base"), ec2=no_ec2())
+    second = aws.run(start_input("base", action="rebuild-base"), config)
     # Then both name the same token and build
     assert first == second
 
@@ -702,7 +733,7 @@ def test_client_token_is_stable_distinct_and_within_the_api_limit() -> None:
         for execution in (EXECUTION, f"{EXECUTION}-2", long_execution)
         for what in ("base", f"app|{COMMIT}", f"recipe|{COMMIT}")
     }
-    # Then each is deterministic, distinct per execution and what it creates, and within the API Reference's 36 characters
+    # Then each is deterministic, distinct per execution and what it creates, within the API Reference's 36
     assert all(logic.client_token(e, w) == t for (e, w), t in tokens.items())
     assert len(set(tokens.values())) == len(tokens)
     assert all(1 <= len(t) <= MAX_CLIENT_TOKEN_LENGTH == 36 for t in tokens.values())
@@ -745,6 +776,7 @@ def test_dry_run_resolves_the_commits_and_the_base_and_creates_nothing(aws: Aws)
             {"commit": OTHER_COMMIT, "imageBuildVersionArn": None, "recipeArn": None, "baseAmiId": base},
         ],
         "commitsFrom": "targets",
+        "runningBases": [],
     }
     assert aws.sent == []
 
@@ -762,7 +794,7 @@ def test_dry_run_flag_of_the_request_alone_also_creates_nothing(aws: Aws) -> Non
 
 
 def test_dry_run_of_the_base_pipeline_starts_nothing(aws: Aws) -> None:
-    output = aws.run(start_input("base", action="rebuild-base", dry_run=True), ec2=no_ec2())
+    output = aws.run(start_input("base", action="rebuild-base", dry_run=True), aws.fleet(COMMIT, COMMIT))
 
     assert output["bakes"] == [{"commit": None, "imageBuildVersionArn": None, "recipeArn": None, "baseAmiId": None}]
     assert aws.sent == []
@@ -823,6 +855,7 @@ def test_handler_bakes_the_app_on_the_newest_base(handler: Any, aws: Aws, lambda
         "startedAt": STARTED_AT,
         "bakes": [{"commit": COMMIT, "imageBuildVersionArn": build, "recipeArn": recipe_arn(), "baseAmiId": base}],
         "commitsFrom": "request",
+        "runningBases": [],
     }
 
 
