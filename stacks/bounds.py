@@ -21,6 +21,7 @@ same walk. Retries add events too (three per attempt); the budget leaves the oth
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -190,3 +191,27 @@ def check_lock_outlasts(config: PipelineConfig) -> None:
                 f"({what}); raise lock.ttlMinutes to at least {math.ceil(needed / 60)} or deploy more groups per "
                 f"wave (stages[{index}].waveSize)"
             )
+
+
+# Lambda quotas, "Function configuration, deployment, and execution": environment variables are 4 KB "for all
+# environment variables associated with the function, in aggregate"
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). The docs do not say how the
+# aggregate is counted: it is taken here as the variables written as JSON, the larger reading.
+LAMBDA_ENVIRONMENT_BYTES = 4096
+# What a function's other variables (POWERTOOLS_*, the ARNs and names of its resources, APP_RECIPE) may take
+# beside DEPLOY_CONFIG: tests/infra measures the largest, start_image_build's, on the resolved template and
+# pins that it stays below this.
+OTHER_VARIABLES_BYTES = 1280
+
+
+def check_environment_size(config: PipelineConfig) -> None:
+    """Every function carries the deploy configuration (DEPLOY_CONFIG): it must leave room for the rest."""
+    size = len(json.dumps({"DEPLOY_CONFIG": config.deploy_config_json()}).encode())
+    room = LAMBDA_ENVIRONMENT_BYTES - OTHER_VARIABLES_BYTES
+    if size > room:
+        raise ValueError(
+            f"the deploy configuration the functions receive is {size:,} bytes as an environment variable, and "
+            f"Lambda allows {LAMBDA_ENVIRONMENT_BYTES:,} bytes for all of a function's variables, "
+            f"{OTHER_VARIABLES_BYTES:,} of which the other variables may need: at most {room:,} bytes. Shorten "
+            "group names, or split the stages over two applications"
+        )

@@ -304,6 +304,7 @@ class PipelineConfig(DeployConfig):
                     )
         bounds.check_history_budget(self)
         bounds.check_lock_outlasts(self)
+        bounds.check_environment_size(self)
         return self
 
     def deploy_config(self) -> DeployConfig:

@@ -110,3 +110,37 @@ def test_a_roles_policies_include_the_stacks_managed_policies_and_refuse_what_is
         refused["Resources"][role]["Properties"][key] = value
         with pytest.raises(artifacts.ArtifactError, match=role):
             dataclasses.replace(example, template=refused).role_policies(role)
+
+
+def test_every_functions_variables_besides_deploy_config_fit_the_room_synth_leaves_them(
+    example: artifacts.Artifact,
+) -> None:
+    # Given every function's environment as deployed (intrinsics resolved to the names and ARNs the stack makes)
+    from stacks.bounds import LAMBDA_ENVIRONMENT_BYTES, OTHER_VARIABLES_BYTES
+
+    resolver = Resolver(example, Account())
+    sizes = {}
+    for logical_id, function in example.functions.items():
+        variables = {k: str(resolver.resolve(v, k)) for k, v in function.environment.items()}
+        others = {k: v for k, v in variables.items() if k != "DEPLOY_CONFIG"}
+        sizes[logical_id] = (len(json.dumps(others).encode()), len(json.dumps(variables).encode()))
+    # Then the largest share of the other variables stays within what synth reserves for them (with room for a
+    # longer stack name, region and account than the emulated ones), and every environment within Lambda's 4 KB
+    largest = max(other for other, _ in sizes.values())
+    assert largest + 200 <= OTHER_VARIABLES_BYTES, sizes
+    assert all(total <= LAMBDA_ENVIRONMENT_BYTES for _, total in sizes.values()), sizes
+
+
+def test_synth_refuses_a_deploy_configuration_too_large_for_the_functions_environment() -> None:
+    # Given the configured file with its first (rolling) stage grown to 9 groups with names of 240 characters
+    # (Auto Scaling allows 255; valid in every other respect, the history budget included)
+    from stacks.config import ConfigError, load_config, strip_json_comments
+
+    config = json.loads(strip_json_comments(artifacts.configured_file().read_text()))
+    config["stages"][0]["targets"] = [
+        {"autoScalingGroupName": f"web-app-{i:02d}-" + "x" * 230, "launchTemplateId": f"lt-{i:017x}"} for i in range(9)
+    ]
+    config["stages"][0]["waveSize"] = 9
+    # When synth validates it / Then it is refused, naming the sizes, before anything is deployed
+    with pytest.raises(ConfigError, match="bytes as an environment variable, and Lambda allows 4,096"):
+        load_config(config)
