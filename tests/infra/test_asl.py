@@ -239,3 +239,11 @@ def test_the_images_of_a_rebuild_reach_every_publish() -> None:
     assert waves["ItemSelector"]["images.$"] == "$.images"
     assert wave["ItemSelector"]["images.$"] == "$.images"
     assert lambda_payload(publish)["images.$"] == "$.images"
+
+
+def test_a_check_that_fails_for_good_still_cancels_the_builds_it_was_watching() -> None:
+    # A check that outlived its retries (GetImage denied, throttled for minutes) must not leave builds running
+    states = asl()["States"]
+    assert [(c["ErrorEquals"], c["ResultPath"], c["Next"]) for c in states["CheckImageBuild"]["Catch"]] == [
+        (["States.ALL"], "$.error", "CancelUnfinishedBuilds")
+    ]
