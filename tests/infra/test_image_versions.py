@@ -410,3 +410,21 @@ def test_editing_component_files_gives_every_replaced_resource_a_new_higher_vers
     for logical_id in old:
         name, version = name_version(after, logical_id)
         assert recorded_versions[name] == str(version)
+
+
+def test_the_committed_ledger_is_current_for_the_configured_application(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writable copy of the committed ledger (the session's copy is read-only)
+    from tests.infra.conftest import example_config, synthesize
+
+    copy = tmp_path / "versions.json"
+    committed = (PROJECT_ROOT / "imagebuilder" / "versions.json").read_text()
+    copy.write_text(committed)
+    monkeypatch.setenv(FILE_VARIABLE, str(copy))
+    monkeypatch.delenv(READONLY_VARIABLE, raising=False)
+    # When the configured application is synthesized from this commit
+    synthesize(example_config(), tmp_path / "out")
+    # Then nothing moved: a component or recipe change was committed with its new versions
+    # (if this fails: run `make synth` and commit imagebuilder/versions.json with the change)
+    assert copy.read_text() == committed
