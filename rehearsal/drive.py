@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rehearsal.clock import Event, SimClock
@@ -26,23 +27,33 @@ def drive(
     lock_taken: Any = lambda stage: None,
     unanswered: Any = lambda: None,
     ended: Any = lambda description: None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run until the execution ends: deliver due AWS events, answer approvals as the scenario says ("approve",
-    "reject", or "ignore": nobody answers), collect
-    every notification (one more pass after the end: the final one is already in the queue)."""
+    start_more: Callable[[], str | None] = lambda: None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run until every execution ends: deliver due AWS events, answer approvals as the scenario says ("approve",
+    "reject", or "ignore": nobody answers), collect every notification (one more pass after the end: the final one
+    is already in the queue). `start_more()` may start another execution of the same state machine (its ARN, else
+    None), driven alongside. Returns each execution's description, the first one's first, and every notification
+    (each naming its execution)."""
     approvals = dict(scenario.get("approvals", {}))
     notifications: list[dict[str, Any]] = []
     wall_timeout = float(scenario.get("wallTimeoutSeconds", RUN_TIMEOUT_SECONDS))
     deadline = time.time() + wall_timeout
     drained = False
+    executions = [execution]
+    finished: set[str] = set()
     while True:
+        started = start_more()
+        if started is not None:
+            executions.append(started)
         deliver()
-        description = sfn.describe_execution(executionArn=execution)
+        descriptions = [sfn.describe_execution(executionArn=arn) for arn in executions]
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             body = json.loads(message["Body"])
             if body.get("event") == "ApprovalRequested":
-                notifications.append({"event": "ApprovalRequested", "stage": body["stage"]})
+                notifications.append(
+                    {"event": "ApprovalRequested", "stage": body["stage"], "executionId": body.get("executionId")}
+                )
                 decision = approvals.get(body["stage"], "approve")
                 if body["stage"] in scenario.get("lockTakenDuringApproval", []):
                     lock_taken(body["stage"])
@@ -61,16 +72,21 @@ def drive(
             else:
                 notifications.append(body)
                 events.append(Event(time.time(), f"notification: {body.get('event')}"))
-        if description["status"] != "RUNNING":
+        for description in descriptions:
+            if description["status"] != "RUNNING" and description["executionArn"] not in finished:
+                finished.add(description["executionArn"])
+                ended(description)  # EventBridge delivers the execution's status change
+        if all(d["status"] != "RUNNING" for d in descriptions):
             if drained:
-                return description, notifications
+                return descriptions, notifications
             drained = True  # one more pass: the final notification is already in the queue
-            ended(description)  # EventBridge delivers the execution's status change
             continue
         if time.time() > deadline:
             # Stopped, and reported as it stands (the invariants name the timeout): a hang is a finding too.
             cause = f"the rehearsal did not finish within {wall_timeout:.0f}s of real time"
-            sfn.stop_execution(executionArn=execution, error="RehearsalTimeout", cause=cause)
+            for description in descriptions:
+                if description["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=description["executionArn"], error="RehearsalTimeout", cause=cause)
             events.append(Event(time.time(), f"rehearsal stopped the execution: {cause}"))
             deadline = float("inf")
         time.sleep(POLL_SECONDS)

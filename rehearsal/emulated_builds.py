@@ -1,8 +1,14 @@
 """Image Builder, which moto lacks, played from the scenario: each GetImage of a build returns the next status of
-`imageBuilder.<pipeline>`; on AVAILABLE a real AMI (with its snapshot) appears in moto."""
+`imageBuilder.<pipeline>` (`imageBuilder."app:<commit>"` for the app bake of one commit); on AVAILABLE a real AMI
+(with its snapshot) appears in moto.
+
+An app build runs its recipe's components as this project wrote them: it checks out the install component's
+`Commit` (recorded in `baked_commits`, AMI id → commit, which the invariants compare with the AMI's tags) and fails
+as app-install / app-test would when that commit is not a full SHA or the test component is given another one."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +31,77 @@ class Build:
     recipe: dict[str, Any] | None = None  # CreateImage: the recipe it builds (parent, component parameters)
     created: str = ""  # dateCreated, ISO 8601
     cancelled: bool = False
+    number: int = 0  # the run's n-th build (the timeline names builds by it)
+    seen_ended: float | None = None  # simulated seconds when GetImage first answered a terminal status
+    failure: tuple[str, str] | None = None  # (stage, why) its own components fail it; None: the scenario's statuses
+
+    @property
+    def commit(self) -> str | None:
+        """The commit the build checks out: the install component's Commit (None for the base image)."""
+        return checked_out_commit(self.recipe)
+
+    @property
+    def parent(self) -> str | None:
+        """The recipe's parent image (None for a pipeline build: the rehearsal does not model the base recipe)."""
+        return None if self.recipe is None else str(self.recipe["parentImage"])
+
+    def describe(self) -> str:
+        """What the build makes, as the timeline says it."""
+        if self.pipeline == "app" and self.recipe is not None:
+            return f"app image of commit {self.commit} on {self.parent}"
+        return f"{self.pipeline} image from the {self.pipeline} pipeline"
+
+
+def _parameters(component: dict[str, Any]) -> dict[str, str]:
+    return {str(p["name"]): str(p["value"][0]) for p in component.get("parameters", []) if p.get("value")}
+
+
+def checked_out_commit(recipe: dict[str, Any] | None) -> str | None:
+    """The Commit the checkout uses: the component that also takes the CloneUrl (app-install.yml's FetchSource
+    checks out exactly `Commit`); without one, the first component with a Commit parameter."""
+    components = [_parameters(c) for c in (recipe or {}).get("components", [])]
+    checkout = next((p for p in components if "Commit" in p and "CloneUrl" in p), None)
+    named = checkout or next((p for p in components if "Commit" in p), None)
+    return named["Commit"] if named else None
+
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def component_failure(recipe: dict[str, Any]) -> tuple[str, str] | None:
+    """Where (the image's status then) and why this project's components fail the bake of `recipe`, or None.
+
+    Not AWS behaviour but the components' own (imagebuilder/components/): app-install's CheckParameters refuses a
+    Commit that is not a full SHA; app-test's BakedCommitIsTheRequestedOne fails when the commit the image records
+    is not its own Commit parameter. A component that fails while it runs fails the image: it ends FAILED, its
+    state's failureContext.componentFailure naming the component and the phase (EC2 Image Builder API Reference,
+    "ImageState", "ImageFailureContext", "ComponentFailureContext";
+    https://docs.aws.amazon.com/imagebuilder/latest/APIReference/API_ImageFailureContext.html). The emulation
+    gives the reason and failureContext.imageStatus (the stage), not the component's details."""
+    commit = checked_out_commit(recipe)
+    if commit is None:
+        return None
+    if not FULL_SHA.match(commit):
+        return "BUILDING", f"app-install: Commit must be a full commit SHA, got {commit!r}"
+    others = {p["Commit"] for p in map(_parameters, recipe.get("components", [])) if "Commit" in p} - {commit}
+    if others:
+        return (
+            "TESTING",
+            f"app-test: the image carries commit {commit}, but the test was given {', '.join(sorted(others))}",
+        )
+    return None
+
+
+# The API Reference's client token limit (botocore's model allows 64, so botocore would not catch a longer one).
+MAX_CLIENT_TOKEN = 36
+
+
+def _token_error(params: dict[str, Any]) -> Any:
+    token = str(params.get("clientToken", ""))
+    if not 1 <= len(token) <= MAX_CLIENT_TOKEN:
+        # EC2 Image Builder API Reference (e.g. CreateImage): clientToken "Maximum length of 36".
+        return _error("InvalidParameterValueException", f"clientToken is {len(token)} characters; at most 36")
+    return None
 
 
 class ImageBuilderEmulation(EmulationState):
@@ -38,6 +115,8 @@ class ImageBuilderEmulation(EmulationState):
         that exists already is ResourceAlreadyExistsException; an AMI parent must exist in this region and be
         accessible ("If you enter an AMI ID ... you must have access to the AMI, and the AMI must be in the source
         Region"); components must exist (the template's: nothing else is in the emulated account)."""
+        if (invalid := _token_error(params)) is not None:
+            return invalid
         token = params["clientToken"]
         arn = (
             f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/{params['name'].lower()}/{params['semanticVersion']}"
@@ -60,6 +139,8 @@ class ImageBuilderEmulation(EmulationState):
 
     def _create_image(self, params: dict[str, Any]) -> Any:
         """CreateImage: idempotent on clientToken; the recipe, infrastructure and distribution must exist."""
+        if (invalid := _token_error(params)) is not None:
+            return invalid
         token = params["clientToken"]
         if token in self._build_tokens:
             arn = self._build_tokens[token]
@@ -71,20 +152,38 @@ class ImageBuilderEmulation(EmulationState):
             return _error("ResourceNotFoundException", "the infrastructure configuration does not exist")
         if params.get("distributionConfigurationArn") not in self.image_builder["distributions"]:
             return _error("ResourceNotFoundException", "the distribution configuration does not exist")
-        statuses = list(self.scenario.get("imageBuilder", {}).get("app", ["BUILDING", "TESTING", "AVAILABLE"]))
+        # `imageBuilder."app:<commit>"` scripts the bake of one commit (a rebuild bakes several), else `app`.
+        scripted = self.scenario.get("imageBuilder", {})
+        default = scripted.get("app", ["BUILDING", "TESTING", "AVAILABLE"])
+        statuses = list(scripted.get(f"app:{checked_out_commit(recipe)}", default))
+        failure = component_failure(recipe)
+        if failure is not None:  # the components fail it, whatever the scenario scripted
+            statuses = ["BUILDING", "FAILED"]
         # The build version ARN of an output image: image/<recipe name>/<recipe version>/<build number>
         # (EC2 Image Builder User Guide, "Semantic versioning").
         arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{recipe['name'].lower()}/{recipe['semanticVersion']}/1"
-        self.builds[arn] = Build(
-            arn, "app", statuses, sim_start=self.sim_now(), recipe=recipe, created=self.sim_datetime().isoformat()
+        build = Build(
+            arn,
+            "app",
+            statuses,
+            sim_start=self.sim_now(),
+            recipe=recipe,
+            created=self.sim_datetime().isoformat(),
+            number=len(self.builds) + 1,
+            failure=failure,
         )
+        self.builds[arn] = build
         self._build_tokens[token] = arn
-        self.log(f"image build started: app image of {self._commit_of(recipe)} (build {len(self.builds)})")
+        self.log(f"image build {build.number} started: {build.describe()}")
+        if failure is not None:
+            self.log(f"image build {build.number} will fail: {failure[1]}")
         return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
 
     def _cancel_build(self, params: dict[str, Any]) -> Any:
         """CancelImageCreation: a build that has not ended becomes CANCELLED; one that has ended cannot be
         cancelled (the docs do not name the error: ResourceInUseException, "not in a state that allows this")."""
+        if (invalid := _token_error(params)) is not None:
+            return invalid
         build = self.builds.get(params["imageBuildVersionArn"])
         if build is None:
             return _error("ResourceNotFoundException", "image not found")
@@ -93,7 +192,7 @@ class ImageBuilderEmulation(EmulationState):
             return _error("ResourceInUseException", f"the image build has already ended ({current})")
         build.cancelled = True
         build.statuses = ["CANCELLED"]
-        self.log(f"image build cancelled: {build.pipeline} ({build.arn.rsplit('/', 3)[-3]})")
+        self.log(f"image build {build.number} cancelled: {build.describe()}")
         return _ok(
             {
                 "requestId": params["clientToken"],
@@ -102,16 +201,25 @@ class ImageBuilderEmulation(EmulationState):
             }
         )
 
-    @staticmethod
-    def _commit_of(recipe: dict[str, Any] | None) -> str | None:
-        """The commit app-install checks out: its Commit component parameter (the emulated build runs it)."""
-        for component in (recipe or {}).get("components", []):
-            for parameter in component.get("parameters", []):
-                if parameter["name"] == "Commit":
-                    return str(parameter["value"][0])
-        return None
+    def bakes(self) -> list[dict[str, Any]]:
+        """Every build of the run as the JSON's `bakes` reports it, in the order they started."""
+        return [
+            {
+                "build": build.number,
+                "pipeline": build.pipeline,
+                "commit": build.commit,
+                "parentImage": build.parent,
+                "amiId": build.ami_id,
+                "cancelled": build.cancelled,
+                "startedAtSeconds": round(build.sim_start, 1),
+                "seenEndedAtSeconds": None if build.seen_ended is None else round(build.seen_ended, 1),
+            }
+            for build in self.builds.values()
+        ]
 
     def _start_build(self, params: dict[str, Any]) -> Any:
+        if (invalid := _token_error(params)) is not None:
+            return invalid
         pipeline_arn = params["imagePipelineArn"]
         token = params["clientToken"]
         if token in self._build_tokens:  # Image Builder is idempotent on the client token
@@ -125,11 +233,17 @@ class ImageBuilderEmulation(EmulationState):
         # An image's ARN is image/<recipe name>/<recipe version>/<build number> (EC2 Image Builder User Guide,
         # "Semantic versioning": the build version ARN of an output image).
         arn = f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{recipe}/{len(self.builds) + 1}"
-        self.builds[arn] = Build(
-            arn, pipeline, statuses, sim_start=self.sim_now(), created=self.sim_datetime().isoformat()
+        build = Build(
+            arn,
+            pipeline,
+            statuses,
+            sim_start=self.sim_now(),
+            created=self.sim_datetime().isoformat(),
+            number=len(self.builds) + 1,
         )
+        self.builds[arn] = build
         self._build_tokens[token] = arn
-        self.log(f"image build started: {pipeline} pipeline (build {len(self.builds)})")
+        self.log(f"image build {build.number} started: {build.describe()}")
         return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
 
     def _get_image(self, params: dict[str, Any]) -> Any:
@@ -147,6 +261,8 @@ class ImageBuilderEmulation(EmulationState):
                 self._observed(("image", build.arn), build.sim_start + float(self.scenario.get("buildSeconds", 1800)))
         else:
             status = build.statuses.pop(0) if len(build.statuses) > 1 else build.statuses[0]
+        if status in BUILD_TERMINAL and build.seen_ended is None:
+            build.seen_ended = self.sim_now()
         image: dict[str, Any] = {
             "arn": build.arn,
             "name": f"{self.application}-{build.pipeline}",
@@ -156,7 +272,11 @@ class ImageBuilderEmulation(EmulationState):
         if build.recipe is not None:
             image["imageRecipe"] = {"name": build.recipe["name"], "parentImage": build.recipe["parentImage"]}
         if status in {"FAILED", "CANCELLED"}:
-            image["state"]["reason"] = f"emulated: build {status.lower()} (scenario)"
+            why = f"build {status.lower()} (scenario)"
+            if status == "FAILED" and build.failure is not None:
+                image["state"]["failureContext"] = {"imageStatus": build.failure[0]}
+                why = build.failure[1]
+            image["state"]["reason"] = f"emulated: {why}"
         if status == "AVAILABLE":
             if build.ami_id is None:
                 build.ami_id = self._bake(build)
@@ -184,6 +304,10 @@ class ImageBuilderEmulation(EmulationState):
         # The Image Builder tags on every output AMI (User Guide, "Tag Image Builder output resources").
         ami.add_tag("CreatedBy", "EC2 Image Builder")
         ami.add_tag("Ec2ImageBuilderArn", build.arn)
-        self.baked_commits[str(ami.id)] = self._commit_of(build.recipe)
-        self.log(f"image build AVAILABLE: {build.pipeline} AMI {ami.id} (snapshot {ami.ebs_snapshot.id})")
+        self.baked_commits[str(ami.id)] = build.commit
+        # Made when the wait is registered (the harness plays the build to its end at once); it ends later.
+        left = self._remaining(build.sim_start, float(self.scenario.get("buildSeconds", 1800)))
+        when = f" in {left / 60:.0f} min" if left >= 60 else ""
+        made = f"{build.pipeline} AMI {ami.id} (snapshot {ami.ebs_snapshot.id})"
+        self.log(f"image build {build.number} ends AVAILABLE{when}: {made}")
         return str(ami.id)

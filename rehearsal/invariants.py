@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from lambdas.shared import tags
 from rehearsal.clock import Event, SimClock
 from rehearsal.fleet import groups_of
 from rehearsal.result import Result
 
 TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
+# The tags check_image_build puts on every AMI it made, as the functions name them.
+COMMIT_TAG, BASE_IMAGE_TAG = tags.COMMIT, tags.BASE_IMAGE
 
 
 def history_of(sfn: Any, execution: str) -> list[dict[str, Any]]:
@@ -36,26 +40,40 @@ def collect(
     initial_images: set[str],
     wall_start: float,
     execution: str,
+    also: list[dict[str, Any]] | None = None,
 ) -> Result:
+    """`also`: the executions the scenario started beside the first (`alsoStart`), each {"execution" (its ARN),
+    "description", "history", "startedAtSeconds", "when"}; each is held to the same outcome invariants."""
     import boto3
 
     ec2 = boto3.client("ec2")
-    remaining = {
-        i["ImageId"] for page in ec2.get_paginator("describe_images").paginate(Owners=["self"]) for i in page["Images"]
+    image_tags = {
+        i["ImageId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+        for page in ec2.get_paginator("describe_images").paginate(Owners=["self"])
+        for i in page["Images"]
     }
+    remaining = set(image_tags)
     launch_templates = {}
     for group, template_id in world.templates.items():
         default = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["$Default"])[
             "LaunchTemplateVersions"
         ][0]
+        ami_id = default["LaunchTemplateData"].get("ImageId")
         launch_templates[template_id] = {
             "group": group,
             "defaultVersion": default["VersionNumber"],
-            "amiId": default["LaunchTemplateData"].get("ImageId"),
+            "amiId": ami_id,
+            # what that AMI says it is: the commit it runs and the base image it was built on (None: no such tag)
+            "commit": image_tags.get(ami_id, {}).get(COMMIT_TAG),
+            "baseImage": image_tags.get(ami_id, {}).get(BASE_IMAGE_TAG),
         }
     items = boto3.client("dynamodb").scan(TableName=world.lock_table)["Items"]
+    also = list(also or [])
+    ours = {execution, *(a["execution"] for a in also)}
     held = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") == execution]
-    others = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") != execution]
+    others = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") not in ours]
+    by_execution = {a["execution"]: [n for n in notifications if n.get("executionId") == a["execution"]] for a in also}
+    notifications = [n for n in notifications if n.get("executionId") not in by_execution]
 
     violations = []
     for template_id, lt in launch_templates.items():
@@ -75,22 +93,31 @@ def collect(
                 and instance["ImageId"] in initial_images
             ):
                 violations.append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
-    if held:
-        violations.append(f"lock still held on {held}")
-    if description["status"] == "ABORTED":
-        violations.append(f"the execution did not end by itself: {description.get('cause')}")
+    violations.extend(outcome_violations(description, notifications, held))
+    also_started = []
+    for other in also:
+        name = other["execution"].rsplit(":", 1)[-1]
+        mine = by_execution[other["execution"]]
+        locked = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") == other["execution"]]
+        violations.extend(f"{name}: {v}" for v in outcome_violations(other["description"], mine, locked))
+        also_started.append(
+            {
+                "execution": name,
+                "when": other["when"],
+                "startedAtSeconds": other["startedAtSeconds"],
+                "status": other["description"]["status"],
+                "error": other["description"].get("error"),
+                "cause": other["description"].get("cause"),
+                "historyEvents": len(other["history"]),
+                "lock": "held" if locked else "released",
+                "notifications": _notifications(mine),
+            }
+        )
     groups = groups_of(world.target_groups)
     violations.extend(_blue_green_violations(world, groups, emulated))
-    terminal = [n for n in notifications if n.get("event") in TERMINAL_EVENTS]
-    expected = "DeploymentSucceeded" if description["status"] == "SUCCEEDED" else None
-    if len(terminal) != 1:
-        violations.append(f"expected exactly one outcome notification, got {[n.get('event') for n in terminal]}")
-    elif (expected and terminal[0]["event"] != expected) or (
-        not expected and terminal[0]["event"] == "DeploymentSucceeded"
-    ):
-        violations.append(f"outcome notification {terminal[0]['event']} does not match status {description['status']}")
+    violations.extend(bake_violations(emulated.builds.values(), emulated.baked_commits, image_tags))
 
-    timeline = _timeline(history, events, clock)
+    timeline = _timeline(merged_history(history, also), events, clock)
     return Result(
         scenario=scenario["name"],
         status=description["status"],
@@ -105,13 +132,7 @@ def collect(
         images_pruned=sorted(i for i in initial_images | set(emulated_amis(emulated)) if i not in remaining),
         snapshots_deleted=sorted(emulated.snapshots_deleted),
         lock="held" if held else "released",
-        notifications=[
-            {
-                "event": n.get("event"),
-                **({"error": n["error"].get("Error")} if isinstance(n.get("error"), dict) else {}),
-            }
-            for n in notifications
-        ],
+        notifications=_notifications(notifications),
         invariant_violations=violations,
         simulated_seconds=clock.now(),
         wall_seconds=time.time() - wall_start,
@@ -125,7 +146,77 @@ def collect(
         groups_deleted=sorted(n for n in world.initial_groups if n not in groups),
         refreshed_groups=sorted({r.group for r in emulated.refreshes.values()}),
         fleet=_fleet(),
+        bakes=emulated.bakes(),
+        also_started=also_started,
     )
+
+
+def _notifications(notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"event": n.get("event"), **({"error": n["error"].get("Error")} if isinstance(n.get("error"), dict) else {})}
+        for n in notifications
+    ]
+
+
+def outcome_violations(description: dict[str, Any], notifications: list[dict[str, Any]], held: list[str]) -> list[str]:
+    """One execution's end: it released its locks, ended by itself, and sent exactly one outcome notification
+    that matches its status."""
+    violations = []
+    if held:
+        violations.append(f"lock still held on {held}")
+    if description["status"] == "ABORTED":
+        violations.append(f"the execution did not end by itself: {description.get('cause')}")
+    terminal = [n for n in notifications if n.get("event") in TERMINAL_EVENTS]
+    expected = "DeploymentSucceeded" if description["status"] == "SUCCEEDED" else None
+    if len(terminal) != 1:
+        violations.append(f"expected exactly one outcome notification, got {[n.get('event') for n in terminal]}")
+    elif (expected and terminal[0]["event"] != expected) or (
+        not expected and terminal[0]["event"] == "DeploymentSucceeded"
+    ):
+        violations.append(f"outcome notification {terminal[0]['event']} does not match status {description['status']}")
+    return violations
+
+
+def bake_violations(
+    builds: Iterable[Any], baked_commits: dict[str, str | None], image_tags: dict[str, dict[str, str]]
+) -> list[str]:
+    """Every AMI a build of this run made, while it exists, says what it is: its commit tag is the commit its build
+    checked out (none for a base image), and an app AMI's base-image tag is its recipe's parent.
+
+    `builds` are the emulation's (rehearsal.emulated_builds.Build); `baked_commits` maps each AMI to the commit its
+    build checked out; `image_tags` holds every AMI left in the account with its tags."""
+    violations = []
+    for build in builds:
+        if build.ami_id is None or build.ami_id not in image_tags:
+            continue  # no image, or no longer one: nothing left to mislabel
+        labels = image_tags[build.ami_id]
+        what = f"{build.ami_id} (image build {build.number}: {build.describe()})"
+        checked_out = baked_commits.get(build.ami_id)
+        tagged = labels.get(COMMIT_TAG)
+        if tagged != checked_out:
+            says = f"is tagged {COMMIT_TAG}={tagged}" if tagged is not None else f"has no {COMMIT_TAG} tag"
+            baked = f"checked out {checked_out}" if checked_out is not None else "checked out no commit"
+            violations.append(f"{what} {baked} but {says}")
+        if build.parent is not None and labels.get(BASE_IMAGE_TAG) != build.parent:
+            violations.append(
+                f"{what} was built on {build.parent} but is tagged {BASE_IMAGE_TAG}={labels.get(BASE_IMAGE_TAG)}"
+            )
+    return violations
+
+
+def merged_history(history: list[dict[str, Any]], also: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first execution's history with every state the others entered, each named `[<n>] <state>`, in time order:
+    one timeline shows how the executions interleave."""
+    if not also:
+        return history
+    merged = list(history)
+    for number, other in enumerate(also, start=2):
+        for event in other["history"]:
+            if event["type"].endswith("StateEntered"):
+                details = dict(event["stateEnteredEventDetails"])
+                details["name"] = f"[{number}] {details['name']}"
+                merged.append({**event, "stateEnteredEventDetails": details})
+    return sorted(merged, key=lambda e: e["timestamp"])
 
 
 def _blue_green_violations(world: Any, groups: dict[str, dict[str, Any]], emulated: Any) -> list[str]:

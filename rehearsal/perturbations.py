@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rehearsal.clock import QUIET_SECONDS, Activity, Event, EventQueue, SimClock
+from rehearsal.invariants import history_of
 
 
 def relay_completion(
@@ -146,3 +147,93 @@ def execution_ended(dispatcher: Any, state_machine: str, description: dict[str, 
     }
     dispatcher.invoke(dispatcher.arn_of("finish_execution"), json.dumps(event))
     events.append(Event(time.time(), f"EventBridge: execution {description['status']} → finish_execution"))
+
+
+class SecondExecution:
+    """`alsoStart`: another deployment starts on the same state machine while the first runs.
+
+    `{"input": {...}, "when": "<state>", "expect": {...}}`: once the first execution has entered the state `when`,
+    the harness calls StartExecution with `input`, as a second push or a person would, and drives both to their end.
+    Until the second execution has itself entered `when` (or ended, or `HOLD_REAL_SECONDS` passed), no AWS event is
+    delivered and no unanswered task token times out: its first steps take seconds where a bake takes minutes, so
+    the simulated clock does not jump past the first execution's build before the second has caught up. Each
+    execution's history is read only until it is seen in `when`.
+    """
+
+    HOLD_REAL_SECONDS = 10.0
+
+    def __init__(
+        self,
+        sfn: Any,
+        state_machine: str,
+        first: str,
+        spec: dict[str, Any],
+        execution_input: dict[str, Any],
+        name: str,
+        activity: Activity,
+        clock: SimClock,
+        events: list[Event],
+    ) -> None:
+        self._sfn = sfn
+        self._machine = state_machine
+        self._first = first
+        self.when = str(spec["when"])
+        self._input = execution_input
+        self._name = name
+        self._activity = activity
+        self._clock = clock
+        self._events = events
+        self.execution: str | None = None
+        self.started_at: float | None = None  # simulated seconds
+        self.never: str | None = None  # why it was never started
+        self._held_since: float | None = None
+
+    def _entered(self, execution: str) -> tuple[bool, bool]:
+        """(has it entered `when`, has it ended)."""
+        history = history_of(self._sfn, execution)
+        entered = any(
+            e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == self.when for e in history
+        )
+        ended = any(e["type"] in _EXECUTION_ENDED for e in history)
+        return entered, ended
+
+    def poll(self) -> str | None:
+        """Called by the harness at every look: the second execution's ARN when it starts now, else None."""
+        if self.never is not None:
+            return None
+        if self.execution is None:
+            entered, ended = self._entered(self._first)
+            if not entered:
+                if ended:
+                    self.never = f"the first execution ended without entering {self.when}"
+                return None
+            self._activity.begin()  # hold the world still while the second deployment starts
+            self._held_since = time.time()
+            self.execution = str(
+                self._sfn.start_execution(
+                    stateMachineArn=self._machine, name=self._name, input=json.dumps(self._input)
+                )["executionArn"]
+            )
+            self.started_at = self._clock.now()
+            self._events.append(
+                Event(time.time(), f"a second deployment starts: {self._name} (the first is in {self.when})")
+            )
+            return self.execution
+        if self._held_since is not None:
+            entered, ended = self._entered(self.execution)
+            overdue = time.time() - self._held_since > self.HOLD_REAL_SECONDS
+            if entered or ended or overdue:
+                self._held_since = None
+                self._activity.end()
+                why = f"is in {self.when}" if entered else ("ended" if ended else "is slow to start")
+                self._events.append(Event(time.time(), f"{self._name} {why}: AWS events are delivered again"))
+        return None
+
+    def release(self) -> None:
+        """The run is over: never leave the world held."""
+        if self._held_since is not None:
+            self._held_since = None
+            self._activity.end()
+
+
+_EXECUTION_ENDED = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}

@@ -29,8 +29,21 @@ def print_report(result: Result) -> None:
     print()
     outcome = result.status + (f" ({result.error}: {result.cause})" if result.error else "")
     print(f"Outcome: {outcome}")
+    for other in result.also_started:
+        ended = other["status"] + (f" ({other['error']}: {other['cause']})" if other["error"] else "")
+        print(f"  also started at {_clock(other['startedAtSeconds'])} (the first in {other['when']}): ", end="")
+        print(f"{other['execution']}: {ended}")
     for template_id, lt in result.launch_templates.items():
-        print(f"  {lt['group']}: {template_id} default version {lt['defaultVersion']} → {lt['amiId']}")
+        runs = f" (commit {lt['commit']})" if lt.get("commit") else ""
+        print(f"  {lt['group']}: {template_id} default version {lt['defaultVersion']} → {lt['amiId']}{runs}")
+    for bake in result.bakes:
+        made = "cancelled" if bake["cancelled"] else (bake["amiId"] or "no AMI")
+        what = (
+            f"app image of commit {bake['commit']} on {bake['parentImage']}"
+            if bake["commit"]
+            else f"{bake['pipeline']} image"
+        )
+        print(f"  build {bake['build']}: {what} → {made}")
     print(f"  AMIs kept: {len(result.images_kept)}; pruned: {', '.join(result.images_pruned) or 'none'}")
     print(f"  snapshots deleted: {len(result.snapshots_deleted)}; lock: {result.lock}")
     print(f"  notifications: {', '.join(n['event'] for n in result.notifications) or 'none'}")

@@ -47,6 +47,10 @@ class Result:
     config: dict[str, Any] = field(
         default_factory=dict
     )  # the deploy configuration rehearsed  # the scenario's expectations, roles resolved
+    # every image build of the run (rehearsal.emulated_builds: bakes), in the order they started
+    bakes: list[dict[str, Any]] = field(default_factory=list)
+    # the executions the scenario started beside the first (`alsoStart`): how each ended
+    also_started: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,8 @@ class Result:
             "simulatedSeconds": round(self.simulated_seconds, 1),
             "wallSeconds": round(self.wall_seconds, 2),
             "builds": self.builds,
+            "bakes": self.bakes,
+            **({"alsoStarted": self.also_started} if self.also_started else {}),
             **({"groups": self.groups, "groupsDeleted": self.groups_deleted} if self.groups else {}),
             "targets": self.targets,
             "accessDenied": self.access_denied,

@@ -206,29 +206,58 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         )
         recorded = recorder.wrap(invoke)
 
+        name = f"rehearsal-{scenario['name']}"[:80]
+        second: perturbations.SecondExecution | None = None
         with moto_seam.install(recorded, clock.advance, activity.take_timeout, now=clock.now):
             execution = sfn.start_execution(
-                stateMachineArn=machine,
-                name=f"rehearsal-{scenario['name']}"[:80],
-                input=json.dumps(resolve_images(scenario["input"], world)),
+                stateMachineArn=machine, name=name, input=json.dumps(resolve_images(scenario["input"], world))
             )["executionArn"]
-            description, notifications = drive(
-                sfn,
-                boto3.client("sqs", region_name=region),
-                world.queue_url,
-                execution,
-                scenario,
-                events,
-                clock,
-                deliver=perturbations.deliverer(dispatcher, emulated, clock, queue, activity),
-                unanswered=activity.unanswered_token,
-                ended=lambda description: perturbations.execution_ended(dispatcher, machine, description, events),
-                lock_taken=lambda stage: perturbations.lock_taken_meanwhile(
-                    stage, execution, events, world, lambda: sim_datetime().timestamp()
-                ),
-            )
+            if scenario.get("alsoStart"):
+                also = scenario["alsoStart"]
+                second = perturbations.SecondExecution(
+                    sfn,
+                    machine,
+                    execution,
+                    also,
+                    resolve_images(also["input"], world),
+                    f"{name[:75]}-also",
+                    activity,
+                    clock,
+                    events,
+                )
+            try:
+                descriptions, notifications = drive(
+                    sfn,
+                    boto3.client("sqs", region_name=region),
+                    world.queue_url,
+                    execution,
+                    scenario,
+                    events,
+                    clock,
+                    deliver=perturbations.deliverer(dispatcher, emulated, clock, queue, activity),
+                    unanswered=activity.unanswered_token,
+                    ended=lambda description: perturbations.execution_ended(dispatcher, machine, description, events),
+                    lock_taken=lambda stage: perturbations.lock_taken_meanwhile(
+                        stage, execution, events, world, lambda: sim_datetime().timestamp()
+                    ),
+                    start_more=second.poll if second is not None else lambda: None,
+                )
+            finally:
+                if second is not None:
+                    second.release()
         emulated.counting = False
+        description = descriptions[0]
         history = history_of(sfn, execution)
+        others = [
+            {
+                "execution": other["executionArn"],
+                "description": other,
+                "history": history_of(sfn, other["executionArn"]),
+                "startedAtSeconds": round(second.started_at or 0.0, 1) if second else None,
+                "when": second.when if second else None,
+            }
+            for other in descriptions[1:]
+        ]
         result = collect(
             scenario,
             world,
@@ -242,15 +271,32 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
             initial_images,
             wall_start,
             execution,
+            also=others,
         )
+        if second is not None and second.never is not None:
+            result.invariant_violations.append(f"alsoStart: the second execution never started: {second.never}")
         # The bounds are the template's, also when the benchmark runs its baseline loop instead of the definition.
+        # Each execution's waits are its own: the record is split by the execution each call names.
         settings = timing.Settings.of(definition(artifact, resolver), artifact.deploy_config)
-        result.bounds = timing.bounds(recorder.calls, settings, timing.approvals_of(history, clock.at))
+        histories = {execution: history, **{o["execution"]: o["history"] for o in others}}
+        result.bounds = [
+            entry
+            for arn, its_history in histories.items()
+            for entry in timing.bounds(
+                [c for c in recorder.calls if c.payload.get("executionId", execution) == arn],
+                settings,
+                timing.approvals_of(its_history, clock.at),
+            )
+        ]
         result.lock_margins = timing.lock_margins(recorder.margins)
         if asl is None:  # the benchmark's baseline loop takes no lock and keeps no bound: it is not the artifact
             result.invariant_violations.extend(timing.violations(result.bounds, recorder.margins))
         result.limits = limits.observe(history)  # history events and the largest payload against the quotas
         result.invariant_violations.extend(limits.violations(result.limits))
+        for other in others:
+            name_of = other["execution"].rsplit(":", 1)[-1]
+            observed = limits.observe(other["history"])
+            result.invariant_violations.extend(f"{name_of}: {v}" for v in limits.violations(observed))
         result.access_denied = list(contract.denied)
         result.observed_actions = sorted({f"{role} {action}" for role, action in contract.observed})
         result.authorizations = list(contract.allowed)

@@ -6,7 +6,9 @@ would give them (rehearsal.intrinsics). From the configuration: every stage's ta
 configured Auto Scaling group name and its configured launch template id (moto is made to take the id),
 a version history on the newest app images, running instances, and for a blue-green target its target
 group and seed group. The user's alarms exist, quiet. The scenario only perturbs this world: more or
-fewer images, earlier blue-green deployments, stray instances, locks held by another execution.
+fewer images (`baseImages: 0, appImages: 0`: a fresh account, whose launch templates use an image made by hand),
+the commit each stage runs (`deployedCommits`), earlier blue-green deployments, stray instances, locks held by
+another execution.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,9 +27,11 @@ import boto3
 from rehearsal.emulated_aws import _backends
 from rehearsal.fleet import blue_green_target, groups_of
 from rehearsal.intrinsics import Resolver
+from rehearsal.scenarios import ScenarioError
 
 COMMITS = [d * 40 for d in "123456"]  # full SHAs, as the commit tag of every baked image holds them
 HISTORY = 4  # launch template versions 1..4 use the four newest app images; 4 is the default
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -138,8 +143,10 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
             start + timedelta(days=i),
             {"immutable-ami:image-build": resolver.account.arn("imagebuilder", f"image/{app}-base/0.9.0/{i + 1}")},
         )
-        for i in range(2)
+        for i in range(int(spec.get("baseImages", 2)))  # `world.baseImages: 0`: a fresh account, no base image yet
     ]
+    if not base_images and (int(spec.get("appImages", 6)) or spec.get("oldAppImages") or spec.get("deployedCommits")):
+        raise ScenarioError("world: app images are built on a base image; with baseImages 0 give appImages 0 too")
     app_images = [
         _image(
             ec2_backend,
@@ -155,6 +162,19 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
         app_images = (
             old_app_images(ec2_backend, builder_id, app, int(spec["oldAppImages"]), start, base_images[0]) + app_images
         )
+    history = app_images[-HISTORY:]
+    stage_history: dict[str, list[str]] = {}
+    if spec.get("deployedCommits"):  # each stage's targets run an app image of the stage's own commit
+        newest = start + timedelta(days=2 + int(spec.get("appImages", 6)))  # a day after the history's newest
+        stage_history, extra = _deployed_commits(
+            config, spec["deployedCommits"], history, ec2_backend, builder_id, app, newest, base_images
+        )
+        app_images += extra
+    if not history:
+        # No app image yet (a fresh account): the launch templates use an image made outside the pipeline.
+        history = [
+            ec2.register_image(Name=f"{app}-made-by-hand", RootDeviceName="/dev/xvda", Architecture="x86_64")["ImageId"]
+        ]
     ec2.terminate_instances(InstanceIds=[builder_id])  # its AMIs stay; a stopped builder would pin its image
     for index in spec.get("strayInstancesOnAppImages", []):
         # An instance outside every group, launched by hand from an old image: prune must keep that image.
@@ -163,7 +183,7 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
     # Executions of this state machine are named arn:...:execution:<state machine name>:<execution name>.
     machine = resolver.physical_name(artifact.state_machine, 80)
     execution_prefix = resolver.account.arn("states", f"execution:{machine}")
-    templates, target_groups = _fleet(config, spec, app, app_images[-HISTORY:], subnet_id, execution_prefix)
+    templates, target_groups = _fleet(config, spec, app, history, subnet_id, execution_prefix, stage_history)
     lock_table = _stack_resources(resolver)
     topic_arn = resolver.ref(_only(artifact.of_type("AWS::SNS::Topic"), "AWS::SNS::Topic"))
     queue_url = _inbox(topic_arn, region)
@@ -185,8 +205,42 @@ def build(resolver: Resolver, scenario: dict[str, Any]) -> World:
     return world
 
 
+def _deployed_commits(
+    config: dict[str, Any],
+    commits: dict[str, str],
+    history: list[str],
+    ec2_backend: Any,
+    instance_id: str,
+    app: str,
+    first: datetime,
+    base_images: list[str],
+) -> tuple[dict[str, list[str]], list[str]]:
+    """`world.deployedCommits: {stage: commit}`: one app image per distinct commit, newer than the world's history
+    and built on its newest base; every target of the stage runs its commit's image (its default version, the newest
+    of its history). Returns each such stage's launch template history and the images made, oldest first."""
+    stages = {str(s["name"]) for s in config["stages"]}
+    unknown = sorted(set(commits) - stages)
+    if unknown:
+        raise ScenarioError(f"world.deployedCommits: {unknown} are not configured stages ({', '.join(sorted(stages))})")
+    bad = sorted(c for c in commits.values() if not FULL_SHA.match(str(c)))
+    if bad:
+        raise ScenarioError(f"world.deployedCommits: commits must be full 40-hex SHAs, got {bad}")
+    images: dict[str, str] = {}
+    for commit in dict.fromkeys(commits.values()):
+        when = first + timedelta(days=len(images))
+        tags = {"immutable-ami:commit": commit, "immutable-ami:base-image": base_images[-1]}
+        images[commit] = _image(ec2_backend, instance_id, app, "app", when, tags)
+    return {stage: [*history[:-1], images[commit]] for stage, commit in commits.items()}, list(images.values())
+
+
 def _fleet(
-    config: dict[str, Any], spec: dict[str, Any], app: str, history: list[str], subnet_id: str, execution_prefix: str
+    config: dict[str, Any],
+    spec: dict[str, Any],
+    app: str,
+    default_history: list[str],
+    subnet_id: str,
+    execution_prefix: str,
+    stage_history: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     region = execution_prefix.split(":")[3]
     ec2 = boto3.client("ec2", region_name=region)
@@ -195,6 +249,7 @@ def _fleet(
     target_groups: dict[str, str] = {}
     past = int(spec.get("pastDeployments", 0))
     for stage in config["stages"]:
+        history = (stage_history or {}).get(stage["name"], default_history)
         for target in stage["targets"]:
             group, template_id = target["autoScalingGroupName"], target["launchTemplateId"]
             with configured_launch_template_id(template_id):

@@ -3,7 +3,9 @@ emulated account; its `expect` block and the invariants are checked after each o
 
 Invariants (every scenario): each launch template default points to an existing AMI; no AMI that a
 kept launch template version or a running instance references was deleted; our lock is released;
-exactly one outcome notification, matching the execution's status; no call any role would deny.
+exactly one outcome notification, matching the execution's status; no call any role would deny; every AMI a
+build made is tagged with the commit the build checked out and, for an app AMI, with its recipe's parent as its
+base image (a second execution, `alsoStart`, is held to the same lock and notification rules).
 Blue-green targets: exactly one group, healthy, serves each target group; no green group is left; the
 seed group and every group within retention still exist, each with its launch template version.
 
@@ -29,7 +31,15 @@ FLEET_CALLS = (
     "ec2.DeregisterImage",
     "autoscaling.StartInstanceRefresh",
 )
-ALL_CHANGING_CALLS = (*FLEET_CALLS, "ec2.CreateTags", "ssm.PutParameter", "imagebuilder.StartImagePipelineExecution")
+ALL_CHANGING_CALLS = (
+    *FLEET_CALLS,
+    "ec2.CreateTags",
+    "ssm.PutParameter",
+    "imagebuilder.StartImagePipelineExecution",
+    "imagebuilder.CreateImageRecipe",
+    "imagebuilder.CreateImage",
+    "imagebuilder.CancelImageCreation",
+)
 
 
 def resolve(value: Any, result: Result) -> Any:
@@ -52,7 +62,7 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
     assert result.status == expect["status"]
     assert result.error == expect.get("error")
     assert result.lock == "released"
-    current_app = result.world_images["app"][-1]
+    current_app = result.world_images["app"][-1] if result.world_images["app"] else None  # none on a fresh account
     defaults = {t["amiId"] for t in result.launch_templates.values()}
     if "defaultAmi" in expect:
         assert defaults == {resolve(expect["defaultAmi"], result)}
@@ -95,6 +105,8 @@ def test_scenario_ends_as_expected_with_every_invariant_intact(name: str) -> Non
         assert result.other_locks
     check_time(expect, result)
     check_blue_green(expect, result)
+    check_bakes(expect, result)
+    check_also_started(expect, result)
 
 
 def check_time(expect: dict[str, Any], result: Result) -> None:
@@ -109,6 +121,55 @@ def check_time(expect: dict[str, Any], result: Result) -> None:
     for wait in expect.get("boundReached", []):
         reached = [e for e in result.bounds if e["wait"] == wait and e["elapsedSeconds"] >= e["boundSeconds"]]
         assert reached, f"{wait} never ran to its bound: {result.bounds}"
+
+
+def base_image(name: str, result: Result) -> str:
+    """`"new-base"`: the base AMI this run baked (there must be exactly one); else an image name (`@base-image:-1`)."""
+    if name != "new-base":
+        return str(resolve(name, result))
+    (base,) = [b["amiId"] for b in result.bakes if b["pipeline"] == "base"]
+    assert base is not None
+    return str(base)
+
+
+def check_bakes(expect: dict[str, Any], result: Result) -> None:
+    """What was baked and what each target runs at the end: `appParent` (every app bake's recipe parent),
+    `targetCommits` ({stage: commit}: every target of the stage runs an AMI of that commit), `targetsOnBase` (every
+    target's AMI was built on that base), `cancelledBuilds` (builds CancelImageCreation stopped), `statesEntered`
+    (states the first execution went through), `bakesOverlap` (every app bake started before any was seen ended)."""
+    app_bakes = [b for b in result.bakes if b["pipeline"] == "app"]
+    if "appParent" in expect:
+        assert app_bakes
+        assert {b["parentImage"] for b in app_bakes} == {base_image(expect["appParent"], result)}
+    by_group = {t["group"]: t for t in result.launch_templates.values()}
+    for stage, commit in expect.get("targetCommits", {}).items():
+        groups = [t["autoScalingGroupName"] for t in result.targets if t["stage"] == stage]
+        assert groups, f"no target in stage {stage}"
+        assert {g: by_group[g]["commit"] for g in groups} == dict.fromkeys(groups, commit)
+    if "targetsOnBase" in expect:
+        base = base_image(expect["targetsOnBase"], result)
+        assert {g: t["baseImage"] for g, t in by_group.items()} == dict.fromkeys(by_group, base)
+    if "cancelledBuilds" in expect:
+        assert sum(1 for b in result.bakes if b["cancelled"]) == expect["cancelledBuilds"]
+    entered = {state for _, state, _, _ in result.timeline}
+    for state in expect.get("statesEntered", []):
+        assert state in entered, f"the execution never entered {state}"
+    if expect.get("bakesOverlap"):
+        assert len(app_bakes) >= 2
+        ends = [b["seenEndedAtSeconds"] for b in app_bakes]
+        assert None not in ends
+        assert max(b["startedAtSeconds"] for b in app_bakes) < min(ends), app_bakes
+
+
+def check_also_started(expect: dict[str, Any], result: Result) -> None:
+    """A scenario that starts a second execution (`alsoStart`) says how that one ends (`expect.alsoStarted`); its
+    lock and its outcome notification are held to the invariants like the first's."""
+    if "alsoStarted" not in expect:
+        assert result.also_started == []
+        return
+    (other,) = result.also_started
+    assert other["status"] == expect["alsoStarted"]["status"]
+    assert other["error"] == expect["alsoStarted"].get("error")
 
 
 def check_blue_green(expect: dict[str, Any], result: Result) -> None:
