@@ -239,7 +239,8 @@ class Dispatcher:
         timeout = self._timed_out(function, elapsed())
         if timeout is not None:
             return timeout  # its result never reaches the caller, and the world does not move on from it
-        summary = summarize(step, result)
+        # register_wait's answer does not say what it waits for; its request does.
+        summary = summarize(step, {**result, "kind": event.get("kind")} if step == "register_wait" else result)
         if summary:
             self._events.append(Event(time.time(), summary))
         if step in self.after:

@@ -240,6 +240,13 @@ class ImageBuilderEmulation(EmulationState):
             sim_start=self.sim_now(),
             created=self.sim_datetime().isoformat(),
             number=len(self.builds) + 1,
+            # The pipeline's recipe as the template holds it: GetImage reports its parent (imageRecipe.parentImage).
+            recipe={
+                "name": recipe.split("/")[0],
+                "semanticVersion": recipe.split("/")[-1],
+                "parentImage": self.image_builder.get("parents", {}).get(pipeline_arn, ""),
+                "components": [],
+            },
         )
         self.builds[arn] = build
         self._build_tokens[token] = arn

@@ -378,4 +378,16 @@ def image_builder_of(artifact: Artifact, resolver: Any) -> dict[str, Any]:
         "distributions": {
             resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::DistributionConfiguration")
         },
+        # Each pipeline's recipe parent, resolved (GetImage reports it for the pipeline's builds).
+        "parents": {
+            resolver.get_att(logical_id, "Arn"): str(
+                resolver.resolve(
+                    artifact.resources[pipeline["Properties"]["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"][
+                        "ParentImage"
+                    ],
+                    f"{logical_id}.ParentImage",
+                )
+            )
+            for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items()
+        },
     }

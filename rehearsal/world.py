@@ -1,7 +1,7 @@
 """The emulated account a rehearsal starts from: the user's configuration, deployed as the template says.
 
 From the template: the lock table (its key schema), the notification topic (a queue subscribed so the
-harness reads approvals and notifications), the build source parameter, all by the names CloudFormation
+harness reads approvals and notifications), all by the names CloudFormation
 would give them (rehearsal.intrinsics). From the configuration: every stage's targets, each with its
 configured Auto Scaling group name and its configured launch template id (moto is made to take the id),
 a version history on the newest app images, running instances, and for a blue-green target its target
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -360,10 +359,3 @@ def _quiet_alarms(names: list[str], region: str) -> None:
             ComparisonOperator="GreaterThanThreshold",
         )
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="rehearsal: quiet")
-
-
-def build_source(resolver: Resolver) -> dict[str, Any]:
-    """The build source parameter's value now (what the app-install component would read)."""
-    logical_id = _only(resolver.artifact.of_type("AWS::SSM::Parameter"), "AWS::SSM::Parameter")
-    value = boto3.client("ssm", region_name=resolver.account.region).get_parameter(Name=resolver.ref(logical_id))
-    return dict(json.loads(value["Parameter"]["Value"]))

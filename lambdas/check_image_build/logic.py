@@ -278,6 +278,7 @@ def run(
     several = len(bakes) > 1
     seen: list[tuple[Bake, BuildImage]] = []
     pending: tuple[Bake, str] | None = None
+    ended: tuple[BuildStatus, str, str] | None = None  # the first build that failed or was cancelled
     for bake in bakes:
         arn = bake.image_build_version_arn
         assert arn is not None
@@ -285,11 +286,33 @@ def run(
         status = map_status(image.status)
         of = f"commit {bake.commit}: " if several and bake.commit else ""
         if status in ("FAILED", "CANCELLED"):
-            return output(status, of + _reason(image), arn)
-        if status == "BUILDING":
+            ended = ended or (status, of + _reason(image), arn)
+        elif status == "BUILDING":
             pending = pending or (bake, of + _reason(image))
-            continue
-        seen.append((bake, image))
+        else:
+            seen.append((bake, image))
+
+    def tag_copies(bake: Bake, image: BuildImage) -> None:
+        wanted = image_tags(request, bake, image, repository)
+        if dry_run:
+            logger.info(
+                "dry run: would tag the AMI", extra={"amiIds": [a.image_id for a in image.amis], "tags": wanted}
+            )
+            return
+        for copy in _own_copies(image):
+            tagger.tag_image(copy.image_id, wanted, None if copy.region == region else copy.region)
+
+    if ended is not None:
+        # The bake fails, but a sibling that already ended AVAILABLE made an AMI: tag it all the same, so it says
+        # which commit it holds and on which base (prune then treats it as any other image of the application).
+        for bake, image in seen:
+            try:
+                tag_copies(bake, image)
+            except ImageNotReady:
+                logger.warning(
+                    "an AMI of a finished sibling is not visible yet: left untagged", extra={"arn": image.arn}
+                )
+        return output(*ended)
     if pending is not None:
         return output("BUILDING", pending[1], pending[0].image_build_version_arn)
 
@@ -301,16 +324,11 @@ def run(
             return output(
                 "FAILED", f"the image build is AVAILABLE but distributed no AMI to {region} (AMIs: {found})", image.arn
             )
-        wanted = image_tags(request, bake, image, repository)
-        if dry_run:
-            logger.info("dry run: would tag the AMI", extra={"amiId": ami.image_id, "tags": wanted})
-        else:
-            for copy in _own_copies(image):
-                try:
-                    tagger.tag_image(copy.image_id, wanted, None if copy.region == region else copy.region)
-                except ImageNotReady as exc:
-                    # Just distributed: EC2 does not list the AMI yet. Ask again on the next poll.
-                    return output("BUILDING", f"{copy.image_id} is built but not visible to EC2 yet ({exc})", image.arn)
+        try:
+            tag_copies(bake, image)
+        except ImageNotReady as exc:
+            # Just distributed: EC2 does not list the AMI yet. Ask again on the next poll.
+            return output("BUILDING", f"{ami.image_id} is built but not visible to EC2 yet ({exc})", image.arn)
         baked.append(BakedImage(commit=bake.commit, ami_id=ami.image_id))
 
     first_bake, first = seen[0]

@@ -350,6 +350,18 @@ def test_one_failed_bake_fails_the_whole_bake_at_once_with_its_commit_in_the_rea
     assert output["reason"] == f"commit {OTHER_COMMIT}: app-install: Commit is not in the repo"
 
 
+def test_a_failed_bake_still_tags_the_ami_a_finished_sibling_made(aws: Aws) -> None:
+    # Given the first bake of a rebuild already AVAILABLE and the second failed
+    first = aws.register()
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(first)], parent=BASE_AMI, created=CREATED))
+    aws.expect_get(image_response("FAILED", arn=OTHER_BUILD_ARN, reason="app-test: tests failed"))
+    # When checked
+    output = aws.run(check_input(build=two_bakes(), action="rebuild-base", trigger="codecommit"))
+    # Then the bake fails, and the AMI that exists says which commit it holds and its base (never an orphan)
+    assert (output["status"], output["imageBuildVersionArn"]) == ("FAILED", OTHER_BUILD_ARN)
+    assert aws.tags_of(first) == app_tags(COMMIT, BUILD_ARN)
+
+
 def test_images_are_reported_only_when_the_commits_came_from_the_targets(aws: Aws) -> None:
     # Given the same finished bake, once from a deploy's commit and once from the commit a target runs
     ours = aws.register()
