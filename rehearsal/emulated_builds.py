@@ -99,8 +99,9 @@ MAX_CLIENT_TOKEN = 36
 def _token_error(params: dict[str, Any]) -> Any:
     token = str(params.get("clientToken", ""))
     if not 1 <= len(token) <= MAX_CLIENT_TOKEN:
-        # EC2 Image Builder API Reference (e.g. CreateImage): clientToken "Maximum length of 36".
-        return _error("InvalidParameterValueException", f"clientToken is {len(token)} characters; at most 36")
+        # EC2 Image Builder API Reference (e.g. CreateImage): clientToken "Maximum length of 36". The docs do not
+        # name the error; InvalidRequestException is the one every one of these operations declares.
+        return _error("InvalidRequestException", f"clientToken is {len(token)} characters; at most 36")
     return None
 
 
@@ -127,12 +128,15 @@ class ImageBuilderEmulation(EmulationState):
             return _error("ResourceAlreadyExistsException", f"the image recipe {arn} already exists")
         for component in params.get("components", []):
             if component["componentArn"] not in self.image_builder["components"]:
-                return _error("ResourceNotFoundException", f"component {component['componentArn']} does not exist")
+                # CreateImageRecipe declares no ResourceNotFoundException (botocore's imagebuilder model): the docs do
+                # not say which error a missing component gets; InvalidRequestException is declared.
+                return _error("InvalidRequestException", f"component {component['componentArn']} does not exist")
         parent = params["parentImage"]
         if parent.startswith("ami-"):
             ec2, _ = _backends()
             if parent not in ec2.amis:
-                return _error("InvalidParameterValueException", f"the parent image {parent} does not exist")
+                # The error is not documented either: InvalidRequestException, as above.
+                return _error("InvalidRequestException", f"the parent image {parent} does not exist")
         self.recipes[arn] = dict(params)
         self._recipe_tokens[token] = arn
         return _ok({"requestId": token, "clientToken": token, "imageRecipeArn": arn})
@@ -147,11 +151,13 @@ class ImageBuilderEmulation(EmulationState):
             return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
         recipe = self.recipes.get(params.get("imageRecipeArn", ""))
         if recipe is None:
-            return _error("ResourceNotFoundException", f"image recipe {params.get('imageRecipeArn')} does not exist")
+            # CreateImage declares no ResourceNotFoundException either (botocore's model); the docs name no error for
+            # a missing recipe or configuration: InvalidRequestException, which it declares.
+            return _error("InvalidRequestException", f"image recipe {params.get('imageRecipeArn')} does not exist")
         if params["infrastructureConfigurationArn"] not in self.image_builder["infrastructures"]:
-            return _error("ResourceNotFoundException", "the infrastructure configuration does not exist")
+            return _error("InvalidRequestException", "the infrastructure configuration does not exist")
         if params.get("distributionConfigurationArn") not in self.image_builder["distributions"]:
-            return _error("ResourceNotFoundException", "the distribution configuration does not exist")
+            return _error("InvalidRequestException", "the distribution configuration does not exist")
         # `imageBuilder."app:<commit>"` scripts the bake of one commit (a rebuild bakes several), else `app`.
         scripted = self.scenario.get("imageBuilder", {})
         default = scripted.get("app", ["BUILDING", "TESTING", "AVAILABLE"])
@@ -180,13 +186,14 @@ class ImageBuilderEmulation(EmulationState):
         return _ok({"requestId": token, "clientToken": token, "imageBuildVersionArn": arn})
 
     def _cancel_build(self, params: dict[str, Any]) -> Any:
-        """CancelImageCreation: a build that has not ended becomes CANCELLED; one that has ended cannot be
-        cancelled (the docs do not name the error: ResourceInUseException, "not in a state that allows this")."""
+        """CancelImageCreation "can only be used on images in a non-terminal state" (EC2 Image Builder API
+        Reference, CancelImageCreation); the docs do not name the error for one that has ended: the emulation
+        answers ResourceInUseException, one of the two the operation declares that could mean it."""
         if (invalid := _token_error(params)) is not None:
             return invalid
         build = self.builds.get(params["imageBuildVersionArn"])
-        if build is None:
-            return _error("ResourceNotFoundException", "image not found")
+        if build is None:  # CancelImageCreation declares no ResourceNotFoundException (botocore's model)
+            return _error("InvalidRequestException", "image not found")
         current = build.statuses[0]
         if current in BUILD_TERMINAL or build.cancelled:
             return _error("ResourceInUseException", f"the image build has already ended ({current})")
