@@ -53,8 +53,6 @@ from shared.recipes import RECIPE_DIGEST_LENGTH
 # Which pipelines each action may start: "rebuild-base" bakes the base, then the app on it; "deploy" bakes
 # the app, and the base first when none exists yet (a fresh account).
 _PIPELINES_BY_ACTION: dict[str, tuple[Pipeline, ...]] = {"deploy": ("base", "app"), "rebuild-base": ("base", "app")}
-# Image Builder recipe names: 1 to 128 characters (EC2 Image Builder API Reference, CreateImageRecipe `name`).
-RECIPE_NAME_DIGEST = RECIPE_DIGEST_LENGTH
 
 
 class PipelineStarter(Protocol):
@@ -80,7 +78,8 @@ def client_token(execution_id: str, pipeline: str) -> str:
 
 
 def recipe_name(recipe: AppRecipe, execution_id: str, commit: str) -> str:
-    digest = hashlib.sha256(f"{execution_id}|{commit}".encode()).hexdigest()[:RECIPE_NAME_DIGEST]
+    """<app>-app-<digest>: within CreateImageRecipe's 128-character names, the shape the stack's IAM allows."""
+    digest = hashlib.sha256(f"{execution_id}|{commit}".encode()).hexdigest()[:RECIPE_DIGEST_LENGTH]
     return f"{recipe.name}-{digest}"
 
 
