@@ -212,6 +212,13 @@ class Notifications(Model):
         return value
 
 
+class Webhook(Model):
+    # Reserved concurrency of the public GitHub webhook function: a flood of requests is throttled there (429)
+    # instead of using the account's Lambda concurrency that the deploy steps need. None: no reservation, for an
+    # account whose concurrency quota leaves no room (Lambda keeps 100 unreserved; README "GitHub webhook").
+    reserved_concurrency: int | None = Field(default=2, ge=1, le=100)
+
+
 class ExampleFleetConfig(Model):
     enabled: bool = False
     instance_type: str = "t3.micro"
@@ -245,6 +252,7 @@ class PipelineConfig(DeployConfig):
     lock: Lock = Lock()
     approval: Approval = Approval()
     notifications: Notifications = Notifications()
+    webhook: Webhook = Webhook()
     example_fleet: ExampleFleetConfig = ExampleFleetConfig()
     log_retention_days: int = 90
     pass_role_arns: tuple[str, ...] = ()

@@ -535,7 +535,10 @@ class DeployWorkflow(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
             definition_substitutions=self.definition_substitutions,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # No execution data in the logs: a task's input holds its task token, and anyone who reads the log
+            # and may call SendTask* (which has no resource types) could answer the task: approve a stage or
+            # fake a build's or refresh's end. Execution data stays in the execution's own history (README).
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,
         )
         for fn in self.state_machine_steps().values():

@@ -117,6 +117,10 @@ class Retention(_Model):
     keep_launch_template_versions: int = Field(default=5, ge=2)
     # blue-green: old groups kept (besides the live one) per target for a fast rollback; older ones are deleted.
     keep_groups: int = Field(default=2, ge=0, le=20)
+    # A pruned AMI and its snapshots stay restorable this many days in the Recycle Bin (stacks/recycle_bin.py);
+    # 0 = no Recycle Bin rule. A rule's retention period is 1 to 365 days
+    # (https://docs.aws.amazon.com/recyclebin/latest/APIReference/API_RetentionPeriod.html).
+    recycle_bin_days: int = Field(default=7, ge=0, le=365)
 
 
 class Source(_Model):
