@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins an older boto3/botocore than the project: it lives in its own environment (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
 CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -14,11 +16,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
 
 ## The main job on the local default: synthesize the whole pipeline offline (no account, no Docker),
 ## then rehearse a full deployment locally (the real ASL and handlers against an emulated AWS).
@@ -33,6 +41,8 @@ synth: setup
 	@echo "Templates written to cdk.out/:"; ls -1 cdk.out/*.template.json
 
 lint: setup
+	$(PY) -m pip check
+	$(CHECKOV_VENV)/bin/python -m pip check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app.py stacks rehearsal benchmarks tests/infra tests/statemachine tests/benchmarks tests/rehearsal

@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -20,11 +22,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lambdas.shared.config import Target
 from lambdas.shared.statuses import FINAL_IMAGE_STATUSES
+from stacks.checkov import skip
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.lambda_function import camel, python_function, retention
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, function_versions, wildcard_resource
@@ -87,6 +91,7 @@ class DeployWorkflow(Construct):
         self._config = config
         self.lock_table = self._build_lock_table()
         self.topic_key, self.topic = self._build_topic()
+        self.event_step_failures = self._build_event_step_failures()
         self.functions = {step: self._build_function(step, *limits) for step, limits in STEPS.items()}
         self._grant_step_permissions()
         self.state_machine = self._build_state_machine()
@@ -97,7 +102,7 @@ class DeployWorkflow(Construct):
     # -- parts -------------------------------------------------------------------------------
 
     def _build_lock_table(self) -> dynamodb.Table:
-        return dynamodb.Table(
+        table = dynamodb.Table(
             self,
             "LockTable",
             partition_key=dynamodb.Attribute(name="target", type=dynamodb.AttributeType.STRING),
@@ -109,6 +114,12 @@ class DeployWorkflow(Construct):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        skip(
+            table,
+            "Encrypted at rest with the AWS managed key; IAM on the table decides who reads its items (task tokens)",
+            "CKV_AWS_119",
+        )
+        return table
 
     def _build_topic(self) -> tuple[kms.Key, sns.Topic]:
         key = kms.Key(
@@ -138,6 +149,43 @@ class DeployWorkflow(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(email))
         return key, topic
 
+    def _build_event_step_failures(self) -> sqs.Queue:
+        """The dead-letter queue of the steps EventBridge invokes (asynchronously): an event Lambda could not
+        handle after its own retries (a resume or an execution's clean-up) lands here, and an alarm says so."""
+        queue = sqs.Queue(
+            self,
+            "EventStepFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # checkov's SQSQueueEncryption inspects only KmsMasterKeyId.
+        skip(
+            queue,
+            "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which this check does not recognise; no KMS key",
+            "CKV_AWS_27",
+        )
+        acknowledge(
+            queue,
+            "This queue is the event steps' dead-letter queue; nothing consumes it but people",
+            "AwsSolutions-SQS3",
+        )
+        alarm = cloudwatch.Alarm(
+            self,
+            "EventStepFailed",
+            alarm_description=(
+                f"{self._config.application}: an event step (relay_event resuming a wait, finish_execution cleaning "
+                "up an ended execution) failed after its retries; the event is in the EventStepFailures queue"
+            ),
+            metric=queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        return queue
+
     def _build_function(self, step: str, timeout: int, memory: int) -> lambda_.Function:
         return python_function(
             self,
@@ -146,6 +194,8 @@ class DeployWorkflow(Construct):
             timeout_seconds=timeout,
             memory_mb=memory,
             environment={"DEPLOY_CONFIG": self._config.deploy_config_json()},
+            # EventBridge invokes these asynchronously: what still fails after Lambda's retries is kept.
+            dead_letter_queue=self.event_step_failures if step in EVENT_STEPS else None,
         )
 
     def state_machine_steps(self) -> dict[str, lambda_.Function]:
@@ -515,6 +565,11 @@ class DeployWorkflow(Construct):
             log_group_name=f"/aws/vendedlogs/states/{config.application}-deploy",
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
+        )
+        skip(
+            log_group,
+            "CloudWatch Logs encrypts log data at rest by default; execution data (task tokens) is not logged",
+            "CKV_AWS_158",
         )
         self.definition_substitutions = {
             **{f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.state_machine_steps().items()},

@@ -16,6 +16,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.checkov import skip
 from stacks.config import PipelineConfig
 from stacks.lambda_function import retention
 from stacks.nag import acknowledge, managed_policy
@@ -102,6 +103,22 @@ class ExampleFleet(Construct):
         acknowledge(alb, "A sandbox example; enable access logs for a real fleet", "AwsSolutions-ELB2")
         acknowledge(
             role, "Session Manager access to the example instances", managed_policy("AmazonSSMManagedInstanceCore")
+        )
+        demo = "The optional sandbox example serves a public demo page over plain HTTP; a real fleet brings its own"
+        skip(alb_sg, demo, "CKV_AWS_260")
+        skip(listener, demo, "CKV_AWS_2", "CKV_AWS_103")
+        skip(
+            alb,
+            "A sandbox example with no logs bucket; enable access logs on a real fleet's load balancer",
+            "CKV_AWS_91",
+        )
+        skip(
+            self.launch_template,
+            "Example instances sit in public subnets (no NAT gateway to pay for); only the ALB may reach them",
+            "CKV_AWS_88",
+        )
+        skip(
+            flow_logs, "CloudWatch Logs encrypts log data at rest by default; flow logs of a sandbox VPC", "CKV_AWS_158"
         )
         CfnOutput(self, "ExampleLaunchTemplateId", value=self.launch_template.launch_template_id or "")
         CfnOutput(self, "ExampleAutoScalingGroupName", value=self.group.auto_scaling_group_name)

@@ -15,8 +15,10 @@ from aws_cdk import CfnDynamicReference, CfnDynamicReferenceService, Duration, R
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.checkov import skip
 from stacks.config import LOG_RETENTION_DAYS, PROJECT_ROOT, PipelineConfig
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -75,11 +77,21 @@ def python_function(
     timeout_seconds: int,
     memory_mb: int = 256,
     environment: dict[str, str] | None = None,
+    dead_letter_queue: sqs.IQueue | None = None,
+    reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
-    """The function whose handler is `lambdas/<step>/handler.py:lambda_handler`."""
+    """The function whose handler is `lambdas/<step>/handler.py:lambda_handler`.
+
+    `dead_letter_queue` for a function invoked asynchronously (by EventBridge): what still fails after Lambda's
+    own retries lands there. `reserved_concurrency` for a function the public can invoke."""
     name = camel(step)
     log_group = logs.LogGroup(
         scope, f"{name}Logs", retention=retention(config.log_retention_days), removal_policy=RemovalPolicy.DESTROY
+    )
+    skip(
+        log_group,
+        "CloudWatch Logs encrypts log data at rest by default; these logs hold no secrets and no task tokens",
+        "CKV_AWS_158",
     )
     role = iam.Role(
         scope,
@@ -92,7 +104,7 @@ def python_function(
     layer = scope.node.try_find_child(layer_id) or lambda_.LayerVersion.from_layer_version_arn(
         scope, layer_id, powertools_layer_arn(pinned_powertools_version())
     )
-    return lambda_.Function(
+    function = lambda_.Function(
         scope,
         name,
         description=f"{config.application}: {step}",
@@ -113,4 +125,38 @@ def python_function(
             "POWERTOOLS_LOG_LEVEL": "INFO",
             **(environment or {}),
         },
+        dead_letter_queue=dead_letter_queue,
+        reserved_concurrent_executions=reserved_concurrency,
     )
+    _skip_checks(function, dead_letter_queue=dead_letter_queue, reserved_concurrency=reserved_concurrency)
+    return function
+
+
+def _skip_checks(
+    function: lambda_.Function, *, dead_letter_queue: sqs.IQueue | None, reserved_concurrency: int | None
+) -> None:
+    """The checkov checks that do not apply to this project's functions, each with its reason."""
+    skip(
+        function,
+        "Calls only AWS APIs at their public endpoints and reaches no VPC resource; a VPC adds NAT or endpoints only",
+        "CKV_AWS_117",
+    )
+    skip(
+        function,
+        "The environment holds configuration, no secrets (those stay in Secrets Manager); Lambda encrypts it at rest",
+        "CKV_AWS_173",
+    )
+    if dead_letter_queue is None:
+        # A dead-letter queue receives only asynchronous invocations' failures
+        # (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq).
+        skip(
+            function,
+            "Invoked synchronously (a Step Functions task or the Function URL), whose caller retries or catches",
+            "CKV_AWS_116",
+        )
+    if reserved_concurrency is None:
+        skip(
+            function,
+            "Invoked only by this workflow, bounded by its executions and Map concurrency; a reservation takes pool",
+            "CKV_AWS_115",
+        )

@@ -83,3 +83,10 @@ def synthesized_fleet(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     config = variant(exampleFleet={"enabled": True})
     config.pop("source")
     return synthesize(config, tmp_path_factory.mktemp("cdk-fleet"))
+
+
+@pytest.fixture(scope="session")
+def synthesized_github_fleet(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """GitHub source (the public webhook) with the example fleet (load balancer, group, alarms)."""
+    config = variant(source=GITHUB_SOURCE, exampleFleet={"enabled": True})
+    return synthesize(config, tmp_path_factory.mktemp("cdk-github-fleet"))
