@@ -13,17 +13,14 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from github_webhook import logic
 from github_webhook.models import FunctionUrlRequest, GithubWebhookEnvironment
+from pydantic import ValidationError
 
 from shared.aws.secrets import CachedSecret
 from shared.aws.stepfunctions import StepFunctions
 from shared.environment import load_environment
-from shared.errors import InvalidInput
 from shared.observability import logger, metrics
-from shared.parsing import parse_step_input
 
 ENV = load_environment(GithubWebhookEnvironment, "github_webhook")
-# A delivery has no execution yet: its GitHub delivery id is the correlation id of every log line.
-DELIVERY_ID_PATH = 'headers."x-github-delivery"'
 SECRET_MAX_AGE_SECONDS = 300
 # A signature mismatch fetches the secret again, but not more often than this per process.
 SECRET_MIN_REFRESH_SECONDS = 5
@@ -47,12 +44,17 @@ def stepfunctions() -> StepFunctions:
     return StepFunctions()
 
 
-@logger.inject_lambda_context(correlation_id_path=DELIVERY_ID_PATH, log_event=False)
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    # The correlation id is set here, not by correlation_id_path: only a well-formed delivery id may tag log lines,
+    # and the previous invocation's is cleared first (the logger's keys outlive an invocation).
+    logger.set_correlation_id(None)
     try:
-        request = parse_step_input(event, FunctionUrlRequest)
-    except InvalidInput as exc:
-        return logic.rejected(400, f"not a Lambda function URL request: {exc}"[:500]).to_function_url()
+        request = FunctionUrlRequest.model_validate(event)
+    except ValidationError as exc:
+        reason = f"not a Lambda function URL request: {logic.describe_request_error(exc)}"
+        return logic.rejected(400, reason[:500]).to_function_url()
+    logger.set_correlation_id(logic.correlation_id(request))
     response = logic.receive(request, ENV, webhook_secret(), stepfunctions(), now)
     return response.to_function_url()

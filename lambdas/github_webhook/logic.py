@@ -140,6 +140,22 @@ def verify_signature(presented: str, body: bytes, secrets: SecretSource) -> None
     raise DeliveryRejectedError(401, "X-Hub-Signature-256 does not match the body signed with the webhook secret")
 
 
+def describe_request_error(exc: ValidationError) -> str:
+    """Where and why the event is not a function URL request, without the values (a header may be the signature)."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err["loc"]) or "event"
+        problems.append(f"{where}: {err['msg']}")
+    # ascii(): a header name the sender chose may hold anything; the reason is logged and answered as plain ASCII.
+    return ascii("; ".join(problems))[1:-1]
+
+
+def correlation_id(request: FunctionUrlRequest) -> str | None:
+    """The delivery id to tag log lines with, only when it is well-formed (it is the sender's text)."""
+    value = request.header(DELIVERY_HEADER)
+    return value if value is not None and _DELIVERY_ID.fullmatch(value) else None
+
+
 def delivery_id(request: FunctionUrlRequest) -> str | None:
     value = request.header(DELIVERY_HEADER)
     if value is None:

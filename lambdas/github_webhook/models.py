@@ -17,6 +17,14 @@ REPOSITORY_PATTERN = r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$"
 COMMIT_PATTERN = r"^[0-9a-fA-F]{40}$"
 
 
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -37,7 +45,21 @@ class FunctionUrlRequest(_Model):
     @field_validator("headers")
     @classmethod
     def _lower_case_names(cls, headers: dict[str, str]) -> dict[str, str]:
-        return {name.lower(): value for name, value in headers.items()}
+        """Names lower-cased; a name sent twice in different cases, or text no HTTP request can carry, is refused.
+
+        Function URLs already send each name once, lower-cased: two spellings of one name would leave the webhook
+        choosing one of two values (say, two X-GitHub-Event). A lone surrogate cannot come from HTTP bytes and
+        would break every log line that names it. The messages name the header, never its value (a signature).
+        """
+        lowered: dict[str, str] = {}
+        for name, value in headers.items():
+            if not (_is_utf8_text(name) and _is_utf8_text(value)):
+                raise ValueError(f"header {name!a} is not valid UTF-8 text")
+            key = name.lower()
+            if key in lowered:
+                raise ValueError(f"header {key} is sent more than once (its names differ only in case)")
+            lowered[key] = value
+        return lowered
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -518,6 +518,75 @@ def test_event_that_is_not_a_function_url_request_is_a_bad_request(call: Any, aw
     assert body["error"].startswith("not a Lambda function URL request: headers")
 
 
+def test_header_holding_a_lone_surrogate_is_a_bad_request_and_every_log_line_is_written(
+    call: Any, aws: Aws, logs: io.StringIO
+) -> None:
+    # Given a signed delivery whose event header holds a lone surrogate (no HTTP bytes carry one; a JSON event can)
+    event = delivery(headers={"x-github-event": "push\ud800"})
+    # When it is delivered
+    status, body = call(event)
+    # Then 400 naming the header, nothing started, and the log line of the refusal could be encoded
+    assert (status, body) == (
+        400,
+        {
+            "error": "not a Lambda function URL request: headers: Value error, header 'x-github-event' is not "
+            "valid UTF-8 text"
+        },
+    )
+    assert aws.executions() == []
+    logs.getvalue().encode("utf-8")
+    assert '"delivery rejected"' in logs.getvalue()
+
+
+def test_header_sent_twice_in_different_cases_is_a_bad_request(call: Any, aws: Aws) -> None:
+    # Given a signed push that also carries X-GitHub-Event: ping (function URLs send each name once, lower-cased)
+    event = delivery()
+    event["headers"]["X-GitHub-Event"] = "ping"
+    # When it is delivered / Then 400: the webhook does not pick one of the two values
+    status, body = call(event)
+    assert (status, body) == (
+        400,
+        {
+            "error": "not a Lambda function URL request: headers: Value error, header x-github-event is sent more "
+            "than once (its names differ only in case)"
+        },
+    )
+    assert aws.executions() == []
+
+
+def test_refusal_of_a_malformed_event_never_answers_or_logs_the_signature(
+    call: Any, aws: Aws, logs: io.StringIO
+) -> None:
+    # Given a delivery whose signature header is a list holding the valid signature
+    event = delivery()
+    signature = event["headers"]["x-hub-signature-256"]
+    event["headers"]["x-hub-signature-256"] = [signature]
+    # When it is delivered
+    status, body = call(event)
+    # Then 400 naming the header, and the signature appears neither in the answer nor in the logs
+    assert (status, body) == (
+        400,
+        {"error": "not a Lambda function URL request: headers.x-hub-signature-256: Input should be a valid string"},
+    )
+    for hidden in (signature, signature.removeprefix("sha256=")):
+        assert hidden not in logs.getvalue()
+
+
+def test_malformed_delivery_id_tags_no_log_line_and_the_previous_one_is_forgotten(
+    call: Any, aws: Aws, logs: io.StringIO
+) -> None:
+    # Given a delivery with a well-formed id, then one whose id is not a GUID
+    call(delivery())
+    status, _ = call(delivery(headers={"x-github-delivery": "not a guid; \u2028 {}"}))
+    # Then the second is refused, and its log lines carry no correlation id (neither its own nor the first one's)
+    assert status == 400
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    refused = [line for line in lines if line["message"] == "delivery rejected"]
+    assert refused
+    assert all("correlation_id" not in line for line in refused)
+    assert any(line.get("correlation_id") == DELIVERY for line in lines)
+
+
 # --- ignored deliveries --------------------------------------------------------------------------
 
 
