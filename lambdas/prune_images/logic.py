@@ -6,7 +6,13 @@
    to zero; and the configured groups by name), so a rollback to a retained group finds its AMI.
 2. Draft the plan (plan.py, pure). Ask DescribeImageReferences about every image the draft would delete,
    and plan again with its answer: the second, independent safety net can only turn a delete into a keep.
-3. Unless it is a dry run, deregister each image with DeleteAssociatedSnapshots; report per image.
+3. Unless it is a dry run, deregister each image with DeleteAssociatedSnapshots; report per image, and for how
+   long a pruned image can be restored from the Recycle Bin (retention.recycleBinDays, stacks/recycle_bin.py).
+
+Snapshots: the role may delete only snapshots tagged with this application (check_image_build tags every new
+AMI's). An older AMI's untagged snapshot comes back "missing-permissions": the AMI is deregistered, the snapshot
+stays (an ordinary snapshot, not in the Recycle Bin) and is reported as kept, to delete by hand; tagging it here
+would need CreateTags on snapshots, which would let this function make any snapshot deletable.
 
 Bounded: one invocation deletes one batch (plan.next_batch), as many images as fit before its deadline at EC2's
 documented DeregisterImage rate, and whose ids fit the result's size budget; DescribeImageReferences is asked
@@ -35,6 +41,7 @@ from shared.config import DeployConfig
 from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
 from shared.recipes import RECIPE_DIGEST_LENGTH
+from shared.tags import APPLICATION as APPLICATION_TAG
 from shared.versions import version_number
 
 # Instances in these states hold their AMI (a stopped instance can be started again).
@@ -43,6 +50,9 @@ IN_USE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 IN_FLIGHT_REFRESH_STATUSES = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 _SNAPSHOT_SKIPPED = "skipped"
 _SNAPSHOT_DELETED = "success"
+# EC2 API Reference, DeleteSnapshotReturnCode (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSnapshotReturnCode.html):
+# "missing-permissions - The snapshot was not deleted because the role lacks DeleteSnapshot permissions".
+_SNAPSHOT_NOT_PERMITTED = "missing-permissions"
 
 # Amazon EC2 Developer Guide, "Request throttling for the Amazon EC2 API" (Uncategorized actions): DeregisterImage
 # has a bucket of 100 requests refilled at 5 per second, per account and Region. The bucket is shared with every
@@ -76,13 +86,16 @@ def prune_images(
     facts = gather_facts(config, images, fleet, payload.protected())
     draft = plan_prune(facts)
     if payload.dry_run:
-        return _dry_run(facts, images, draft, before)
+        return _with_restorable(_dry_run(facts, images, draft, before), config)
     batch = next_batch(draft, facts, deadline.deletions_that_fit(), RESULT_BUDGET_BYTES, exclude=carried)
     plan = final_plan(facts, images, batch)
     _log_plan(plan, payload.dry_run, batch)
     decided = plan.by_id()
     referenced = [i for i in batch if decided[i].action != "delete" and "referenced" in decided[i].rules]
-    output = execute(plan, images, [i for i in batch if decided[i].action == "delete"], deadline)
+    output = execute(
+        plan, images, [i for i in batch if decided[i].action == "delete"], deadline, application=config.application
+    )
+    _with_restorable(output, config)
     all_referenced = list(dict.fromkeys([*before.referenced_ami_ids, *referenced]))
     waiting = [i for i in draft.ids("delete") if i not in set(all_referenced)]
     remaining = max(0, len(waiting) - len(output.images_pruned))
@@ -101,8 +114,33 @@ def prune_images(
     )
     logger.info(
         "prune round finished",
-        extra={"round": rounds, "done": output.done, "remaining": remaining, "batch": len(batch)},
+        extra={
+            "round": rounds,
+            "done": output.done,
+            "remaining": remaining,
+            "batch": len(batch),
+            "recycleBinDays": output.recycle_bin_days,
+            "restorable": output.restorable,
+        },
     )
+    return output
+
+
+def restorable(days: int) -> str:
+    """How long a pruned image can be brought back, in words (the prune's result and log lines say it)."""
+    if days <= 0:
+        return "pruned images cannot be restored: retention.recycleBinDays is 0 (no Recycle Bin rule)"
+    return (
+        f"pruned images stay restorable for {days} day(s) from the Recycle Bin: "
+        "python scripts/restore_image.py AMI (snapshots of images baked before snapshots were tagged are kept "
+        "instead, not deleted)"
+    )
+
+
+def _with_restorable(output: PruneImagesOutput, config: DeployConfig) -> PruneImagesOutput:
+    days = config.retention.recycle_bin_days
+    output.recycle_bin_days = days
+    output.restorable = restorable(days)
     return output
 
 
@@ -297,7 +335,11 @@ def final_plan(facts: PruneFacts, images: Images, batch: list[str] | None = None
 
 
 def execute(
-    plan: PrunePlan, images: Images, to_delete: list[str] | None = None, deadline: Deadline | None = None
+    plan: PrunePlan,
+    images: Images,
+    to_delete: list[str] | None = None,
+    deadline: Deadline | None = None,
+    application: str | None = None,
 ) -> PruneImagesOutput:
     """Deregister `to_delete` (the plan's deletions by default) in order, paced to the documented rate, until the
     deadline; a base image is skipped when an app image built on it failed to go in this same round."""
@@ -346,10 +388,20 @@ def execute(
             failed.add(image_id)
             continue
         pruned.append(image_id)
+        logger.info(
+            "image pruned",
+            extra={"amiId": image_id, "status": outcome.status, "snapshotIds": list(plan.snapshots.get(image_id, ()))},
+        )
         if outcome.status == "already-gone":
             logger.info("image was already deregistered", extra={"amiId": image_id})
             continue
         deregistered += 1
+        not_permitted = [s.snapshot_id for s in outcome.snapshots if s.return_code == _SNAPSHOT_NOT_PERMITTED]
+        untagged = set(
+            images.snapshots_without_tag(not_permitted, APPLICATION_TAG, application)
+            if not_permitted and application
+            else ()
+        )
         for snapshot in outcome.snapshots:
             if snapshot.return_code == _SNAPSHOT_DELETED:
                 snapshots_deleted.append(snapshot.snapshot_id)
@@ -361,6 +413,20 @@ def execute(
                     SkippedImage(
                         ami_id=image_id,
                         reason=f"image deregistered; snapshot {snapshot.snapshot_id} kept: another AMI uses it",
+                    )
+                )
+            elif snapshot.snapshot_id in untagged:
+                # Baked before check_image_build tagged snapshots: this role may not delete it, by design.
+                logger.warning(
+                    "snapshot kept: it lacks the application tag, so this function may not delete it",
+                    extra={"amiId": image_id, "snapshotId": snapshot.snapshot_id},
+                )
+                skipped.append(
+                    SkippedImage(
+                        ami_id=image_id,
+                        reason=f"image deregistered; snapshot {snapshot.snapshot_id} kept: it is not tagged "
+                        f"{APPLICATION_TAG}={application} (baked before snapshots were tagged), so the prune may "
+                        "not delete it; delete it by hand once the image is no longer wanted",
                     )
                 )
             else:

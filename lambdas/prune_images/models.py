@@ -76,3 +76,6 @@ class PruneImagesOutput(_Output):
     # state machine calls again with `progress` (its PruneProgress Choice loops until done).
     done: bool = True
     progress: PruneProgress
+    # retention.recycleBinDays: how long a pruned image (and its tagged snapshots) stays restorable; 0 = never.
+    recycle_bin_days: int = 0
+    restorable: str = ""  # the same in words, for the notification

@@ -184,6 +184,10 @@ class Fleet:
             expected_params={"ImageId": self.amis[label], "DeleteAssociatedSnapshots": True},
         )
 
+    def snapshot_of(self, label: str) -> str:
+        image = self.ec2.describe_images(ImageIds=[self.amis[label]])["Images"][0]
+        return str(image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"])
+
     def prune(
         self,
         *,
@@ -192,6 +196,7 @@ class Fleet:
         keep_images: int = 3,
         seconds_left: float | None = None,
         progress: dict[str, Any] | None = None,
+        recycle_bin_days: int | None = None,
     ) -> dict:
         payload = PruneImagesInput(
             execution_id="arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1",
@@ -199,7 +204,11 @@ class Fleet:
             protect_ami_ids=[self.amis[label] for label in protect or []],
             progress=None if progress is None else PruneProgress.model_validate(progress),
         )
-        result = prune_images(payload, self.config(keep_images), self.images, self.fleet, seconds_left=seconds_left)
+        config = self.config(keep_images)
+        if recycle_bin_days is not None:
+            retention = config.retention.model_copy(update={"recycle_bin_days": recycle_bin_days})
+            config = config.model_copy(update={"retention": retention})
+        result = prune_images(payload, config, self.images, self.fleet, seconds_left=seconds_left)
         return result.model_dump(by_alias=True)
 
     def label(self, ami_id: str) -> str:
@@ -594,12 +603,15 @@ def test_prune_treats_already_deregistered_ami_as_done(fleet: Fleet) -> None:
 
 
 def test_prune_reports_snapshot_shared_with_another_ami_as_skip_not_failure(fleet: Fleet) -> None:
-    # Given AWS keeps one of app2's snapshots because another AMI uses it
+    # Given AWS keeps one of app2's snapshots because another AMI uses it, and may not delete app1's, which carries
+    # the application tag (so the role should have been allowed: a real permission problem)
     bake_history(fleet)
+    tagged = fleet.snapshot_of("app1")
+    fleet.ec2.create_tags(Resources=[tagged], Tags=[{"Key": tags.APPLICATION, "Value": "web-app"}])
     fleet.expect_refreshes()
     fleet.expect_reference_check(["app2", "app1"])
     fleet.expect_deregister("app2", [("snap-0shared", "skipped"), ("snap-0own", "success")])
-    fleet.expect_deregister("app1", [("snap-0nope", "missing-permissions")])
+    fleet.expect_deregister("app1", [(tagged, "missing-permissions")])
 
     # When pruning
     result = fleet.prune()
@@ -609,6 +621,61 @@ def test_prune_reports_snapshot_shared_with_another_ami_as_skip_not_failure(flee
     assert result["snapshotsDeleted"] == ["snap-0own"]
     assert [(fleet.label(s["amiId"]), "snap-0shared" in s["reason"]) for s in result["skipped"]] == [("app2", True)]
     assert [(fleet.label(f["amiId"]), f["code"]) for f in result["failures"]] == [("app1", "missing-permissions")]
+
+
+def test_prune_keeps_an_untagged_snapshot_of_an_older_image_and_reports_it_instead_of_failing(fleet: Fleet) -> None:
+    # Given app1 was baked before snapshots were tagged: its snapshot lacks the application tag, so DeregisterImage
+    # may not delete it (DeleteSnapshot is conditioned on that tag) and answers missing-permissions
+    bake_history(fleet)
+    untagged = fleet.snapshot_of("app1")
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister("app2", [("snap-0own", "success")])
+    fleet.expect_deregister("app1", [(untagged, "missing-permissions")])
+
+    # When pruning
+    result = fleet.prune()
+
+    # Then app1 is deregistered, its snapshot is kept and named with what to do, and nothing counts as failed
+    assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
+    assert result["failures"] == []
+    (kept,) = [s for s in result["skipped"] if fleet.label(s["amiId"]) == "app1"]
+    assert untagged in kept["reason"]
+    assert "not tagged immutable-ami:application=web-app" in kept["reason"]
+    assert "delete it by hand" in kept["reason"]
+    assert result["snapshotsDeleted"] == ["snap-0own"]
+
+
+def test_prune_result_says_how_long_pruned_images_stay_restorable(fleet: Fleet) -> None:
+    # Given two images to prune and a Recycle Bin retention of 10 days
+    bake_history(fleet)
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+    fleet.expect_deregister("app2")
+    fleet.expect_deregister("app1")
+
+    # When pruning
+    result = fleet.prune(recycle_bin_days=10)
+
+    # Then the result (which the notification carries) says for how long and how to restore them
+    assert result["recycleBinDays"] == 10
+    assert "restorable for 10 day(s)" in result["restorable"]
+    assert "scripts/restore_image.py" in result["restorable"]
+
+
+def test_prune_result_says_pruned_images_cannot_be_restored_without_a_recycle_bin(fleet: Fleet) -> None:
+    # Given retention.recycleBinDays 0 (no Recycle Bin rule), in a dry run
+    bake_history(fleet)
+    fleet.expect_refreshes()
+    fleet.expect_reference_check(["app2", "app1"])
+
+    # When pruning
+    result = fleet.prune(dry_run=True, recycle_bin_days=0)
+
+    # Then the result says a pruned image is gone for good
+    assert result["recycleBinDays"] == 0
+    assert "cannot be restored" in result["restorable"]
+    assert "retention.recycleBinDays is 0" in result["restorable"]
 
 
 def test_prune_skips_ami_whose_deregistration_is_refused_as_protected(fleet: Fleet) -> None:
@@ -721,7 +788,17 @@ def test_prune_handler_end_to_end(
     result = handler.lambda_handler(event, lambda_context)
 
     # Then the result has the documented shape and the metrics were emitted
-    assert set(result) == {"imagesKept", "imagesPruned", "snapshotsDeleted", "skipped", "failures", "done", "progress"}
+    assert set(result) == {
+        "imagesKept",
+        "imagesPruned",
+        "snapshotsDeleted",
+        "skipped",
+        "failures",
+        "done",
+        "progress",
+        "recycleBinDays",
+        "restorable",
+    }
     assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
     # and, everything having fit in one invocation, it is done, with the totals a person reads at the end
     assert result["done"] is True

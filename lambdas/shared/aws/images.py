@@ -1,19 +1,19 @@
-"""EC2 images (AMIs): describe ours, find what references them, deregister them with their snapshots.
+"""EC2 images (AMIs): describe ours, find what references them, tag their snapshots, deregister them with theirs.
 
 Requests only; which image to keep or delete is decided by the callers' logic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from shared import tags
-from shared.aws.clients import adapter_client
-from shared.errors import ImageDeregistrationFailed
+from shared.aws.clients import adapter_client, regional_client
+from shared.errors import ImageDeregistrationFailed, ImageNotReady
 
 # AWS lets DescribeImageReferences check at most 10 images per request.
 IMAGE_REFERENCES_BATCH = 10
@@ -24,6 +24,10 @@ _REFERENCING_INSTANCE_STATES = ("pending", "running", "shutting-down", "stopping
 _LAUNCH_TEMPLATE_VERSION_DEPTH = "10000"
 _GONE_CODES = frozenset({"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"})
 _ABSENT_CODES = _GONE_CODES | {"InvalidAMIID.Malformed"}
+_SNAPSHOT_ABSENT_CODES = frozenset({"InvalidSnapshot.NotFound", "InvalidSnapshot.Malformed"})
+MAX_TAG_VALUE_LENGTH = 256  # EC2 tag values: at most 256 characters
+# DescribeSnapshots: at most 1000 snapshot ids a request (EC2 API Reference, DescribeSnapshots, MaxResults).
+_SNAPSHOT_IDS_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,59 @@ class DeregisterOutcome:
 class Images:
     """DescribeImages, DescribeImageReferences and DeregisterImage for the images this account owns."""
 
-    def __init__(self, ec2: Any = None) -> None:
+    def __init__(self, ec2: Any = None, regional: Callable[[str], Any] | None = None) -> None:
         self._ec2 = adapter_client(ec2, "ec2")
+        self._regional = regional or (lambda region: regional_client("ec2", region))
+
+    def _client_for(self, region: str | None) -> Any:
+        """This region's client, or another region's (the AMI copies of build.extraRegions)."""
+        return self._ec2 if region is None else adapter_client(self._regional(region), "ec2")
+
+    def tag_image_snapshots(self, image_id: str, tags: Mapping[str, str], region: str | None = None) -> list[str]:
+        """Tag the EBS snapshots of an own AMI (its BlockDeviceMappings) with `tags`; returns their ids.
+
+        Why: the prune may delete only snapshots carrying this application's tag (ec2:DeleteSnapshot is conditioned
+        on aws:ResourceTag/immutable-ami:application), and the Recycle Bin rule for snapshots selects them by it.
+        An AMI EC2 does not list yet raises ImageNotReady (the caller asks again on its next poll). Idempotent.
+        """
+        client = self._client_for(region)
+        try:
+            response = client.describe_images(Owners=["self"], ImageIds=[image_id])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _ABSENT_CODES:
+                raise ImageNotReady(f"{image_id} is not visible to EC2 yet: {exc.response['Error']['Code']}") from exc
+            raise
+        found = [ImageRecord.from_api(i) for i in response.get("Images", []) if i.get("ImageId") == image_id]
+        if not found:
+            raise ImageNotReady(f"{image_id} is not listed by DescribeImages yet")
+        snapshot_ids = list(found[0].snapshot_ids)
+        if snapshot_ids and tags:
+            client.create_tags(
+                Resources=snapshot_ids,
+                Tags=[{"Key": key, "Value": value[:MAX_TAG_VALUE_LENGTH]} for key, value in tags.items()],
+            )
+        return snapshot_ids
+
+    def snapshots_without_tag(self, snapshot_ids: Sequence[str], key: str, value: str) -> list[str]:
+        """The snapshots among `snapshot_ids` that do not carry `key`=`value` (gone ones included: nothing says
+        they did)."""
+        ids = list(dict.fromkeys(snapshot_ids))
+        tagged: set[str] = set()
+        for batch in _chunks(ids, _SNAPSHOT_IDS_MAX):
+            try:
+                snapshots = self._ec2.describe_snapshots(OwnerIds=["self"], SnapshotIds=batch).get("Snapshots", [])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in _SNAPSHOT_ABSENT_CODES:
+                    raise
+                if len(batch) == 1:
+                    continue
+                # One gone snapshot fails the whole request: ask about each one alone.
+                tagged.update(i for i in batch if not self.snapshots_without_tag([i], key, value))
+                continue
+            for snapshot in snapshots:
+                if {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}.get(key) == value:
+                    tagged.add(snapshot["SnapshotId"])
+        return [i for i in ids if i not in tagged]
 
     def list_application_images(self, application: str) -> list[ImageRecord]:
         """Every image this account owns tagged with the application (disabled images are not listed)."""
