@@ -213,9 +213,12 @@ class Notifications(Model):
 
 
 class Webhook(Model):
-    # Reserved concurrency of the public GitHub webhook function: a flood of requests is throttled there (429)
-    # instead of using the account's Lambda concurrency that the deploy steps need. None: no reservation, for an
-    # account whose concurrency quota leaves no room (Lambda keeps 100 unreserved; README "GitHub webhook").
+    # Reserved concurrency of the public GitHub webhook function: a flood of requests is throttled there instead
+    # of using the account's Lambda concurrency that the deploy steps need (Lambda's Invoke answers a throttle with
+    # 429 TooManyRequestsException, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html; the function
+    # URL pages name no status for it). None: no reservation, for an account whose concurrency quota leaves no
+    # room (a reservation must leave 100 unreserved,
+    # https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html).
     reserved_concurrency: int | None = Field(default=2, ge=1, le=100)
 
 

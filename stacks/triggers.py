@@ -114,6 +114,14 @@ class Triggers(Construct):
             step="github_webhook",
             config=self._config,
             timeout_seconds=15,
+            # The function URL is public: a reservation caps how much of the account's concurrency a flood of
+            # requests can take from the deploy steps (a reservation is also the function's maximum,
+            # https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html). Lambda refuses a
+            # reservation that leaves fewer than 100 unreserved executions in the account
+            # (https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html), which a new
+            # account's reduced quota may not have (https://docs.aws.amazon.com/lambda/latest/dg/limits.html):
+            # webhook.reservedConcurrency null deploys without one.
+            reserved_concurrency=self._config.webhook.reserved_concurrency,
             environment={
                 "WEBHOOK_SECRET_ARN": secret.secret_arn,
                 "STATE_MACHINE_ARN": self._state_machine.state_machine_arn,
