@@ -101,13 +101,18 @@ def _check_semver(value: str) -> str:
     return value
 
 
+# baseImage.ansiblePlaybook: the ansible-playbook component pastes it into its bash (and checks it again with this
+# very pattern): a plain s3://<bucket>/<key>.yml, the bucket as S3 names them (3-63 of a-z 0-9 . -, a letter or
+# digit at either end, https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html), the key of
+# letters, digits and ._/- only: no quote, space, `$`, backtick, `;`, `|` or other shell metacharacter.
+PLAYBOOK_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\.ya?ml$")
+
+
 class BaseImage(Model):
     parent_image: str = "amazon-linux-2023-x86"
     schedule: str | None = "cron(0 3 * * ? *)"
     components: tuple[str, ...] = ("aws:update-linux", "imagebuilder/components/base-hardening.yml")
-    ansible_playbook: str | None = Field(
-        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\.ya?ml$"
-    )
+    ansible_playbook: str | None = None
     build_instance_types: tuple[str, ...] = Field(default=("m7i.large",), min_length=1)
     version: str = "1.0.0"
 
@@ -115,6 +120,16 @@ class BaseImage(Model):
     @classmethod
     def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _check_components(value)
+
+    @field_validator("ansible_playbook")
+    @classmethod
+    def _ansible_playbook(cls, value: str | None) -> str | None:
+        if value is not None and not PLAYBOOK_URI.fullmatch(value):
+            raise ValueError(
+                "must be s3://<bucket>/<key>.yml (or .yaml) whose key holds only letters, digits and ._/- "
+                f"(it reaches a shell command), got {value!r}"
+            )
+        return value
 
     @field_validator("schedule")
     @classmethod

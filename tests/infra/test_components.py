@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.config import PROJECT_ROOT, AppImage, BaseImage
+from stacks.config import PLAYBOOK_URI, PROJECT_ROOT, AppImage, BaseImage
 from stacks.image_builder import ANSIBLE_COMPONENT
 from tests.infra.components import toe
 from tests.infra.components.sandbox import Sandbox, Upstream, basic, http_server
@@ -162,7 +163,7 @@ def test_a_duplicate_yaml_key_is_refused_not_silently_dropped() -> None:
         toe.parse("phases:\n  - name: build\n    steps:\n      - name: A\n        action: X\n        action: Y\n")
 
 
-@pytest.mark.parametrize("component", ["app-install", "app-test"])
+@pytest.mark.parametrize("component", ["app-install", "app-test", "ansible-playbook"])
 def test_app_components_read_every_parameter_through_one_quoted_here_document_helper(component: str) -> None:
     # The recipe's values arrive at run time: pasted into a quoted here-document, quotes, `$` and backticks
     # in a value stay inert, and the one `param` helper refuses whitespace.
@@ -607,3 +608,112 @@ def test_app_test_refuses_a_value_with_trailing_whitespace(
 
     assert run.failed is not None
     assert f"{name} must not contain whitespace (spaces, tabs or newlines), got " in run.failed.stderr
+
+
+# -- ansible-playbook in the sandbox -------------------------------------------------------------
+
+# Stand-ins for the AWS CLI's `s3 cp` and for python3's venv (with the pip and ansible-playbook it would hold):
+# each records its arguments, one per line, in logs/<its name>; `aws s3 cp` writes a playbook where it is asked.
+_RECORDER = """#!/bin/bash
+printf '%s\\n' "$@" > LOGS/"$(basename "$0")"
+"""
+_AWS = """
+if [ "$1 $2" != "s3 cp" ]; then echo "aws stand-in: unexpected call: $*" >&2; exit 2; fi
+printf '%s\\n' '- hosts: localhost' '  tasks: []' > "$4"
+"""
+_PYTHON3 = """
+if [ "$1 $2" != "-m venv" ]; then echo "python3 stand-in: unexpected call: $*" >&2; exit 2; fi
+mkdir -p "$3/bin"
+for tool in pip ansible-playbook; do head -n 2 "$0" > "$3/bin/$tool" && chmod +x "$3/bin/$tool"; done
+"""
+
+
+def _ansible_sandbox(sandbox: Sandbox) -> Sandbox:
+    recorder = _RECORDER.replace("LOGS", shlex.quote(str(sandbox.logs)))
+    for name, text in {"aws": recorder + _AWS, "python3": recorder + _PYTHON3}.items():
+        stub = sandbox.stubs / name
+        stub.write_text(text)
+        stub.chmod(0o755)
+    return sandbox
+
+
+def _recorded(sandbox: Sandbox, name: str) -> list[str]:
+    log = sandbox.logs / name
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@needs_git
+@pytest.mark.parametrize("uri", ["s3://acme-playbooks/site.yml", "s3://acme.playbooks-1/roles/base_image/site-v2.yaml"])
+def test_ansible_playbook_fetches_exactly_the_configured_playbook_and_applies_it(sandbox: Sandbox, uri: str) -> None:
+    # Given the component's parameter as the recipe sets it from baseImage.ansiblePlaybook
+    _ansible_sandbox(sandbox)
+    # When the build phase runs
+    run = sandbox.run("ansible-playbook", ("build",), {"PlaybookS3Uri": uri})
+    # Then the value is checked, fetched as one argument and applied to localhost, and nothing is left behind
+    assert run.ok, run.output
+    assert f"Applying the playbook {uri}." in run.steps[0].stdout
+    aws = _recorded(sandbox, "aws")
+    assert aws[:3] == ["s3", "cp", uri]
+    assert len(aws) == 4
+    assert _recorded(sandbox, "ansible-playbook") == ["-i", "localhost,", "-c", "local", aws[3]]
+    assert not Path(aws[3]).exists()
+    assert not (sandbox.root / "opt" / "ansible").exists()
+
+
+@needs_git
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "s3://acme-playbooks/x';touch${IFS}injected;'.yml",
+            "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)",
+        ),
+        ("s3://acme-playbooks/$(touch${IFS}injected).yml", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("s3://acme-playbooks/`touch${IFS}injected`.yml", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("s3://acme-playbooks/site.yml;touch${IFS}injected", "PlaybookS3Uri must be s3://<bucket>/<key>.yml"),
+        ("s3://acme-playbooks/site.yml|sh", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("https://acme-playbooks.s3.amazonaws.com/site.yml", "PlaybookS3Uri must be s3://<bucket>/<key>.yml"),
+        ("s3://acme-playbooks/site.sh", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("s3://Acme_Playbooks/site.yml", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("", "PlaybookS3Uri must be s3://<bucket>/<key>.yml (or .yaml)"),
+        ("s3://acme-playbooks/site.yml\n", "PlaybookS3Uri must not contain whitespace"),
+        ("s3://acme-playbooks/my site.yml", "PlaybookS3Uri must not contain whitespace"),
+    ],
+    ids=[
+        "quote",
+        "command substitution",
+        "backticks",
+        "semicolon",
+        "pipe",
+        "https",
+        "not yaml",
+        "bucket name",
+        "empty",
+        "trailing newline",
+        "space",
+    ],
+)
+def test_ansible_playbook_refuses_anything_but_a_plain_s3_yaml_uri_before_anything_runs(
+    sandbox: Sandbox, uri: str, message: str
+) -> None:
+    # Given a parameter value that is not a plain s3://bucket/key.yml (the config refuses these too)
+    _ansible_sandbox(sandbox)
+    # When the build phase runs
+    run = sandbox.run("ansible-playbook", ("build",), {"PlaybookS3Uri": uri})
+    # Then CheckParameters refuses it naming the parameter, nothing is installed or fetched, and nothing ran
+    assert run.failed is not None
+    assert run.failed.step == "CheckParameters"
+    assert message in run.failed.stderr
+    assert not run.ran("RunPlaybook")
+    assert sandbox.dnf_calls() == []
+    assert _recorded(sandbox, "aws") == []
+    assert not list(sandbox.base.rglob("injected"))
+
+
+def test_the_component_accepts_exactly_the_playbook_uris_the_configuration_accepts() -> None:
+    # The same pattern guards baseImage.ansiblePlaybook (stacks/config.py) and CheckParameters (bash ERE)
+    document = toe.load(toe.COMPONENTS_DIR / "ansible-playbook.yml")
+    _, check = next(toe.steps(document))
+    match = re.search(r'\[\[ ! "\$PlaybookS3Uri" =~ (\S+) \]\]', check["inputs"]["commands"][0])
+    assert match
+    assert match.group(1) == PLAYBOOK_URI.pattern

