@@ -1,4 +1,4 @@
-"""Step: report a bake's status; when AVAILABLE, this region's AMI(s), every copy tagged; or cancel what still runs."""
+"""Step: report a bake's status; when AVAILABLE, this region's AMI(s), each copy and its snapshots tagged; or cancel."""
 
 from __future__ import annotations
 
@@ -52,5 +52,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         CONFIG.application,
         canceller=imagebuilder(),
         repository=CONFIG.source.repository if CONFIG.source else None,
+        snapshots=images(),
     )
     return output.model_dump(by_alias=True, mode="json")

@@ -3,7 +3,9 @@
 Called in a poll loop by the state machine: it never waits. Image Builder's statuses (botocore's
 ImageStatus enum) collapse into four: BUILDING (ask again later), AVAILABLE, FAILED, CANCELLED. A bake of
 several commits (rebuild-base) is AVAILABLE when all are, FAILED or CANCELLED as soon as one is.
-Tagging is idempotent, so a repeated check of an AVAILABLE build is harmless.
+Tagging is idempotent, so a repeated check of an AVAILABLE build is harmless. Each copy's EBS snapshots get the
+AMI's tags and the application/pipeline tags too: the prune may delete only snapshots tagged with this application,
+and the Recycle Bin rule for snapshots selects them by that tag (README, "Undoing a prune").
 
 With `cancel` (the bake outlived build.timeoutMinutes, or one of its builds failed) it cancels every build
 still running (CancelImageCreation), so nothing keeps building, and paying, after the execution gave up.
@@ -53,6 +55,10 @@ class BuildReader(Protocol):
 
 class AmiTagger(Protocol):
     def tag_image(self, image_id: str, tags: Mapping[str, str], region: str | None = None) -> None: ...
+
+
+class SnapshotTagger(Protocol):
+    def tag_image_snapshots(self, image_id: str, tags: Mapping[str, str], region: str | None = None) -> list[str]: ...
 
 
 class BuildCanceller(Protocol):
@@ -230,6 +236,7 @@ def run(
     *,
     canceller: BuildCanceller | None = None,
     repository: str | None = None,
+    snapshots: SnapshotTagger | None = None,
     now: Callable[[], datetime] | None = None,  # shared.clock.now, looked up at call time
 ) -> CheckImageBuildOutput:
     build = request.build
@@ -275,6 +282,13 @@ def run(
             images=baked if build.commits_from == "targets" else None,
         )
 
+    if snapshots is not None and not application:
+        raise InvalidInput("application: required to tag the AMI's snapshots with it")
+
+    def snapshot_tags(wanted: dict[str, str]) -> dict[str, str]:
+        # Image Builder's distribution puts the application and pipeline tags on the AMI only (amiTags).
+        return {tags.APPLICATION: str(application), tags.PIPELINE: build.pipeline, **wanted}
+
     several = len(bakes) > 1
     seen: list[tuple[Bake, BuildImage]] = []
     pending: tuple[Bake, str] | None = None
@@ -300,7 +314,11 @@ def run(
             )
             return
         for copy in _own_copies(image):
-            tagger.tag_image(copy.image_id, wanted, None if copy.region == region else copy.region)
+            where = None if copy.region == region else copy.region
+            tagger.tag_image(copy.image_id, wanted, where)
+            if snapshots is not None:
+                tagged = snapshots.tag_image_snapshots(copy.image_id, snapshot_tags(wanted), where)
+                logger.info("tagged the AMI's snapshots", extra={"amiId": copy.image_id, "snapshotIds": tagged})
 
     if ended is not None:
         # The bake fails, but a sibling that already ended AVAILABLE made an AMI: tag it all the same, so it says

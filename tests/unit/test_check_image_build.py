@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from shared import clock, tags
 from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH, ImageBuilder, ImageTags
+from shared.aws.images import Images
 from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import ImageBuildNotFound, InvalidInput
@@ -165,14 +166,32 @@ class Aws:
         *,
         regional: Mapping[str, Any] | None = None,
         repository: str | None = "web-app",
+        snapshots: bool = False,
     ) -> dict[str, Any]:
         clients = dict(regional or {})
         tagger = ImageTags(ec2 or self.ec2, regional=lambda region: clients[region])
+        snapshot_tagger = Images(ec2 or self.ec2, regional=lambda region: clients[region]) if snapshots else None
         builder = ImageBuilder(self.imagebuilder)
         with self.stub:
-            output = logic.run(request, REGION, builder, tagger, canceller=builder, repository=repository)
+            output = logic.run(
+                request,
+                REGION,
+                builder,
+                tagger,
+                application="web-app",
+                canceller=builder,
+                repository=repository,
+                snapshots=snapshot_tagger,
+            )
             self.stub.assert_no_pending_responses()
         return output.model_dump(by_alias=True, mode="json")
+
+    def snapshot_tags_of(self, image_id: str) -> dict[str, dict[str, str]]:
+        """Snapshot id -> its tags, for each EBS snapshot of the image."""
+        image = self.ec2.describe_images(ImageIds=[image_id])["Images"][0]
+        ids = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if m.get("Ebs", {}).get("SnapshotId")]
+        found = self.ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]
+        return {s["SnapshotId"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in found}
 
     def tags_of(self, image_id: str) -> dict[str, str]:
         image = self.ec2.describe_images(ImageIds=[image_id])["Images"][0]
@@ -417,6 +436,90 @@ def test_every_own_account_copy_is_tagged_the_other_regions_through_their_own_cl
     # Then this region's AMI is the answer, it and the us-east-1 copy carry every tag; the other account's is not ours
     assert output == answer("AVAILABLE", f"{ours} is available in {REGION}", amiId=ours)
     assert aws.tags_of(ours) == app_tags()
+
+
+def snapshot_tags(pipeline: str = "app", **change: str) -> dict[str, str]:
+    """What a new AMI's snapshots carry: the AMI's tags and the two Image Builder puts on the AMI only."""
+    return {tags.APPLICATION: "web-app", tags.PIPELINE: pipeline, **app_tags(**change)}
+
+
+def test_the_new_amis_snapshots_carry_its_tags_and_the_application_and_pipeline_tags(aws: Aws) -> None:
+    # Given a finished build whose AMI here has an EBS snapshot (Image Builder tags the AMI only)
+    ours = aws.register()
+    aws.expect_get(image_response("AVAILABLE", [ami_entry(ours)], parent=BASE_AMI, created=CREATED))
+    # When checked
+    output = aws.run(check_input(), snapshots=True)
+    # Then its snapshot carries the application tag (what the prune's DeleteSnapshot and the Recycle Bin rule
+    # select on), the pipeline tag and every tag of the AMI
+    assert output["status"] == "AVAILABLE"
+    (tagged,) = aws.snapshot_tags_of(ours).values()
+    assert tagged == snapshot_tags()
+
+
+def test_a_copys_snapshots_are_tagged_through_that_regions_client(aws: Aws) -> None:
+    # Given a build with a copy in build.extraRegions (us-east-1) whose snapshot EC2 lists there
+    ours = aws.register()
+    copy, snapshot = "ami-0aaaaaaaaaaaaaaa1", "snap-0aaaaaaaaaaaaaaa1"
+    aws.expect_get(
+        image_response(
+            "AVAILABLE", [ami_entry(copy, region=OTHER_REGION), ami_entry(ours)], parent=BASE_AMI, created=CREATED
+        )
+    )
+    east = SESSION.client("ec2", region_name=OTHER_REGION)
+    wanted = [{"Key": k, "Value": v} for k, v in snapshot_tags().items()]
+    with Stubber(east) as east_stub:
+        east_stub.add_response(
+            "create_tags", {}, {"Resources": [copy], "Tags": [{"Key": k, "Value": v} for k, v in app_tags().items()]}
+        )
+        east_stub.add_response(
+            "describe_images",
+            {
+                "Images": [
+                    {
+                        "ImageId": copy,
+                        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot}}],
+                    }
+                ]
+            },
+            {"Owners": ["self"], "ImageIds": [copy]},
+        )
+        east_stub.add_response("create_tags", {}, {"Resources": [snapshot], "Tags": wanted})
+        # When checked
+        output = aws.run(check_input(), regional={OTHER_REGION: east}, snapshots=True)
+        # Then the copy's snapshot was tagged in its own region, with the same tags as this region's
+        east_stub.assert_no_pending_responses()
+    assert output["status"] == "AVAILABLE"
+    assert list(aws.snapshot_tags_of(ours).values()) == [snapshot_tags()]
+
+
+def test_an_ami_describe_images_does_not_list_yet_is_asked_about_again(aws: Aws) -> None:
+    # Given a copy CreateTags accepts but DescribeImages does not list yet (just distributed)
+    ours = aws.register()
+    copy = "ami-0aaaaaaaaaaaaaaa1"
+    aws.expect_get(
+        image_response(
+            "AVAILABLE", [ami_entry(copy, region=OTHER_REGION), ami_entry(ours)], parent=BASE_AMI, created=CREATED
+        )
+    )
+    east = SESSION.client("ec2", region_name=OTHER_REGION)
+    with Stubber(east) as east_stub:
+        east_stub.add_response("create_tags", {}, None)
+        east_stub.add_response("describe_images", {"Images": []}, {"Owners": ["self"], "ImageIds": [copy]})
+        # When checked
+        output = aws.run(check_input(), regional={OTHER_REGION: east}, snapshots=True)
+    # Then the step answers BUILDING, so the next poll tags the snapshots once EC2 lists the AMI
+    assert output["status"] == "BUILDING"
+    assert copy in output["reason"]
+
+
+def test_snapshot_tagging_needs_the_application() -> None:
+    # Given a snapshot tagger but no application to tag with
+    request = check_input()
+    imagebuilder = SESSION.client("imagebuilder")
+    Stubber(imagebuilder).activate()  # no responses: any call fails the test
+    # When run, Then it refuses before any call, naming the key
+    with pytest.raises(InvalidInput, match="application"):
+        logic.run(request, REGION, ImageBuilder(imagebuilder), ImageTags(no_ec2()), snapshots=Images(no_ec2()))
 
 
 def test_base_image_tag_is_the_parent_the_build_started_from_not_the_one_requested(aws: Aws) -> None:
@@ -714,6 +817,7 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
     module = importlib.import_module("check_image_build.handler")
     monkeypatch.setattr(module, "imagebuilder", lambda: ImageBuilder(aws.imagebuilder))
     monkeypatch.setattr(module, "image_tags", lambda: ImageTags(aws.ec2))
+    monkeypatch.setattr(module, "images", lambda: Images(aws.ec2))
     return module
 
 
@@ -725,9 +829,11 @@ def test_handler_reports_and_tags_an_available_build(handler: Any, aws: Aws, lam
     # When the handler runs
     with aws.stub:
         output = handler.lambda_handler(event, lambda_context)
-    # Then the JSON answer is the documented shape, and the AMI is tagged with the configured repository
+    # Then the JSON answer is the documented shape, and the AMI and its snapshot are tagged with the configured
+    # repository (the snapshot also with the application, from DEPLOY_CONFIG)
     assert output == answer("AVAILABLE", f"{ours} is available in {REGION}", amiId=ours)
     assert aws.tags_of(ours) == app_tags()
+    assert list(aws.snapshot_tags_of(ours).values()) == [snapshot_tags()]
 
 
 def test_handler_cancels_what_still_runs(handler: Any, aws: Aws, lambda_context: Any) -> None:
