@@ -309,20 +309,7 @@ class DeployWorkflow(Construct):
         ):
             allow(step, AUTOSCALING_READ, ["*"])
         allow("check_refresh", ["elasticloadbalancing:DescribeTargetHealth"], ["*"])
-        # DescribeImageReferences reads SSM parameters and Image Builder recipes as the caller; so does
-        # DescribeLaunchTemplateVersions(ResolveAlias=True) for templates whose image is an SSM alias.
-        allow(
-            "prune_images",
-            [
-                "ssm:DescribeParameters",
-                "ssm:GetParameters",
-                "imagebuilder:ListImageRecipes",
-                "imagebuilder:ListContainerRecipes",
-                "imagebuilder:GetImageRecipe",
-                "imagebuilder:GetContainerRecipe",
-            ],
-            ["*"],
-        )
+        self._grant_reference_check("prune_images")
         allow("check_refresh", ["ec2:DescribeInstances"], ["*"])
         # validate_request refuses a commit the configured CodeCommit repository lacks (GetCommit: repository*,
         # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodecommit.html).
@@ -352,7 +339,18 @@ class DeployWorkflow(Construct):
             [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::image/*"],
             conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
         )
-        allow("prune_images", ["ec2:DeleteSnapshot"], [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::snapshot/*"])
+        # DeregisterImage(DeleteAssociatedSnapshots) deletes each snapshot as the caller: a denied one is left in
+        # place with DeleteSnapshotResults return code "missing-permissions" while the AMI is deregistered all the
+        # same (EC2 API Reference, DeleteSnapshotReturnCode,
+        # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSnapshotReturnCode.html). Only snapshots
+        # tagged with this application (check_image_build tags each new AMI's) may be deleted; an older AMI's
+        # untagged snapshots stay and the prune reports them (README, "Undoing a prune").
+        allow(
+            "prune_images",
+            ["ec2:DeleteSnapshot"],
+            [f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}::snapshot/*"],
+            conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
+        )
 
         self.lock_table.grant_read_write_data(fns["lock"])
         # Waits: register_wait stores a task token per build/refresh; relay_event resumes it on the AWS event.
@@ -374,6 +372,59 @@ class DeployWorkflow(Construct):
         # The blue-green steps act on the blue-green stages' groups and templates only, never a rolling stage's.
         self._grant_blue_green_permissions(
             allow, self.auto_scaling_group_arns("blue-green"), self.launch_template_arns("blue-green")
+        )
+
+    def _grant_reference_check(self, step: str) -> None:
+        """What DescribeImageReferences (IncludeAllResourceTypes) reads as the caller, scoped to what keeps it complete.
+
+        "Identify your resources referencing specified AMIs", Required IAM permissions
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-ami-references.html): besides the EC2 describes,
+        ssm:DescribeParameters, ssm:GetParameters, imagebuilder:ListImageRecipes, imagebuilder:ListContainerRecipes
+        and imagebuilder:GetContainerRecipe; its example policy and the AWS managed policy
+        AmazonEC2ImageReferencesAccessPolicy grant them only with aws:CalledVia = ec2-images.amazonaws.com (the
+        reads EC2 makes on the caller's behalf). The docs do not say what the check answers when one is denied: it
+        may silently leave those references out, and a blind check would let the prune delete an AMI a parameter
+        or recipe uses. So each is granted on every resource the check can read (it reports only "your
+        resources": this account and region), and nothing less.
+        """
+        fn = self.functions[step]
+        stack = Stack.of(self)
+        via_ec2 = {"ForAnyValue:StringEquals": {"aws:CalledVia": ["ec2-images.amazonaws.com"]}}
+        # The parameters of this account and region. Also read directly, without aws:CalledVia, by
+        # DescribeLaunchTemplateVersions(ResolveAlias=True) for a configured template whose AMI is
+        # "resolve:ssm:<parameter>" (SAR, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html:
+        # ssm:GetParameters is a dependent action of the launch template calls).
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[stack.format_arn(service="ssm", resource="parameter", resource_name="*")],
+            )
+        )
+        # No resource types in the SAR (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html,
+        # DescribeParameters; .../list_amazonec2imagebuilder.html, ListImageRecipes, ListContainerRecipes): "*", but
+        # only when EC2 reads them for the reference check.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ssm:DescribeParameters",
+                    "imagebuilder:ListImageRecipes",
+                    "imagebuilder:ListContainerRecipes",
+                ],
+                resources=["*"],
+                conditions=via_ec2,
+            )
+        )
+        # The recipes of this account and region. GetImageRecipe is not in the docs' list (ListImageRecipes covers
+        # image recipes); it is kept, on this account's recipes, in case the check reads them one by one.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["imagebuilder:GetContainerRecipe", "imagebuilder:GetImageRecipe"],
+                resources=[
+                    stack.format_arn(service="imagebuilder", resource="container-recipe", resource_name="*"),
+                    stack.format_arn(service="imagebuilder", resource="image-recipe", resource_name="*"),
+                ],
+                conditions=via_ec2,
+            )
         )
 
     def _grant_rollback(self, step: str, strategy: str | None = None) -> None:
@@ -480,9 +531,16 @@ class DeployWorkflow(Construct):
         )
         acknowledge(
             self,
-            "Deregistering is conditioned on the application tag; the AMI's own snapshots go with it",
+            "Deregistering an AMI and deleting a snapshot are both conditioned on this application's tag",
             wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::image/*"),
             wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}::snapshot/*"),
+        )
+        acknowledge(
+            self,
+            "DescribeImageReferences reads every parameter and recipe of this account and region to be complete",
+            wildcard_resource(f"arn:{PARTITION}:ssm:{REGION}:{ACCOUNT}:parameter/*"),
+            wildcard_resource(f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:container-recipe/*"),
+            wildcard_resource(f"arn:{PARTITION}:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/*"),
         )
 
     def _build_execution_end(self) -> events.Rule:

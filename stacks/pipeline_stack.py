@@ -8,6 +8,7 @@ from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.shared import tags as tag_keys
 from lambdas.shared.recipes import app_recipe_name_pattern
 from stacks.config import PipelineConfig
 from stacks.deploy_workflow import DeployWorkflow
@@ -15,6 +16,7 @@ from stacks.example_fleet import ExampleFleet
 from stacks.image_builder import IMAGE_TESTS_TIMEOUT_MINUTES, ImageBuilderPipelines
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, wildcard_resource
 from stacks.observability import Observability
+from stacks.recycle_bin import RecycleBin
 from stacks.triggers import Triggers
 
 
@@ -25,6 +27,7 @@ class PipelineStack(Stack):
         workflow = DeployWorkflow(self, "Workflow", config=config)
         triggers = Triggers(self, "Triggers", config=config, state_machine=workflow.state_machine)
         Observability(self, "Observability", config=config, state_machine=workflow.state_machine, topic=workflow.topic)
+        RecycleBin(self, "RecycleBin", config=config)
         if config.example_fleet.enabled:
             ExampleFleet(self, "ExampleFleet", config=config, topic=workflow.topic)
 
@@ -115,6 +118,38 @@ class PipelineStack(Stack):
                 resources=[f"arn:{Aws.PARTITION}:ec2:{region}::image/*" for region in regions],
                 conditions={"StringEquals": {"aws:ResourceTag/immutable-ami:application": app}},
             )
+        )
+        # ... and each copy's snapshots, which Image Builder leaves untagged (its AmiTags go on the AMI): the prune may
+        # delete only snapshots with this application's tag. A snapshot's tags are unknown before it exists, so the
+        # strongest conditions the EC2 SAR offers for CreateTags on snapshot/* are the request's own
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html: CreateTags,
+        # aws:RequestTag/${TagKey}, aws:TagKeys, ec2:CreateAction; snapshot resource: aws:ResourceTag/${TagKey}):
+        # the application tag must be this application, only this project's keys may be written, and a snapshot
+        # may be tagged only while it has no application tag or already has ours, so another application's
+        # snapshot can never be re-tagged into ours. ec2:CreateAction names a create-with-tags call: this is none.
+        snapshot_arns = [f"arn:{Aws.PARTITION}:ec2:{region}::snapshot/*" for region in regions]
+        snapshot_keys = [  # what check_image_build.logic writes: image_tags and the static two
+            tag_keys.APPLICATION, tag_keys.PIPELINE, tag_keys.COMMIT, tag_keys.BRANCH, tag_keys.TRIGGER,
+            tag_keys.EXECUTION, tag_keys.BASE_IMAGE, tag_keys.IMAGE_BUILD, tag_keys.REPOSITORY, tag_keys.BUILD_TIME,
+        ]  # fmt: skip
+        ours_in_request = {
+            "StringEquals": {f"aws:RequestTag/{tag_keys.APPLICATION}": app},
+            "ForAllValues:StringEquals": {"aws:TagKeys": snapshot_keys},
+        }
+        for sid, unless in (
+            ("TagUntaggedSnapshotsOfTheNewAmi", {"Null": {f"aws:ResourceTag/{tag_keys.APPLICATION}": "true"}}),
+            ("RetagOwnSnapshots", {"StringEquals": {f"aws:ResourceTag/{tag_keys.APPLICATION}": app}}),
+        ):
+            conditions: dict[str, Any] = {key: dict(value) for key, value in ours_in_request.items()}
+            for key, value in unless.items():
+                conditions.setdefault(key, {}).update(value)
+            check_build.add_to_role_policy(
+                iam.PolicyStatement(sid=sid, actions=["ec2:CreateTags"], resources=snapshot_arns, conditions=conditions)
+            )
+        acknowledge(
+            check_build.role,  # type: ignore[arg-type]
+            "Snapshot ids are made by each bake; tagging needs our application tag and only our keys in the request",
+            *(wildcard_resource(f"arn:{PARTITION}:ec2:{r}::snapshot/*") for r in [REGION, *config.build.extra_regions]),
         )
         if config.build.extra_regions:  # this region's image/* is acknowledged with the workflow's grants
             acknowledge(
