@@ -11,8 +11,8 @@
 
 Snapshots: the role may delete only snapshots tagged with this application (check_image_build tags every new
 AMI's). An older AMI's untagged snapshot comes back "missing-permissions": the AMI is deregistered, the snapshot
-stays (an ordinary snapshot, not in the Recycle Bin) and is reported as kept, to delete by hand; tagging it here
-would need CreateTags on snapshots, which would let this function make any snapshot deletable.
+stays (an ordinary snapshot, not in the Recycle Bin) and is listed in `snapshotsKept`, to delete by hand; tagging
+it here would need CreateTags on snapshots, which would let this function make any snapshot deletable.
 
 Bounded: one invocation deletes one batch (plan.next_batch), as many images as fit before its deadline at EC2's
 documented DeregisterImage rate, and whose ids fit the result's size budget; DescribeImageReferences is asked
@@ -350,6 +350,7 @@ def execute(
     built_on = plan.built_on()
     pruned: list[str] = []
     snapshots_deleted: list[str] = []
+    snapshots_kept: list[str] = []
     skipped = [SkippedImage(ami_id=d.image_id, reason="; ".join(d.reasons)) for d in _skips(plan)]
     failures: list[PruneFailure] = []
     deregistered = 0
@@ -421,14 +422,7 @@ def execute(
                     "snapshot kept: it lacks the application tag, so this function may not delete it",
                     extra={"amiId": image_id, "snapshotId": snapshot.snapshot_id},
                 )
-                skipped.append(
-                    SkippedImage(
-                        ami_id=image_id,
-                        reason=f"image deregistered; snapshot {snapshot.snapshot_id} kept: it is not tagged "
-                        f"{APPLICATION_TAG}={application} (baked before snapshots were tagged), so the prune may "
-                        "not delete it; delete it by hand once the image is no longer wanted",
-                    )
-                )
+                snapshots_kept.append(snapshot.snapshot_id)
             else:
                 logger.error(
                     "snapshot was not deleted",
@@ -451,6 +445,14 @@ def execute(
         snapshots_deleted=snapshots_deleted,
         skipped=skipped,
         failures=failures,
+        snapshots_kept=snapshots_kept,
+        snapshots_kept_reason=(
+            f"not tagged {APPLICATION_TAG}={application} (their images were baked before snapshots were tagged), "
+            "so the prune may not delete them; the images are deregistered, these snapshots remain as ordinary "
+            "snapshots: delete them by hand once the images are no longer wanted"
+            if snapshots_kept
+            else None
+        ),
         done=True,
         progress=PruneProgress(
             rounds=1,
@@ -462,7 +464,12 @@ def execute(
     )
     logger.info(
         "prune finished",
-        extra={"pruned": pruned, "snapshotsDeleted": snapshots_deleted, "failures": len(failures)},
+        extra={
+            "pruned": pruned,
+            "snapshotsDeleted": snapshots_deleted,
+            "snapshotsKept": snapshots_kept,
+            "failures": len(failures),
+        },
     )
     return result
 

@@ -76,6 +76,10 @@ class PruneImagesOutput(_Output):
     # state machine calls again with `progress` (its PruneProgress Choice loops until done).
     done: bool = True
     progress: PruneProgress
+    # Snapshots of deregistered images left in place: untagged (baked before check_image_build tagged snapshots), so
+    # the role may not delete them. Ids only (as snapshots_deleted, within the result budget); the why, once.
+    snapshots_kept: list[str] = []
+    snapshots_kept_reason: str | None = None
     # retention.recycleBinDays: how long a pruned image (and its tagged snapshots) stays restorable; 0 = never.
     recycle_bin_days: int = 0
     restorable: str = ""  # the same in words, for the notification

@@ -636,13 +636,13 @@ def test_prune_keeps_an_untagged_snapshot_of_an_older_image_and_reports_it_inste
     # When pruning
     result = fleet.prune()
 
-    # Then app1 is deregistered, its snapshot is kept and named with what to do, and nothing counts as failed
+    # Then app1 is deregistered, its snapshot is listed as kept with what to do once, and nothing counts as failed
     assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
     assert result["failures"] == []
-    (kept,) = [s for s in result["skipped"] if fleet.label(s["amiId"]) == "app1"]
-    assert untagged in kept["reason"]
-    assert "not tagged immutable-ami:application=web-app" in kept["reason"]
-    assert "delete it by hand" in kept["reason"]
+    assert result["skipped"] == []
+    assert result["snapshotsKept"] == [untagged]
+    assert "not tagged immutable-ami:application=web-app" in result["snapshotsKeptReason"]
+    assert "delete them by hand" in result["snapshotsKeptReason"]
     assert result["snapshotsDeleted"] == ["snap-0own"]
 
 
@@ -798,6 +798,8 @@ def test_prune_handler_end_to_end(
         "progress",
         "recycleBinDays",
         "restorable",
+        "snapshotsKept",
+        "snapshotsKeptReason",
     }
     assert fleet.labels(result["imagesPruned"]) == ["app1", "app2"]
     # and, everything having fit in one invocation, it is done, with the totals a person reads at the end
