@@ -13,6 +13,10 @@ an unauthorized caller, so the step takes its real failure path:
 | DynamoDB, SSM, Step Functions, Lambda, Image Builder, | `AccessDeniedException` | each API Reference's |
 | Secrets Manager | | "Common Errors" |
 
+A `partial` request (rehearsal.iam: EC2 deleting an AMI's snapshots in DeregisterImage) is not a refusal: AWS
+answers the call and reports the snapshot "missing-permissions"; such denials go to `partially_denied`, and the
+emulation reads the current call's with `partial_denials()`.
+
 Every denial is recorded (`denied`: step, action, resource) and fails the scenario unless it expects it;
 every allowed action is recorded too (`observed`), so a test can remove each one from its role and see the
 rehearsal notice. Calls made by the harness itself (building the world, reading the outcome) run on the
@@ -69,6 +73,7 @@ class Contract:
         self._local = threading.local()
         self.state_machine = Principal("state machine", machine_role)
         self.denied: list[dict[str, str]] = []
+        self.partially_denied: list[dict[str, str]] = []  # partial requests denied: the call went on without them
         self.errors: list[str] = []  # calls the contract could not judge: each fails the scenario
         self.observed: dict[tuple[str, str], int] = {}  # (role logical id, action) → allowed calls
         self.allowed: list[tuple[str, AuthorizationRequest]] = []  # (role logical id, request), in call order
@@ -118,6 +123,10 @@ class Contract:
         parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
         return AWSResponse(None, status, {}, None), parsed
 
+    def partial_denials(self) -> list[str]:
+        """The resources of the partial requests denied in this thread's last checked call."""
+        return list(getattr(self._local, "partial", []))
+
     def authorize(self, principal: Principal, service: str, operation: str, params: dict[str, Any]) -> None:
         """For calls the harness makes on a principal's behalf (the state machine invoking a function)."""
         try:
@@ -141,8 +150,15 @@ class Contract:
         policies = self._policies.get(principal.role)
         if policies is None:
             raise RuntimeError(f"{principal.name}: role {principal.role} is not in the template")
+        self._local.partial = []
         for request in requests_for(service, operation, params, self._where, self._lookup):
             decision = evaluate(policies, request).decision
+            if decision != "Allow" and request.partial:
+                self._local.partial.append(request.resource)
+                self.partially_denied.append(
+                    {"step": principal.name, "action": request.action, "resource": request.resource, "why": request.why}
+                )
+                continue
             if decision != "Allow":
                 self.denied.append(
                     {

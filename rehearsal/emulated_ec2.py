@@ -1,6 +1,7 @@
 """EC2 calls moto lacks or simplifies: DeleteLaunchTemplateVersions (hidden from later describes),
 DescribeImageReferences (computed from moto's instances and launch template versions), DeregisterImage with
-DeleteAssociatedSnapshots (moto ignores the flag: the snapshots are deleted here, shared ones kept), and the
+DeleteAssociatedSnapshots (moto ignores the flag: the snapshots are deleted here, shared ones kept, those the
+caller may not delete left with "missing-permissions"), and the
 target health of green groups as the scenario says."""
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ class Ec2Emulation(EmulationState):
             self._users_cache = cached
         return cached[1]
 
+    def _partial_denials(self) -> list[str]:
+        """What the IAM contract denied of the current call's partial checks (none without a contract)."""
+        contract = getattr(getattr(self, "authorize", None), "__self__", None)
+        return list(contract.partial_denials()) if hasattr(contract, "partial_denials") else []
+
     def _deregister_image(self, params: dict[str, Any]) -> Any:
         ec2, _ = _backends()
         image_id = params["ImageId"]
@@ -142,11 +148,17 @@ class Ec2Emulation(EmulationState):
             users[own.id] -= 1
         self._users_cache = (frozenset(ec2.amis), users)
         results = []
+        # The caller's role may not delete these (the IAM contract's partial DeleteSnapshot checks of this call).
+        denied = {arn.rsplit("/", 1)[-1] for arn in self._partial_denials()}
         if params.get("DeleteAssociatedSnapshots"):
             for snapshot_id in snapshot_ids:
                 if users.get(snapshot_id):
                     # Amazon EC2 API Reference, "DeleteSnapshotReturnCode": skipped = associated with other AMIs
                     results.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
+                    continue
+                if snapshot_id in denied:
+                    # Same page: missing-permissions = "the role lacks DeleteSnapshot permissions"; it stays.
+                    results.append({"SnapshotId": snapshot_id, "ReturnCode": "missing-permissions"})
                     continue
                 ec2.delete_snapshot(snapshot_id)
                 self.snapshots_deleted.append(snapshot_id)

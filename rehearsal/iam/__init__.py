@@ -29,3 +29,6 @@ class AuthorizationRequest:
     context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     condition_keys: frozenset[str] = frozenset()  # patterns like "aws:ResourceTag/*" allowed
     why: str = ""  # e.g. "StartInstanceRefresh launches from the launch template" for a dependent check
+    # A dependent check whose denial AWS reports inside the call's result instead of refusing the call:
+    # DeregisterImage(DeleteAssociatedSnapshots) leaves a snapshot it may not delete, "missing-permissions".
+    partial: bool = False
