@@ -125,8 +125,8 @@ class Ec2Emulation(EmulationState):
 
     def _partial_denials(self) -> list[str]:
         """What the IAM contract denied of the current call's partial checks (none without a contract)."""
-        contract = getattr(getattr(self, "authorize", None), "__self__", None)
-        return list(contract.partial_denials()) if hasattr(contract, "partial_denials") else []
+        denials = getattr(getattr(getattr(self, "authorize", None), "__self__", None), "partial_denials", None)
+        return list(denials()) if callable(denials) else []
 
     def _deregister_image(self, params: dict[str, Any]) -> Any:
         ec2, _ = _backends()

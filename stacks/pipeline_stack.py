@@ -132,17 +132,18 @@ class PipelineStack(Stack):
             tag_keys.APPLICATION, tag_keys.PIPELINE, tag_keys.COMMIT, tag_keys.BRANCH, tag_keys.TRIGGER,
             tag_keys.EXECUTION, tag_keys.BASE_IMAGE, tag_keys.IMAGE_BUILD, tag_keys.REPOSITORY, tag_keys.BUILD_TIME,
         ]  # fmt: skip
-        ours_in_request = {
-            "StringEquals": {f"aws:RequestTag/{tag_keys.APPLICATION}": app},
-            "ForAllValues:StringEquals": {"aws:TagKeys": snapshot_keys},
-        }
-        for sid, unless in (
-            ("TagUntaggedSnapshotsOfTheNewAmi", {"Null": {f"aws:ResourceTag/{tag_keys.APPLICATION}": "true"}}),
-            ("RetagOwnSnapshots", {"StringEquals": {f"aws:ResourceTag/{tag_keys.APPLICATION}": app}}),
+        request_tag, resource_tag = f"aws:RequestTag/{tag_keys.APPLICATION}", f"aws:ResourceTag/{tag_keys.APPLICATION}"
+        only_our_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": snapshot_keys}}
+        for sid, conditions in (
+            (  # a snapshot with no application tag yet: the new AMI's
+                "TagUntaggedSnapshotsOfTheNewAmi",
+                {"StringEquals": {request_tag: app}, "Null": {resource_tag: "true"}, **only_our_keys},
+            ),
+            (  # one already ours (a repeated check): never another application's
+                "RetagOwnSnapshots",
+                {"StringEquals": {request_tag: app, resource_tag: app}, **only_our_keys},
+            ),
         ):
-            conditions: dict[str, Any] = {key: dict(value) for key, value in ours_in_request.items()}
-            for key, value in unless.items():
-                conditions.setdefault(key, {}).update(value)
             check_build.add_to_role_policy(
                 iam.PolicyStatement(sid=sid, actions=["ec2:CreateTags"], resources=snapshot_arns, conditions=conditions)
             )
