@@ -250,25 +250,61 @@ class DeployWorkflow(Construct):
 
     def _launch_with_templates(self, strategy: str | None = None) -> list[iam.PolicyStatement]:
         """What StartInstanceRefresh and CreateAutoScalingGroup check: the caller may launch from (only) the
-        configured templates (of the stages with `strategy`)."""
+        configured templates (of the stages with `strategy`), with the template's own AMI and key pair.
+
+        Amazon EC2 Auto Scaling User Guide, "Control Amazon EC2 launch template usage in Auto Scaling groups"
+        (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html):
+        "ec2:RunInstances are checked when an Auto Scaling group is created or updated using a launch template"
+        (the caller's permission), iam:PassRole for a template's instance profile, ec2:CreateTags with
+        ec2:CreateAction = RunInstances "if there are tags specified in the launch template". The page names no
+        condition keys of that check; these statements rely on ec2:LaunchTemplate and ec2:IsLaunchTemplateResource
+        being in it as in a RunInstances call (docs silent).
+
+        EC2 User Guide, "Example policies to control access the Amazon EC2 API", Launch templates
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances-launch-templates):
+        ec2:LaunchTemplate alone still lets a caller "override any parameters in the launch template";
+        ec2:IsLaunchTemplateResource = true prevents "overriding any pre-existing ARNs in the launch template".
+        The page's strongest example requires it on every resource but the template. That one does not work for
+        an Auto Scaling group: the group supplies the subnets (VPCZoneIdentifier), which are not the template's,
+        a template without security groups launches into the VPC's default group, which it does not name, and the
+        instance, volumes and network interfaces are created by the launch (no pre-existing ARN). So the key is
+        required where the template's own value is what must not change: the AMI and the key pair. Not pinned by
+        IAM: user data (RunInstances has no condition key for it) and the instance profile (its role is bounded
+        by PassFleetInstanceRoles below)."""
         templates = self.launch_template_arns(strategy)
         ec2 = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}"
+        from_templates = {"ArnLike": {"ec2:LaunchTemplate": templates}}
         statements = [
             iam.PolicyStatement(
                 sid="LaunchOnlyFromConfiguredTemplates",
-                actions=["ec2:RunInstances", "ec2:CreateTags"],
+                actions=["ec2:RunInstances"],
                 resources=[
                     f"{ec2}:{Aws.ACCOUNT_ID}:instance/*",
                     f"{ec2}:{Aws.ACCOUNT_ID}:volume/*",
                     f"{ec2}:{Aws.ACCOUNT_ID}:network-interface/*",
                     f"{ec2}:{Aws.ACCOUNT_ID}:subnet/*",
                     f"{ec2}:{Aws.ACCOUNT_ID}:security-group/*",
-                    f"{ec2}:{Aws.ACCOUNT_ID}:key-pair/*",
-                    f"{ec2}::image/*",
                 ],
-                conditions={"ArnLike": {"ec2:LaunchTemplate": templates}},
+                conditions=from_templates,
+            ),
+            iam.PolicyStatement(
+                sid="OnlyTheTemplatesOwnImageAndKeyPair",
+                actions=["ec2:RunInstances"],
+                resources=[f"{ec2}::image/*", f"{ec2}:{Aws.ACCOUNT_ID}:key-pair/*"],
+                conditions={**from_templates, "Bool": {"ec2:IsLaunchTemplateResource": "true"}},
             ),
             iam.PolicyStatement(sid="UseConfiguredTemplates", actions=["ec2:RunInstances"], resources=templates),
+            # The tags a template names for what it launches; never a tag on anything else.
+            iam.PolicyStatement(
+                sid="TagWhatTheTemplatesLaunch",
+                actions=["ec2:CreateTags"],
+                resources=[
+                    f"{ec2}:{Aws.ACCOUNT_ID}:instance/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:volume/*",
+                    f"{ec2}:{Aws.ACCOUNT_ID}:network-interface/*",
+                ],
+                conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            ),
         ]
         if self._config.pass_role_arns:
             statements.append(
@@ -516,7 +552,7 @@ class DeployWorkflow(Construct):
         )
         acknowledge(
             self,
-            "RunInstances/CreateTags are conditioned on ec2:LaunchTemplate = a configured template",
+            "RunInstances only from a configured template (its own AMI and key pair); CreateTags only at launch",
             *(
                 wildcard_resource(f"arn:{PARTITION}:ec2:{REGION}:{ACCOUNT}:{kind}/*")
                 for kind in ("instance", "volume", "network-interface", "subnet", "security-group", "key-pair")

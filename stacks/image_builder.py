@@ -40,6 +40,64 @@ IMAGE_TESTS_TIMEOUT_MINUTES = 120
 FILLED_COMPONENTS = {"app-install": "install", "app-test": "test"}
 
 
+# What the SSM agent on a build instance needs to run Image Builder's components: AmazonSSMManagedInstanceCore
+# (AWS Managed Policy Reference, https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html)
+# without its ssm:GetParameter and ssm:GetParameters on "*". The build runs the application repository's own
+# install.sh and test.sh as root, so any commit pushed to the branch could read every parameter of the account
+# with them. No component here reads a parameter: app-install, app-test, base-hardening and ansible-playbook
+# name none, and aws:update-linux updates the OS packages (the UpdateOS action module; the managed component's
+# document is not published, so a parameter it needed would fail the build, visibly, rather than leak).
+def _ssm_agent_statements() -> tuple[iam.PolicyStatement, ...]:
+    """The build instance role's SSM agent statements (new objects for each role)."""
+    return (
+        # The agent registers and reports the instance, and runs the State Manager associations, inventory, patch
+        # and Distributor calls the managed policy grants; each acts on the calling managed instance.
+        iam.PolicyStatement(
+            sid="SsmAgentWithoutParameterReads",
+            actions=[
+                "ssm:DescribeAssociation",
+                "ssm:GetDeployablePatchSnapshotForInstance",
+                "ssm:GetDocument",
+                "ssm:DescribeDocument",
+                "ssm:GetManifest",
+                "ssm:ListAssociations",
+                "ssm:ListInstanceAssociations",
+                "ssm:PutInventory",
+                "ssm:PutComplianceItems",
+                "ssm:PutConfigurePackageResult",
+                "ssm:UpdateAssociationStatus",
+                "ssm:UpdateInstanceAssociationStatus",
+                "ssm:UpdateInstanceInformation",
+            ],
+            resources=["*"],
+        ),
+        # The agent's control and data channels (Session Manager, and Run Command on current agents).
+        iam.PolicyStatement(
+            sid="SsmAgentChannels",
+            actions=[
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+            ],
+            resources=["*"],
+        ),
+        # Run Command's message delivery: how Image Builder's build and test commands reach the instance.
+        iam.PolicyStatement(
+            sid="SsmAgentRunCommand",
+            actions=[
+                "ec2messages:AcknowledgeMessage",
+                "ec2messages:DeleteMessage",
+                "ec2messages:FailMessage",
+                "ec2messages:GetEndpoint",
+                "ec2messages:GetMessages",
+                "ec2messages:SendReply",
+            ],
+            resources=["*"],
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class PipelineParts:
     """What the workflow needs to know about one pipeline."""
@@ -133,11 +191,16 @@ class ImageBuilderPipelines(Construct):
             "BuildInstanceRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description=f"Image Builder build and test instances of {config.application}",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
-            ],
+            # EC2InstanceProfileForImageBuilder: CloudWatch Logs under /aws/imagebuilder/, GetComponent, KMS decrypt
+            # of components, S3 objects in ec2imagebuilder-* buckets, EC2 snapshots and tags of Image Builder's
+            # resources; no SSM parameter read. It "does not include permissions required to use the Systems
+            # Manager Agent" ("Use AWS managed policies for EC2 Image Builder",
+            # https://docs.aws.amazon.com/imagebuilder/latest/userguide/security-iam-awsmanpol.html#sec-iam-manpol-EC2InstanceProfileForImageBuilder),
+            # which runs the components: those are the inline _ssm_agent_statements.
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder")],
         )
+        for statement in _ssm_agent_statements():
+            role.add_to_policy(statement)
         source = config.source
         if source and source.type == "codecommit":
             role.add_to_policy(
@@ -168,9 +231,13 @@ class ImageBuilderPipelines(Construct):
             )
         acknowledge(
             role,
-            "Build instances need the SSM agent and Image Builder's instance permissions, which AWS maintains",
-            managed_policy("AmazonSSMManagedInstanceCore"),
+            "Build instances need Image Builder's instance permissions, which AWS maintains (no SSM parameter read)",
             managed_policy("EC2InstanceProfileForImageBuilder"),
+        )
+        acknowledge(
+            role,
+            "The SSM agent's registration, Run Command and session actions act on the calling instance itself",
+            wildcard_resource("*"),
         )
         return role
 

@@ -29,8 +29,9 @@ from rehearsal.iam.facts import (
 # SAR: "Actions, resources, and condition keys for Amazon EC2",
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
 # Describe* rows have no resource type ("*"). Not modelled: ec2:ManagedResourceOperator, ec2:Attribute(/*),
-# ec2:IsLaunchTemplateResource, instance keys other than ec2:InstanceProfile (ec2:InstanceType, metadata
-# options...), subnet/security-group tags, snapshot keys other than id, owner and tags.
+# instance keys other than ec2:InstanceProfile (ec2:InstanceType, metadata options...), subnet/security-group
+# tags, snapshot keys other than id, owner and tags. ec2:IsLaunchTemplateResource: launches from a template only
+# (below).
 IMAGE_KEYS = frozenset({"aws:ResourceTag/*", "ec2:ResourceTag/*", "ec2:ImageID"})
 IMAGE_FACT_KEYS = IMAGE_KEYS | {"ec2:Owner", "ec2:Public", "ec2:ImageType", "ec2:RootDeviceType"}
 EC2_TAG_KEYS = frozenset({"aws:ResourceTag/*", "ec2:ResourceTag/*"})
@@ -174,46 +175,108 @@ def _launch_checks(c: _Call, config: Mapping[str, Any], group: GroupFacts | None
         version = template.version(spec.get("Version"))
         if version is None:
             raise UnresolvedCallError(f"{c.operation}: {template.template_id} has no version {spec.get('Version')!r}")
-        subnets = _split(config.get("VPCZoneIdentifier")) or (group.subnet_ids if group else ()) or version.subnet_ids
+        # The group's subnets (the request's, else those it has); none: the template's own.
+        subnets = _split(config.get("VPCZoneIdentifier")) or (group.subnet_ids if group else ())
         named = f"{template.template_id} version {spec.get('Version') or '$Default'}"
         why = f"{c.operation} names {named}: Auto Scaling checks that the caller may launch from it"
         out += [r for r in _run_instances(c, template, version, subnets, why) if r not in out]
     return out
 
 
+def run_instances(c: _Call) -> list[AuthorizationRequest]:
+    """ec2.RunInstances from a launch template, with the caller's own ImageId, KeyName, SubnetId or
+    SecurityGroupIds overriding the template's (no step calls it: it shows what a policy allows a caller)."""
+    spec = c.params.get("LaunchTemplate")
+    if not spec:
+        raise UnmappedCallError("ec2.RunInstances has no IAM mapping without a LaunchTemplate")
+    ignored = {"LaunchTemplate", "MinCount", "MaxCount", "ClientToken"}
+    if unknown := sorted(set(c.params) - ignored - set(LAUNCH_OVERRIDES)):
+        raise UnmappedCallError(f"ec2.RunInstances: parameters {unknown} are not mapped")
+    template_id, template = _template(c, spec)
+    if template is None:
+        raise UnresolvedCallError(f"RunInstances: launch template {template_id} is not in the account")
+    version = template.version(spec.get("Version"))
+    if version is None:
+        raise UnresolvedCallError(f"RunInstances: {template_id} has no version {spec.get('Version')!r}")
+    overrides = {k: c.params[k] for k in LAUNCH_OVERRIDES if c.params.get(k)}
+    return _run_instances(c, template, version, (), "RunInstances from a launch template", overrides)
+
+
+# ec2:IsLaunchTemplateResource. EC2 User Guide, "Example policies to control access the Amazon EC2 API", Launch
+# templates (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances-launch-templates):
+# the key prevents "overriding any pre-existing ARNs in the launch template"; a statement on Resource "*" with it
+# = true lets users "launch instances only if they use a launch template", so every resource a launch takes from
+# the template carries "true", and the page's NotResource example shows it on the template's subnets. What the
+# docs leave open, read the safer way (a policy requiring "true" there is denied):
+# - a resource the template does not name carries "false": the subnets Auto Scaling launches into from the
+#   group's VPCZoneIdentifier, and the VPC's default security group of a template that names none;
+# - on what the launch creates (instance, volumes, network interfaces) and on the template itself, the value is
+#   not modelled: a policy conditioning on it there makes the evaluator refuse.
+# `overrides` (the caller's own RunInstances parameters) name resources that are not the template's: "false".
+LAUNCH_OVERRIDES = ("ImageId", "KeyName", "SubnetId", "SecurityGroupIds")
+
+
+def _template_resource(from_template: bool) -> Context:
+    return {"ec2:IsLaunchTemplateResource": ("true" if from_template else "false",)}
+
+
 def _run_instances(
-    c: _Call, template: TemplateFacts, version: VersionFacts, subnets: tuple[str, ...], why: str
+    c: _Call,
+    template: TemplateFacts,
+    version: VersionFacts,
+    subnets: tuple[str, ...],
+    why: str,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[AuthorizationRequest]:
+    """The RunInstances requests of a launch from `version` of `template`: into `subnets` (the group's), or the
+    template's own when empty; `overrides` holds what a direct RunInstances call passes besides the template
+    (ImageId, KeyName, SubnetId, SecurityGroupIds)."""
+    overrides = overrides or {}
+    if unknown := sorted(set(overrides) - set(LAUNCH_OVERRIDES)):
+        raise UnmappedCallError(f"{c.operation}: launch overrides {unknown} are not mapped")
     lt_arn = c.arn("ec2", f"launch-template/{template.template_id}")
     via: Context = {"ec2:LaunchTemplate": (lt_arn,)}
-    if not version.image_id or version.image_id.startswith("resolve:ssm:"):
+    image_id = str(overrides.get("ImageId") or version.image_id or "")
+    if not image_id or image_id.startswith("resolve:ssm:"):
         raise UnresolvedCallError(f"{c.operation}: {template.template_id} names no AMI id ({version.image_id!r})")
-    image_arn, image_ctx, image_keys = _image(c, version.image_id)
+    image_arn, image_ctx, image_keys = _image(c, image_id)
+    image_ctx = image_ctx | _template_resource(image_id == version.image_id and "ImageId" not in overrides)
     profile = c.lookup.instance_profile(version.instance_profile) if version.instance_profile else None
     if version.instance_profile and profile is None:
         raise UnresolvedCallError(f"{c.operation}: instance profile {version.instance_profile!r} is not in the account")
+    own_subnets = not subnets and not overrides.get("SubnetId")
+    subnets = (str(overrides["SubnetId"]),) if overrides.get("SubnetId") else subnets or version.subnet_ids
     if not subnets:
         raise UnresolvedCallError(f"{c.operation}: no subnet is known for launches from {template.template_id}")
-    default_group = None if version.security_group_ids else c.lookup.default_security_group(subnets[0])
-    groups = version.security_group_ids or ((default_group,) if default_group else ())  # else the VPC's default
+    sg_override = tuple(overrides.get("SecurityGroupIds") or ())
+    named_groups = sg_override or version.security_group_ids
+    default_group = None if named_groups else c.lookup.default_security_group(subnets[0])
+    groups = named_groups or ((default_group,) if default_group else ())  # else the VPC's default
     if not groups:
         raise UnresolvedCallError(f"{c.operation}: no security group is known for launches from {template.template_id}")
+    key_name = str(overrides.get("KeyName") or version.key_name or "") or None
     out: list[AuthorizationRequest] = []
+    lt_key = "ec2:IsLaunchTemplateResource"
 
     def run(arn: str, ctx: Context | None = None, *keys: str) -> None:
         out.append(c.request("ec2:RunInstances", arn, via | (ctx or {}), {"ec2:LaunchTemplate", *keys}, why))
 
     run(lt_arn, _resource_tags(template.tags, "aws", "ec2"), *EC2_TAG_KEYS)
-    run(image_arn, image_ctx, *image_keys)
+    run(image_arn, image_ctx, *image_keys, lt_key)
     run(c.arn("ec2", "instance/*"), {"ec2:InstanceProfile": (profile.arn,)} if profile else {}, "ec2:InstanceProfile")
     run(c.arn("ec2", "volume/*"))
     run(c.arn("ec2", "network-interface/*"))
     for subnet in subnets:
-        run(c.arn("ec2", f"subnet/{subnet}"), {"ec2:SubnetID": (subnet,)}, "ec2:SubnetID")
+        ctx = {"ec2:SubnetID": (subnet,)} | _template_resource(own_subnets)
+        run(c.arn("ec2", f"subnet/{subnet}"), ctx, "ec2:SubnetID", lt_key)
     for group in groups:
-        run(c.arn("ec2", f"security-group/{group}"), {"ec2:SecurityGroupID": (group,)}, "ec2:SecurityGroupID")
-    if version.key_name:
-        run(c.arn("ec2", f"key-pair/{version.key_name}"), {"ec2:KeyPairName": (version.key_name,)}, "ec2:KeyPairName")
+        own = not sg_override and group in version.security_group_ids
+        ctx = {"ec2:SecurityGroupID": (group,)} | _template_resource(own)
+        run(c.arn("ec2", f"security-group/{group}"), ctx, "ec2:SecurityGroupID", lt_key)
+    if key_name:
+        own = key_name == version.key_name and "KeyName" not in overrides
+        ctx = {"ec2:KeyPairName": (key_name,)} | _template_resource(own)
+        run(c.arn("ec2", f"key-pair/{key_name}"), ctx, "ec2:KeyPairName", lt_key)
     for resource_type, tags in version.tag_specifications.items():
         if resource_type in LAUNCHED_TYPES:
             out.append(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rehearsal.iam import AuthorizationRequest
-from rehearsal.iam.ec2 import _create_tags, _deregister_image, _describe_template_versions, _on_template
+from rehearsal.iam.ec2 import _create_tags, _deregister_image, _describe_template_versions, _on_template, run_instances
 from rehearsal.iam.facts import (
     NEW_GROUP_ID,
     GroupFacts,
@@ -77,6 +77,7 @@ _MAPPINGS: dict[str, Mapper] = {
     **_each("ec2", _on_template, "CreateLaunchTemplateVersion ModifyLaunchTemplate DeleteLaunchTemplateVersions"),
     "ec2.DeregisterImage": _deregister_image,
     "ec2.CreateTags": _create_tags,
+    "ec2.RunInstances": run_instances,
     **_each("autoscaling", _star, "DescribeAutoScalingGroups DescribeInstanceRefreshes DescribeScalingActivities"),
     **_each("autoscaling", _star, "DescribeLoadBalancerTargetGroups"),
     **_each("autoscaling", _on_group, "RollbackInstanceRefresh CancelInstanceRefresh DeleteAutoScalingGroup"),

@@ -680,3 +680,124 @@ def test_malformed_or_unresolved_statement_raises(statement: dict[str, Any]) -> 
     # When / Then the evaluator refuses the policy
     with pytest.raises(UnsupportedPolicyError):
         decide(statement, request("s3:ListBucket", "arn:aws:s3:::bucket", {"s3:prefix": ("a",)}))
+
+
+# --- ec2:IsLaunchTemplateResource -----------------------------------------------------------------------
+# EC2 User Guide, "Example policies to control access the Amazon EC2 API", Launch templates
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-runinstances-launch-templates):
+# ec2:LaunchTemplate alone lets users "override any parameters in the launch template"; with
+# ec2:IsLaunchTemplateResource = true they cannot override "any pre-existing ARNs in the launch template".
+# The requests come from rehearsal.iam.requests (a RunInstances from the template, with or without the caller's
+# own AMI), the policy is the stack's launch statements as written for the template.
+LT_REGION, LT_ACCOUNT, LT_ID = "eu-west-1", "123456789012", "lt-0aaaaaaaaaaaaaaa1"
+LT_ARN = f"arn:aws:ec2:{LT_REGION}:{LT_ACCOUNT}:launch-template/{LT_ID}"
+TEMPLATE_AMI, OTHER_AMI = "ami-0123456789abcdef0", "ami-0fffffffffffffff0"
+
+
+def launch_statements(pin_image: bool) -> list[dict[str, Any]]:
+    """The stack's _launch_with_templates statements for one template (IsLaunchTemplateResource on the image and
+    key pair when `pin_image`)."""
+    ec2 = f"arn:aws:ec2:{LT_REGION}"
+    from_template = {"ArnLike": {"ec2:LaunchTemplate": [LT_ARN]}}
+    created = ["instance", "volume", "network-interface", "subnet", "security-group"]
+    own = [f"{ec2}::image/*", f"{ec2}:{LT_ACCOUNT}:key-pair/*"]
+    return [
+        {
+            "Sid": "LaunchOnlyFromConfiguredTemplates",
+            "Effect": "Allow",
+            "Action": "ec2:RunInstances",
+            "Resource": [f"{ec2}:{LT_ACCOUNT}:{kind}/*" for kind in created] + ([] if pin_image else own),
+            "Condition": from_template,
+        },
+        *(
+            [
+                {
+                    "Sid": "OnlyTheTemplatesOwnImageAndKeyPair",
+                    "Effect": "Allow",
+                    "Action": "ec2:RunInstances",
+                    "Resource": own,
+                    "Condition": {**from_template, "Bool": {"ec2:IsLaunchTemplateResource": "true"}},
+                }
+            ]
+            if pin_image
+            else []
+        ),
+        {"Sid": "UseConfiguredTemplates", "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": LT_ARN},
+    ]
+
+
+def launch_requests(**overrides: Any) -> list[AuthorizationRequest]:
+    from rehearsal.iam.requests import ImageFacts, TemplateFacts, VersionFacts, Where, requests_for
+    from tests.rehearsal.test_iam_requests import FakeLookup
+
+    version = VersionFacts(image_id=TEMPLATE_AMI, subnet_ids=("subnet-0a",), security_group_ids=("sg-0web",))
+    lookup = FakeLookup(
+        images={ami: ImageFacts(tags={}, snapshot_ids=(), owner=LT_ACCOUNT) for ami in (TEMPLATE_AMI, OTHER_AMI)},
+        templates={LT_ID: TemplateFacts(LT_ID, {}, 1, {1: version})},
+    )
+    params = {"LaunchTemplate": {"LaunchTemplateId": LT_ID, "Version": "1"}, "MinCount": 1, "MaxCount": 1}
+    return requests_for("ec2", "RunInstances", params | overrides, Where("aws", LT_REGION, LT_ACCOUNT), lookup)
+
+
+def denied(statements: list[dict[str, Any]], requests: list[AuthorizationRequest]) -> list[str]:
+    return [r.resource for r in requests if decide(statements, r) != "Allow"]
+
+
+def test_is_launch_template_resource_grants_a_launch_from_the_templates_own_values() -> None:
+    # Given the launch statements with the image pinned / When the role launches from the template as it is
+    requests = launch_requests()
+    # Then every resource is allowed, the image on the pinning statement
+    assert denied(launch_statements(pin_image=True), requests) == []
+    (image,) = [r for r in requests if ":image/" in r.resource]
+    assert image.context["ec2:IsLaunchTemplateResource"] == ("true",)
+    assert evaluate({"p": policy(*launch_statements(True))}, image).matched == ("OnlyTheTemplatesOwnImageAndKeyPair",)
+
+
+def test_is_launch_template_resource_refuses_an_override_of_the_ami() -> None:
+    # Given the same template / When the role launches from it with an AMI of its own
+    requests = launch_requests(ImageId=OTHER_AMI)
+    # Then the pinned statements deny that image, while ec2:LaunchTemplate alone would have allowed it
+    assert denied(launch_statements(pin_image=True), requests) == [f"arn:aws:ec2:{LT_REGION}::image/{OTHER_AMI}"]
+    assert denied(launch_statements(pin_image=False), requests) == []
+
+
+def test_is_launch_template_resource_refuses_a_key_pair_the_template_does_not_name() -> None:
+    # Given the same template (no key pair) / When the role adds one of its own / Then that key pair is denied
+    requests = launch_requests(KeyName="mine")
+    assert denied(launch_statements(pin_image=True), requests) == [
+        f"arn:aws:ec2:{LT_REGION}:{LT_ACCOUNT}:key-pair/mine"
+    ]
+
+
+def test_is_launch_template_resource_on_what_the_launch_creates_is_not_guessed() -> None:
+    # Given a policy requiring the key on the instance (the docs leave its value on created resources open)
+    statement = {
+        "Effect": "Allow",
+        "Action": "ec2:RunInstances",
+        "Resource": f"arn:aws:ec2:{LT_REGION}:{LT_ACCOUNT}:instance/*",
+        "Condition": {"Bool": {"ec2:IsLaunchTemplateResource": "true"}},
+    }
+    (instance,) = [r for r in launch_requests() if r.resource.endswith(":instance/*")]
+    # When the launch is evaluated / Then the evaluator refuses to decide
+    with pytest.raises(UnknownConditionKeyError, match="ec2:IsLaunchTemplateResource"):
+        decide(statement, instance)
+
+
+def test_is_launch_template_resource_is_false_on_what_an_auto_scaling_group_supplies() -> None:
+    # Given a group whose template names its AMI but no subnet and no security group
+    from rehearsal.iam.requests import VersionFacts, requests_for
+    from tests.rehearsal.test_iam_requests import GROUP, TEMPLATE, WHERE, account
+
+    lookup = account(VersionFacts(image_id="ami-0123456789abcdef0"))
+    params = {"AutoScalingGroupName": GROUP, "LaunchTemplate": {"LaunchTemplateId": TEMPLATE, "Version": "2"}}
+    # When Auto Scaling checks that the caller may launch from it
+    launch = [
+        r
+        for r in requests_for("autoscaling", "UpdateAutoScalingGroup", params, WHERE, lookup)
+        if r.action == "ec2:RunInstances"
+    ]
+    values = {r.resource.rsplit(":", 1)[1]: r.context.get("ec2:IsLaunchTemplateResource") for r in launch}
+    # Then the template's AMI is its own, the group's subnets and the VPC's default group are not
+    assert values["image/ami-0123456789abcdef0"] == ("true",)
+    assert values["subnet/subnet-0a"] == values["subnet/subnet-0b"] == ("false",)
+    assert values["security-group/sg-0default"] == ("false",)
