@@ -52,5 +52,13 @@ class FinishExecutionEnvironment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     lock_table_name: str = Field(alias="LOCK_TABLE_NAME", min_length=1)
-    topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
-    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[a-z-]*:states:")
+    # Whole ARNs, not prefixes: topic names are 1-256 of A-Za-z0-9_- (a FIFO topic's ends in .fifo,
+    # https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html); state machine names as the webhook's.
+    topic_arn: str = Field(
+        alias="NOTIFICATION_TOPIC_ARN",
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$",
+    )
+    state_machine_arn: str = Field(
+        alias="STATE_MACHINE_ARN",
+        pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$",
+    )

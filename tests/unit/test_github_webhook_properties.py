@@ -292,7 +292,7 @@ def signed_with_the_secret(event: dict[str, Any]) -> bool:
     if raw is None or not isinstance(found, dict):
         return False
     values = [v for k, v in found.items() if isinstance(k, str) and k.lower() == SIGNATURE]
-    return len(values) == 1 and isinstance(values[0], str) and values[0].strip().lower() == sign(raw)
+    return len(values) == 1 and isinstance(values[0], str) and values[0].lower() == sign(raw)
 
 
 def event_header(event: dict[str, Any]) -> list[Any]:
