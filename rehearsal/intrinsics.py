@@ -57,6 +57,7 @@ class Resolver:
             "AWS::CloudWatch::Alarm": "AlarmName",
             "AWS::Events::Rule": "Name",
             "AWS::SecretsManager::Secret": "Name",
+            "AWS::SQS::Queue": "QueueName",
         }.get(resource["Type"])
         if explicit and isinstance(resource.get("Properties", {}).get(explicit), str):
             return str(resource["Properties"][explicit])
@@ -76,6 +77,8 @@ class Resolver:
             "AWS::SecretsManager::Secret",
         }:
             return self.get_att(logical_id, "Arn")  # these types' Ref is their ARN
+        if type_name == "AWS::SQS::Queue":
+            return self.get_att(logical_id, "QueueUrl")  # a queue's Ref is its URL
         if type_name == "AWS::KMS::Key":
             return hashlib.sha256(logical_id.encode()).hexdigest()[:32]
         if type_name in {"AWS::Lambda::Function", "AWS::DynamoDB::Table", "AWS::SSM::Parameter", "AWS::IAM::Role",
@@ -120,10 +123,15 @@ class Resolver:
             "AWS::Events::Rule": lambda: a.arn("events", f"rule/{name}"),
             "AWS::SecretsManager::Secret": lambda: a.arn("secretsmanager", f"secret:{name}-AbCdEf"),
             "AWS::SSM::Parameter": lambda: a.arn("ssm", f"parameter{name if name.startswith('/') else '/' + name}"),
+            "AWS::SQS::Queue": lambda: a.arn("sqs", name),
         }
+        # AWS::SQS::Queue: Ref is the queue URL; Fn::GetAtt Arn, QueueName, QueueUrl
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sqs-queue.html).
+        if attribute == "QueueUrl" and type_name == "AWS::SQS::Queue":
+            return f"https://sqs.{a.region}.amazonaws.com/{a.account}/{name}"
         if attribute in {"Arn", "TopicArn"} and type_name in arns:
             return arns[type_name]()
-        if attribute in {"Name", "TopicName"}:
+        if attribute in {"Name", "TopicName", "QueueName"}:
             return name
         raise ArtifactError(f"Fn::GetAtt {logical_id}.{attribute} ({type_name}) is not emulated")
 
