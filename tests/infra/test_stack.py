@@ -251,7 +251,11 @@ def test_check_image_build_may_tag_this_apps_amis_in_every_region_they_are_distr
         if d["Properties"]["Name"] == "web-app-app"
     ]
     regions = [render(d["Region"]) for d in distribution]
-    (statement,) = [s for s in statements_of(synth, "check_image_build") if s["Action"] == "ec2:CreateTags"]
+    (statement,) = [
+        s
+        for s in statements_of(synth, "check_image_build")
+        if s["Action"] == "ec2:CreateTags" and ":image/" in json.dumps(render(s["Resource"]))
+    ]
 
     assert regions == ["<AWS::Region>", *extra]
     resources = render(statement["Resource"])
@@ -302,12 +306,13 @@ def test_distribution_names_amis_by_build_date_tags_them_and_records_the_latest_
 # -- Deploy workflow -------------------------------------------------------------------------
 
 
-def test_state_machine_is_standard_with_logging_all_and_tracing(synthesized: Synthesized) -> None:
+def test_state_machine_is_standard_with_logging_all_and_tracing_but_no_execution_data(synthesized: Synthesized) -> None:
+    # Execution data holds task tokens (an approval's among them): it stays out of the log group.
     synthesized.template.has_resource_properties(
         "AWS::StepFunctions::StateMachine",
         {
             "StateMachineType": "STANDARD",
-            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True, "Destinations": Match.any_value()},
+            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": False, "Destinations": Match.any_value()},
             "TracingConfiguration": {"Enabled": True},
         },
     )
