@@ -79,11 +79,13 @@ def python_function(
     environment: dict[str, str] | None = None,
     dead_letter_queue: sqs.IQueue | None = None,
     reserved_concurrency: int | None = None,
+    unreserved_reason: str = "Invoked only by this workflow, bounded by its executions and Map concurrency",
 ) -> lambda_.Function:
     """The function whose handler is `lambdas/<step>/handler.py:lambda_handler`.
 
     `dead_letter_queue` for a function invoked asynchronously (by EventBridge): what still fails after Lambda's
-    own retries lands there. `reserved_concurrency` for a function the public can invoke."""
+    own retries lands there. `reserved_concurrency` for a function the public can invoke; without one,
+    `unreserved_reason` says why none is needed (checkov CKV_AWS_115)."""
     name = camel(step)
     log_group = logs.LogGroup(
         scope, f"{name}Logs", retention=retention(config.log_retention_days), removal_policy=RemovalPolicy.DESTROY
@@ -128,13 +130,13 @@ def python_function(
         dead_letter_queue=dead_letter_queue,
         reserved_concurrent_executions=reserved_concurrency,
     )
-    _skip_checks(function, dead_letter_queue=dead_letter_queue, reserved_concurrency=reserved_concurrency)
+    _skip_checks(function, dead_letter_queue=dead_letter_queue)
+    if reserved_concurrency is None:
+        skip(function, unreserved_reason, "CKV_AWS_115")
     return function
 
 
-def _skip_checks(
-    function: lambda_.Function, *, dead_letter_queue: sqs.IQueue | None, reserved_concurrency: int | None
-) -> None:
+def _skip_checks(function: lambda_.Function, *, dead_letter_queue: sqs.IQueue | None) -> None:
     """The checkov checks that do not apply to this project's functions, each with its reason."""
     skip(
         function,
@@ -153,10 +155,4 @@ def _skip_checks(
             function,
             "Invoked synchronously (a Step Functions task or the Function URL), whose caller retries or catches",
             "CKV_AWS_116",
-        )
-    if reserved_concurrency is None:
-        skip(
-            function,
-            "Invoked only by this workflow, bounded by its executions and Map concurrency; a reservation takes pool",
-            "CKV_AWS_115",
         )

@@ -19,6 +19,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.checkov import skip
 from stacks.config import PipelineConfig
 from stacks.lambda_function import python_function
 from stacks.nag import acknowledge, wildcard_resource
@@ -122,6 +123,9 @@ class Triggers(Construct):
             # account's reduced quota may not have (https://docs.aws.amazon.com/lambda/latest/dg/limits.html):
             # webhook.reservedConcurrency null deploys without one.
             reserved_concurrency=self._config.webhook.reserved_concurrency,
+            unreserved_reason=(
+                "webhook.reservedConcurrency is null: the account's concurrency quota leaves no room to reserve any"
+            ),
             environment={
                 "WEBHOOK_SECRET_ARN": secret.secret_arn,
                 "STATE_MACHINE_ARN": self._state_machine.state_machine_arn,
@@ -138,6 +142,16 @@ class Triggers(Construct):
         acknowledge(function.role, "X-Ray trace segments have no resource-level permissions", wildcard_resource("*"))  # type: ignore[arg-type]
         # The handler verifies X-Hub-Signature-256 itself: GitHub cannot sign requests with AWS SigV4.
         url = function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+        skip(
+            url,
+            "GitHub cannot sign with SigV4; the handler checks the HMAC X-Hub-Signature-256 before anything",
+            "CKV_AWS_258",
+        )
+        skip(
+            secret,
+            "GitHub holds a copy of the value anyway; the AWS managed key encrypts it at rest, a CMK adds no boundary",
+            "CKV_AWS_149",
+        )
         return secret, function, url
 
     def _build_schedule(self) -> events.Rule | None:
