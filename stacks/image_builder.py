@@ -30,6 +30,7 @@ from constructs import Construct
 
 from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
 from lambdas.shared.tags import PIPELINE as PIPELINE_TAG
+from stacks.checkov import skip
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.image_versions import VersionLedger
 from stacks.nag import PARTITION, acknowledge, managed_policy, wildcard_resource
@@ -238,6 +239,12 @@ class ImageBuilderPipelines(Construct):
             role,
             "The SSM agent's registration, Run Command and session actions act on the calling instance itself",
             wildcard_resource("*"),
+        )
+        policy = role.node.find_child("DefaultPolicy")
+        skip(
+            policy,
+            "The SSM agent's own calls (UpdateInstanceInformation, ssmmessages, ec2messages) have no resource types",
+            "CKV_AWS_111",
         )
         return role
 
