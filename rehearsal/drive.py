@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -28,12 +29,16 @@ def drive(
     unanswered: Any = lambda: None,
     ended: Any = lambda description: None,
     start_more: Callable[[], str | None] = lambda: None,
+    answer: Callable[[str, str, str, str], None] | None = None,
+    published: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run until every execution ends: deliver due AWS events, answer approvals as the scenario says ("approve",
     "reject", or "ignore": nobody answers), collect every notification (one more pass after the end: the final one
     is already in the queue). `start_more()` may start another execution of the same state machine (its ARN, else
     None), driven alongside. Returns each execution's description, the first one's first, and every notification
-    (each naming its execution)."""
+    (each naming its execution). `answer(execution, stage, decision, reason)` answers an approval the way
+    scripts/approval.py does (shared.aws.task_tokens.answer_approval: the token from the wait item, never from the
+    mail); `published` receives every message body as the topic delivered it (the invariants look for tokens)."""
     approvals = dict(scenario.get("approvals", {}))
     notifications: list[dict[str, Any]] = []
     wall_timeout = float(scenario.get("wallTimeoutSeconds", RUN_TIMEOUT_SECONDS))
@@ -49,6 +54,8 @@ def drive(
         descriptions = [sfn.describe_execution(executionArn=arn) for arn in executions]
         for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if published is not None:
+                published.append(message["Body"])
             body = json.loads(message["Body"])
             if body.get("event") == "ApprovalRequested":
                 notifications.append(
@@ -62,13 +69,11 @@ def drive(
                     events.append(Event(time.time(), f"approval requested for stage {body['stage']}: nobody answers"))
                     continue
                 clock.advance(float(scenario.get("approvalDelaySeconds", 600)))  # the person takes ten minutes
-                events.append(Event(time.time(), f"approval requested for stage {body['stage']}: {decision}d"))
-                if decision == "approve":
-                    sfn.send_task_success(taskToken=body["taskToken"], output="{}")
-                else:
-                    sfn.send_task_failure(
-                        taskToken=body["taskToken"], error="Rejected", cause=f"stage {body['stage']} rejected"
-                    )
+                answered = {"approve": "approved", "reject": "rejected"}.get(decision, decision)
+                events.append(Event(time.time(), f"approval requested for stage {body['stage']}: {answered}"))
+                if answer is None:
+                    raise RuntimeError("an approval was requested and the harness has no way to answer it")
+                answer(str(body["executionId"]), str(body["stage"]), decision, f"stage {body['stage']} {answered}")
             else:
                 notifications.append(body)
                 events.append(Event(time.time(), f"notification: {body.get('event')}"))
@@ -90,3 +95,32 @@ def drive(
             events.append(Event(time.time(), f"rehearsal stopped the execution: {cause}"))
             deadline = float("inf")
         time.sleep(POLL_SECONDS)
+
+
+def approver(region: str, table: str, emulated: Any, events: list[Event]) -> Callable[[str, str, str, str], None]:
+    """Answers approvals through scripts/approval.py's own path (shared.aws.task_tokens.answer_approval): the token
+    is read from the stage's wait item in the lock table, the task answered, the item deleted. Run as the harness
+    (a person's calls are not the workflow's: not counted)."""
+    import boto3
+
+    def answer(execution: str, stage: str, decision: str, reason: str) -> None:
+        task_tokens = importlib.import_module("shared.aws.task_tokens")  # the Lambda code root, on the path by now
+        counting, emulated.counting = emulated.counting, False
+        try:
+            done = task_tokens.answer_approval(
+                task_tokens.WaitTable(table, boto3.client("dynamodb", region_name=region)),
+                task_tokens.TaskTokens(boto3.client("stepfunctions", region_name=region)),
+                execution,
+                stage,
+                decision,
+                reason,
+            )
+        except task_tokens.NoPendingApprovalError as exc:
+            events.append(Event(time.time(), f"approval of stage {stage} not answered: {exc}"))
+            return
+        finally:
+            emulated.counting = counting
+        if not done.delivered:
+            events.append(Event(time.time(), f"approval of stage {stage} already closed: {done.code}"))
+
+    return answer

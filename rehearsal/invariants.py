@@ -296,3 +296,16 @@ def _fleet() -> dict[str, str | None]:
         for page in pages
         for g in page["AutoScalingGroups"]
     }
+
+
+def task_token_violations(published: list[str], issued: set[str]) -> list[str]:
+    """No message the notification topic delivered holds a task token: every token Step Functions issued (the
+    `taskToken` each waitForTaskToken task passed to register_wait) nor a `taskToken` field. A token in a mail
+    lets whoever reads it, and may call SendTaskSuccess (granted on "*"), answer the task: approve a stage."""
+    violations = []
+    for body in published:
+        if any(token and token in body for token in issued):
+            violations.append(f"a notification carries a task token: {body[:200]}")
+        elif '"taskToken"' in body:
+            violations.append(f"a notification has a taskToken field: {body[:200]}")
+    return violations

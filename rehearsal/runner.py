@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal import artifact as artifacts
+from rehearsal import invariants
 from rehearsal.artifact import Artifact, ArtifactError
 from rehearsal.clock import Activity, Event, EventQueue, SimClock
 from rehearsal.invariants import collect, history_of
@@ -131,7 +132,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
     from rehearsal import world as world_module
     from rehearsal.contract import Contract
     from rehearsal.dispatch import Dispatcher
-    from rehearsal.drive import drive
+    from rehearsal.drive import approver, drive
     from rehearsal.emulated_aws import EmulatedAws
     from rehearsal.iam.requests import MotoLookup, Where
 
@@ -173,9 +174,15 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         shared_clock.now = sim_datetime
         # Pacing (prune) and botocore's retry backoff sleep on the simulated clock, never in real time.
         shared_clock.sleep = emulated.sim_sleep = dispatcher.sleeping(clock.advance)
-        dispatcher.after["register_wait"] = perturbations.relay_completion(
-            dispatcher, emulated, clock, scenario, events, queue
-        )
+        relay = perturbations.relay_completion(dispatcher, emulated, clock, scenario, events, queue)
+        issued: set[str] = set()  # every task token register_wait was given: none may reach the topic
+        published: list[str] = []
+
+        def after_register(event: dict[str, Any], result: dict[str, Any]) -> None:
+            issued.add(str(event.get("taskToken") or ""))
+            relay(event, result)
+
+        dispatcher.after["register_wait"] = after_register
         if scenario.get("foreignLockReleasedAfterAttempts") is not None:
             dispatcher.before["lock"] = perturbations.foreign_lock_release(
                 int(scenario["foreignLockReleasedAfterAttempts"]), emulated, events, world.lock_table
@@ -241,6 +248,8 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                         stage, execution, events, world, lambda: sim_datetime().timestamp()
                     ),
                     start_more=second.poll if second is not None else lambda: None,
+                    answer=approver(region, world.lock_table, emulated, events),
+                    published=published,
                 )
             finally:
                 if second is not None:
@@ -297,6 +306,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
             name_of = other["execution"].rsplit(":", 1)[-1]
             observed = limits.observe(other["history"])
             result.invariant_violations.extend(f"{name_of}: {v}" for v in limits.violations(observed))
+        result.invariant_violations.extend(invariants.task_token_violations(published, issued))
         result.access_denied = list(contract.denied)
         result.observed_actions = sorted({f"{role} {action}" for role, action in contract.observed})
         result.authorizations = list(contract.allowed)

@@ -42,6 +42,8 @@ def summarize(step: str, out: dict[str, Any]) -> str:
     if step == "check_image_build":
         return f"image build {out['status']}{' → ' + out['amiId'] if out.get('amiId') else ''}"
     if step == "register_wait":
+        if out.get("kind") == "approval":
+            return "approval requested: waiting for an answer"
         return f"waiting for the {event_kind(out)} to finish" if not out.get("alreadyDone") else ""
     if step == "relay_event":
         return (
@@ -79,4 +81,4 @@ def _summarize_blue_green(step: str, out: dict[str, Any]) -> str:
 
 
 def event_kind(out: dict[str, Any]) -> str:
-    return "image build" if out.get("kind") == "image" else "refresh"
+    return {"image": "image build", "approval": "approval"}.get(str(out.get("kind")), "refresh")

@@ -389,7 +389,8 @@ class DeployWorkflow(Construct):
         )
 
         self.lock_table.grant_read_write_data(fns["lock"])
-        # Waits: register_wait stores a task token per build/refresh; relay_event resumes it on the AWS event.
+        # Waits: register_wait stores a task token per build/refresh/approval; relay_event resumes builds and
+        # refreshes on the AWS event, an approver answers approvals (scripts/approval.py).
         for step in ("register_wait", "relay_event"):
             self.lock_table.grant_read_write_data(fns[step])
             fns[step].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
@@ -402,6 +403,9 @@ class DeployWorkflow(Construct):
                 )
             )
         fns["register_wait"].add_environment("WAIT_TTL_SECONDS", str(WAIT_TTL_SECONDS))
+        # Approvals: register_wait mails ApprovalRequested (without the token) once the token is stored.
+        fns["register_wait"].add_environment("NOTIFICATION_TOPIC_ARN", self.topic.topic_arn)
+        self.topic.grant_publish(fns["register_wait"])
         allow("register_wait", ["autoscaling:DescribeInstanceRefreshes"], ["*"])
         fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
         fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))

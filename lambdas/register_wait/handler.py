@@ -1,4 +1,5 @@
-"""Step: register a task token waiting for an instance refresh or image build (resumed by relay_event)."""
+"""Step: register a task token waiting for an instance refresh or image build (resumed by relay_event), or for an
+approval (answered by scripts/approval.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 from shared import clock
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
+from shared.aws.notifications import Notifications
 from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
@@ -31,6 +33,11 @@ def wait_table() -> WaitTable:
 @cache
 def task_tokens() -> TaskTokens:
     return TaskTokens()
+
+
+@cache
+def notifications() -> Notifications:
+    return Notifications(ENV.topic_arn)
 
 
 @cache
@@ -63,5 +70,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         builds=imagebuilder(),
         ttl_seconds=ENV.wait_ttl_seconds,
         clock=now,
+        notifications=notifications(),
     )
     return output.model_dump(by_alias=True, mode="json")

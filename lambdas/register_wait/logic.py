@@ -6,25 +6,35 @@ written first and the resource looked at second, so an event that fires in betwe
 that fired before is caught by the look. Every later problem (the look, the resume, the cleanup) is logged
 and left to the event or the fallback poll: failing here would fail the deployment for nothing.
 A registration for a resource replaces the previous one (the newest token is the one waiting).
+
+An approval (kind "approval") is a wait only a person ends: its item holds the token where only approvers may
+read it (the approvers' managed policy), and the ApprovalRequested mail, published after the item is written
+(an approver acting on the mail at once finds it), says what waits, since and until when, and the exact
+command to answer, never the token. The item outlives the approval's own timeout by the wait TTL; a failed
+publish fails the step, since nobody would know to answer.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from register_wait.models import (
     IMAGE_BUILD_VERSION_ARN_PATTERN,
     TERMINAL_STATUSES,
+    ApprovalMessage,
+    ApprovalRequest,
     RegisterWaitInput,
     RegisterWaitOutput,
 )
 
 from shared.aws.autoscaling import Refresh
 from shared.aws.imagebuilder import BuildImage
-from shared.aws.task_tokens import TokenDelivery, WaitItem
+from shared.aws.task_tokens import TokenDelivery, WaitItem, approval_resource_id
 from shared.errors import InvalidInput
 from shared.observability import logger, metrics
 
@@ -41,6 +51,14 @@ class TokenSender(Protocol):
     def send_success(self, task_token: str, output: Mapping[str, Any]) -> TokenDelivery: ...
 
 
+class Publisher(Protocol):
+    def publish(self, subject: str, message: dict[str, Any]) -> str: ...
+
+
+APPROVAL_SUBJECT = "Deployment waiting for approval"
+APPROVAL_COMMAND = "python scripts/approval.py"  # run from the repository (the README's "Approvals")
+
+
 class RefreshReader(Protocol):
     def describe_refreshes(self, group_name: str, refresh_ids: Sequence[str] = ()) -> list[Refresh]: ...
 
@@ -53,6 +71,16 @@ def check_request(request: RegisterWaitInput) -> None:
     """What the model alone cannot say: the fields each kind needs, before anything is written."""
     if request.kind == "refresh" and request.auto_scaling_group_name is None:
         raise InvalidInput("autoScalingGroupName: required when kind is 'refresh'")
+    if request.kind == "approval":
+        if request.approval is None:
+            raise InvalidInput("approval: required when kind is 'approval'")
+        expected = approval_resource_id(request.execution_id, request.approval.stage)
+        if request.resource_id != expected:
+            raise InvalidInput(
+                f"resourceId: must be '<executionId>#<approval.stage>' ({expected!r}) when kind is 'approval'"
+            )
+    elif request.approval is not None:
+        raise InvalidInput(f"approval: only for kind 'approval', not {request.kind!r}")
     if request.kind == "image" and not re.fullmatch(IMAGE_BUILD_VERSION_ARN_PATTERN, request.resource_id):
         raise InvalidInput(
             "resourceId: must be an image build version ARN "
@@ -117,6 +145,59 @@ def forget(request: RegisterWaitInput, waits: WaitStore) -> None:
         logger.warning("could not delete the wait item", extra={"resourceId": request.resource_id}, exc_info=True)
 
 
+def approval_commands(execution_id: str, stage: str) -> tuple[str, str]:
+    """The exact approve and reject commands for the mail (scripts/approval.py finds the token itself)."""
+    target = f"{shlex.quote(execution_id)} --stage {shlex.quote(stage)}"
+    return f"{APPROVAL_COMMAND} approve {target}", f"{APPROVAL_COMMAND} reject {target} --reason '...'"
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def approval_message(request: RegisterWaitInput, approval: ApprovalRequest, requested_at: int) -> ApprovalMessage:
+    approve, reject = approval_commands(request.execution_id, approval.stage)
+    return ApprovalMessage(
+        stage=approval.stage,
+        execution_id=request.execution_id,
+        ami_id=approval.ami_id,
+        commit=approval.commit,
+        images=approval.images,
+        requested_at=_iso(requested_at),
+        expires_at=_iso(requested_at + approval.timeout_seconds),
+        timeout_hours=approval.timeout_seconds / 3600,
+        approve=approve,
+        reject=reject,
+    )
+
+
+def register_approval(
+    request: RegisterWaitInput, *, waits: WaitStore, notifications: Publisher, ttl_seconds: int, clock: Clock
+) -> RegisterWaitOutput:
+    """Store the approval's token, then mail the request without it. Nothing is looked at: a person answers."""
+    approval = request.approval
+    if approval is None:  # check_request refused it already
+        raise InvalidInput("approval: required when kind is 'approval'")
+    now = clock()
+    waits.put(
+        WaitItem(
+            kind=request.kind,
+            resource_id=request.resource_id,
+            task_token=request.task_token,
+            execution_id=request.execution_id,
+            expires_at=now + approval.timeout_seconds + ttl_seconds,
+        )
+    )
+    message = approval_message(request, approval, now)
+    notifications.publish(APPROVAL_SUBJECT, message.model_dump(by_alias=True, mode="json"))
+    metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "approval requested",
+        extra={"stage": approval.stage, "resourceId": request.resource_id, "expiresAt": message.expires_at},
+    )
+    return RegisterWaitOutput(registered=True, already_done=False, status=None)
+
+
 def run(
     request: RegisterWaitInput,
     *,
@@ -126,8 +207,13 @@ def run(
     builds: BuildReader,
     ttl_seconds: int,
     clock: Clock,
+    notifications: Publisher,
 ) -> RegisterWaitOutput:
     check_request(request)
+    if request.kind == "approval" and not request.dry_run:
+        return register_approval(
+            request, waits=waits, notifications=notifications, ttl_seconds=ttl_seconds, clock=clock
+        )
     if request.dry_run:
         # Nothing to wait for and nothing written: resume at once rather than idle until the fallback timeout.
         logger.info("dry run: no wait item written, task resumed at once", extra={"resourceId": request.resource_id})

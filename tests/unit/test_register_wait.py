@@ -1,14 +1,17 @@
-"""register_wait: store the task token of an event-driven wait, and resume it at once when the resource is done."""
+"""register_wait: store the task token of an event-driven wait, and resume it at once when the resource is done;
+for an approval, store the token and mail the request without it."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 from register_wait import logic
@@ -16,6 +19,7 @@ from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
+from shared.aws.notifications import Notifications
 from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.config import ConfigurationError
 from shared.environment import load_environment
@@ -32,6 +36,10 @@ NEWER_TOKEN = "AQB8AAAAKgAAAAMAAAAAAAAAAQ-token-2"
 GROUP = "web-app-test"
 REFRESH_ID = "c613620e-07e2-4ed2-a9e2-ef8258911ade"
 IMAGE_ARN = "arn:aws:imagebuilder:eu-west-1:123456789012:image/web-app-app/1.0.0/7"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:web-app-deployments"
+COMMIT = "3f2c1e9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+AMI = "ami-0abc1234def567890"
+APPROVAL_TIMEOUT = 72 * 3600
 
 
 class Clients:
@@ -41,9 +49,11 @@ class Clients:
         self.autoscaling = boto3.client("autoscaling", region_name=REGION)
         self.imagebuilder = boto3.client("imagebuilder", region_name=REGION)
         self.stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
         self.asg_stub = Stubber(self.autoscaling)
         self.ib_stub = Stubber(self.imagebuilder)
         self.sfn_stub = Stubber(self.stepfunctions)
+        self.sns_stub = Stubber(self.sns)
 
     def expect_refresh(self, status: str) -> None:
         self.asg_stub.add_response(
@@ -62,8 +72,13 @@ class Clients:
     def expect_resume(self, output: dict[str, Any], token: str = TOKEN) -> None:
         self.sfn_stub.add_response("send_task_success", {}, {"taskToken": token, "output": as_sent(output)})
 
+    def expect_mail(self, subject: str, message: dict[str, Any]) -> None:
+        self.sns_stub.add_response(
+            "publish", {"MessageId": "m-1"}, {"TopicArn": TOPIC, "Subject": subject, "Message": json.dumps(message)}
+        )
+
     def assert_all_used(self) -> None:
-        for stub in (self.asg_stub, self.ib_stub, self.sfn_stub):
+        for stub in (self.asg_stub, self.ib_stub, self.sfn_stub, self.sns_stub):
             stub.assert_no_pending_responses()
 
 
@@ -92,7 +107,7 @@ def dynamodb(_table: Any) -> Iterator[Any]:
 @pytest.fixture
 def clients() -> Iterator[Clients]:
     stubbed = Clients()
-    with stubbed.asg_stub, stubbed.ib_stub, stubbed.sfn_stub:
+    with stubbed.asg_stub, stubbed.ib_stub, stubbed.sfn_stub, stubbed.sns_stub:
         yield stubbed
 
 
@@ -124,6 +139,7 @@ def run(request: RegisterWaitInput, clients: Clients, dynamodb: Any) -> dict[str
         builds=ImageBuilder(clients.imagebuilder),
         ttl_seconds=TTL,
         clock=lambda: NOW,
+        notifications=Notifications(TOPIC, clients.sns),
     )
     return output.model_dump(by_alias=True, mode="json")
 
@@ -178,6 +194,7 @@ def test_register_again_for_the_same_resource_overwrites_with_the_newest_token(c
         builds=ImageBuilder(clients.imagebuilder),
         ttl_seconds=TTL,
         clock=lambda: NOW + 60,
+        notifications=Notifications(TOPIC, clients.sns),
     )
     # Then one item remains, holding the newest token and expiry
     assert output.registered is True
@@ -310,10 +327,17 @@ def test_register_dry_run_writes_nothing_looks_at_nothing_and_resumes_at_once(cl
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"WAIT_TTL_SECONDS": "7200"}, "LOCK_TABLE_NAME: required field is missing"),
-        ({"LOCK_TABLE_NAME": TABLE}, "WAIT_TTL_SECONDS: required field is missing"),
-        ({"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": "a day"}, "WAIT_TTL_SECONDS: Input should be a valid integer"),
-        ({"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": "0"}, "WAIT_TTL_SECONDS: Input should be greater than 0"),
+        ({"WAIT_TTL_SECONDS": "7200", "NOTIFICATION_TOPIC_ARN": TOPIC}, "LOCK_TABLE_NAME: required field is missing"),
+        ({"LOCK_TABLE_NAME": TABLE, "NOTIFICATION_TOPIC_ARN": TOPIC}, "WAIT_TTL_SECONDS: required field is missing"),
+        (
+            {"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": "a day", "NOTIFICATION_TOPIC_ARN": TOPIC},
+            "WAIT_TTL_SECONDS: Input should be a valid integer",
+        ),
+        (
+            {"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": "0", "NOTIFICATION_TOPIC_ARN": TOPIC},
+            "WAIT_TTL_SECONDS: Input should be greater than 0",
+        ),
+        ({"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": "7200"}, "NOTIFICATION_TOPIC_ARN: required field is missing"),
     ],
 )
 def test_register_wait_environment_names_the_missing_or_bad_variable(environ: dict[str, str], message: str) -> None:
@@ -325,16 +349,20 @@ def test_register_wait_environment_names_the_missing_or_bad_variable(environ: di
 def handler(dynamodb: Any, clients: Clients, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("LOCK_TABLE_NAME", TABLE)
     monkeypatch.setenv("WAIT_TTL_SECONDS", str(TTL))
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", TOPIC)
     module = importlib.import_module("register_wait.handler")
     monkeypatch.setattr(module, "wait_table", lambda: WaitTable(TABLE, dynamodb))
     monkeypatch.setattr(module, "task_tokens", lambda: TaskTokens(clients.stepfunctions))
     monkeypatch.setattr(module, "autoscaling", lambda: AutoScaling(clients.autoscaling))
     monkeypatch.setattr(module, "imagebuilder", lambda: ImageBuilder(clients.imagebuilder))
+    monkeypatch.setattr(module, "notifications", lambda: Notifications(TOPIC, clients.sns))
     monkeypatch.setattr(module, "now", lambda: NOW)
     monkeypatch.setattr(
         module,
         "ENV",
-        RegisterWaitEnvironment.model_validate({"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": TTL}),
+        RegisterWaitEnvironment.model_validate(
+            {"LOCK_TABLE_NAME": TABLE, "WAIT_TTL_SECONDS": TTL, "NOTIFICATION_TOPIC_ARN": TOPIC}
+        ),
     )
     return module
 
@@ -404,3 +432,106 @@ def test_handler_rejects_bad_payloads_before_writing_or_calling_aws(
     with pytest.raises(InvalidInput, match=message):
         handler.lambda_handler(event, lambda_context)
     assert items(dynamodb) == {}
+
+
+# --- approvals: the token stays in the table, the mail says how to answer -------------------------------------
+
+APPROVAL_ID = f"{EXECUTION}#prod"
+
+
+def approval_payload(**changes: Any) -> dict[str, Any]:
+    """What the ASL's WaitForApproval sends."""
+    payload: dict[str, Any] = {
+        "taskToken": TOKEN,
+        "executionId": EXECUTION,
+        "kind": "approval",
+        "resourceId": APPROVAL_ID,
+        "autoScalingGroupName": None,
+        "approval": {
+            "stage": "prod",
+            "amiId": AMI,
+            "commit": COMMIT,
+            "images": None,
+            "timeoutSeconds": APPROVAL_TIMEOUT,
+        },
+    }
+    return {**payload, **changes}
+
+
+def expected_mail() -> dict[str, Any]:
+    return {
+        "event": "ApprovalRequested",
+        "stage": "prod",
+        "executionId": EXECUTION,
+        "amiId": AMI,
+        "commit": COMMIT,
+        "images": None,
+        "requestedAt": "2025-06-15T15:06:40Z",  # NOW
+        "expiresAt": "2025-06-18T15:06:40Z",  # NOW + 72 h
+        "timeoutHours": 72.0,
+        "approve": f"python scripts/approval.py approve {EXECUTION} --stage prod",
+        "reject": f"python scripts/approval.py reject {EXECUTION} --stage prod --reason '...'",
+    }
+
+
+def test_an_approval_stores_its_token_in_the_table_and_mails_the_request_without_it(
+    handler: Any, clients: Clients, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given the mail the approvers get (exact: no token, the deadline, the commands)
+    clients.expect_mail("Deployment waiting for approval", expected_mail())
+    # When the state machine asks for prod's approval
+    output = handler.lambda_handler(approval_payload(), lambda_context)
+    # Then the token is in the approval's wait item only, which outlives the approval by the wait TTL;
+    # nothing was looked at and nothing resumed: only a person ends an approval
+    assert output == {"registered": True, "alreadyDone": False, "status": None}
+    assert items(dynamodb) == {
+        f"wait#approval#{APPROVAL_ID}": {
+            "taskToken": TOKEN,
+            "executionId": EXECUTION,
+            "kind": "approval",
+            "resourceId": APPROVAL_ID,
+            "expiresAt": str(NOW + APPROVAL_TIMEOUT + TTL),
+        }
+    }
+    clients.assert_all_used()
+
+
+def test_an_approval_whose_mail_fails_fails_the_step_with_its_token_stored(clients: Clients, dynamodb: Any) -> None:
+    # Given SNS refusing the publish
+    clients.sns_stub.add_client_error("publish", "AuthorizationError", http_status_code=403)
+    request = RegisterWaitInput.model_validate(approval_payload())
+    # When / Then the step fails (nobody would know to answer), after the item was written: a retry rewrites it
+    with pytest.raises(ClientError, match="AuthorizationError"):
+        run(request, clients, dynamodb)
+    assert list(items(dynamodb)) == [f"wait#approval#{APPROVAL_ID}"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (approval_payload(approval=None), "approval: required when kind is 'approval'"),
+        (approval_payload(resourceId=EXECUTION), "resourceId: must be '<executionId>#<approval.stage>'"),
+        (approval_payload(resourceId=f"{EXECUTION}#test"), "resourceId: must be '<executionId>#<approval.stage>'"),
+        (
+            {**VALID, "autoScalingGroupName": GROUP, "approval": approval_payload()["approval"]},
+            "approval: only for kind 'approval', not 'refresh'",
+        ),
+        (approval_payload(approval={**approval_payload()["approval"], "timeoutSeconds": 0}), "timeoutSeconds"),
+        (approval_payload(approval={**approval_payload()["approval"], "stage": "a#b"}), "stage"),
+    ],
+)
+def test_handler_rejects_bad_approval_payloads_before_writing_or_mailing(
+    handler: Any, clients: Clients, dynamodb: Any, lambda_context: Any, event: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        handler.lambda_handler(event, lambda_context)
+    assert items(dynamodb) == {}
+    clients.assert_all_used()
+
+
+def test_the_approval_mail_quotes_what_a_shell_would_split() -> None:
+    # An execution name may hold characters a shell reads (Step Functions allows e.g. '!' and '='): quoted.
+    approve, reject = logic.approval_commands(f"{EXECUTION}!x", "prod")
+
+    assert approve == f"python scripts/approval.py approve '{EXECUTION}!x' --stage prod"
+    assert reject.startswith(f"python scripts/approval.py reject '{EXECUTION}!x' --stage prod --reason")

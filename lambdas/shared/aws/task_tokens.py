@@ -10,6 +10,11 @@ Putting an item overwrites the previous one of the same resource (the newest tok
 conditional on the token, so a relay that read an old token never removes the item of a newer one.
 SendTaskSuccess answering that the task is already closed (TaskTimedOut, InvalidToken, TaskDoesNotExist,
 botocore's stepfunctions model) is an outcome, not an error: the execution moved on without the event.
+
+Approvals are wait items too (kind "approval", resource id "<execution ARN>#<stage>"): the token never leaves
+the table, and `answer_approval` is the one way to answer one, for scripts/approval.py (under the approver's
+own IAM identity) and for the rehearsal alike. Who may read the items is the approvers' managed policy
+(stacks/approvals.py: `dynamodb:LeadingKeys` on "wait#approval#<this state machine's executions>").
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from shared.aws.clients import adapter_client
 
 KEY_PREFIX = "wait#"
+APPROVAL = "approval"  # the wait kind of an approval
+APPROVAL_PREFIX = f"{KEY_PREFIX}{APPROVAL}#"
+# The error a rejection sends (SendTaskFailure); the ASL's WaitForApproval ends any error but States.Timeout as
+# ApprovalRejected. botocore's stepfunctions model: SendTaskFailure `error` is at most 256 characters, `cause`
+# at most 32,768.
+REJECTED = "Rejected"
+MAX_CAUSE_LENGTH = 32768
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 # SendTaskSuccess errors meaning the task this token stood for is closed, or never was one.
 TASK_CLOSED_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -31,6 +43,12 @@ TASK_CLOSED_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist
 
 def wait_key(kind: str, resource_id: str) -> str:
     return f"{KEY_PREFIX}{kind}#{resource_id}"
+
+
+def approval_resource_id(execution_arn: str, stage: str) -> str:
+    """The resource id of a stage's approval in one execution (the ASL builds the same with States.Format):
+    stage names never hold '#' (shared.config.Stage), so the stage is what follows the last one."""
+    return f"{execution_arn}#{stage}"
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,71 @@ class TaskTokens:
                 return TokenDelivery(delivered=False, code=code, message=message)
             raise
         return TokenDelivery(delivered=True)
+
+    def send_failure(self, task_token: str, error: str, cause: str) -> TokenDelivery:
+        """SendTaskFailure (the cause cut to the API's 32,768 characters); a closed task is an outcome."""
+        try:
+            self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:MAX_CAUSE_LENGTH])
+        except ClientError as exc:
+            code, message = _error(exc)
+            if code in TASK_CLOSED_CODES:
+                return TokenDelivery(delivered=False, code=code, message=message)
+            raise
+        return TokenDelivery(delivered=True)
+
+
+Decision = Literal["approve", "reject"]
+
+
+class NoPendingApprovalError(LookupError):
+    """No approval item for this execution and stage: never requested, already answered, or not yet written."""
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    """What answering did. `delivered` False: the task was already closed (`code`: TaskTimedOut, InvalidToken...),
+    the answer changed nothing; the stale item is deleted either way."""
+
+    execution_id: str
+    stage: str
+    decision: Decision
+    delivered: bool
+    code: str | None = None
+    message: str = ""
+    item_deleted: bool = False
+
+
+def answer_approval(
+    waits: WaitTable,
+    tokens: TaskTokens,
+    execution_arn: str,
+    stage: str,
+    decision: Decision,
+    reason: str | None = None,
+) -> ApprovalAnswer:
+    """Approve (SendTaskSuccess) or reject (SendTaskFailure, error `Rejected`) the stage's pending approval with the
+    token its wait item holds, then delete the item if it still holds that token. Raises NoPendingApprovalError."""
+    resource_id = approval_resource_id(execution_arn, stage)
+    item = waits.get(APPROVAL, resource_id)
+    if item is None:
+        raise NoPendingApprovalError(
+            f"no pending approval for stage {stage!r} of {execution_arn} (never requested, already answered, "
+            "or requested a moment ago and not written yet)"
+        )
+    if decision == "approve":
+        output: dict[str, Any] = {"decision": "approved", "stage": stage}
+        if reason:
+            output["reason"] = reason
+        delivery = tokens.send_success(item.task_token, output)
+    else:
+        delivery = tokens.send_failure(item.task_token, REJECTED, reason or f"stage {stage} rejected")
+    deleted = waits.delete_if_token(APPROVAL, resource_id, item.task_token)
+    return ApprovalAnswer(
+        execution_id=execution_arn,
+        stage=stage,
+        decision=decision,
+        delivered=delivery.delivered,
+        code=delivery.code,
+        message=delivery.message,
+        item_deleted=deleted,
+    )
