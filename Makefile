@@ -8,7 +8,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth rehearse start bench test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse start restore-image approve reject bench test lint check diff deploy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -66,6 +66,11 @@ start: setup
 	$(PY) scripts/start_deployment.py $(ACTION) \
 	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
 	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print)
+
+## Undo a prune: make restore-image AMI=ami-… [REGION=…] [DRY_RUN=1] (README "Undoing a prune")
+restore-image: setup
+	@test -n "$(AMI)" || { echo "usage: make restore-image AMI=ami-... [REGION=eu-west-1] [DRY_RUN=1]"; exit 2; }
+	$(PY) scripts/restore_image.py $(AMI) $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
 
 diff: setup
 	$(CDK) diff
