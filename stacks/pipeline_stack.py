@@ -10,6 +10,7 @@ from constructs import Construct
 
 from lambdas.shared import tags as tag_keys
 from lambdas.shared.recipes import app_recipe_name_pattern
+from stacks.approvals import Approvals
 from stacks.config import PipelineConfig
 from stacks.deploy_workflow import DeployWorkflow
 from stacks.example_fleet import ExampleFleet
@@ -35,6 +36,7 @@ class PipelineStack(Stack):
         if triggers.webhook_function:
             workflow.state_machine.grant_start_execution(triggers.webhook_function)
 
+        Approvals(self, "Approvals", table=workflow.lock_table, state_machine_name=f"{config.application}-deploy")
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=workflow.topic.topic_arn)
         CfnOutput(self, "BasePipelineArn", value=images.base.pipeline.attr_arn)

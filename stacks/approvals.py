@@ -1,0 +1,98 @@
+"""The approvers' managed policy: what `scripts/approval.py` needs to answer a stage's approval, and nothing more.
+
+An approval's task token lives in the lock table's wait item `wait#approval#<execution ARN>#<stage>` (written by
+register_wait); it is in no mail and no log. Attach this policy (stack output `ApproverPolicyArn`) to the people
+or the role who may approve: it reads and deletes those items only, of this state machine's executions only,
+answers the task (SendTaskSuccess/SendTaskFailure), describes this state machine's executions, and reads the
+stack's outputs (the table's name).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, wildcard_resource
+
+# The key prefix of approval wait items: shared.aws.task_tokens.APPROVAL_PREFIX (tests/infra/test_approvals.py pins
+# that both agree; the Lambda code's imports do not resolve from the CDK app).
+APPROVAL_PREFIX = "wait#approval#"
+
+# The stack outputs scripts/approval.py reads.
+POLICY_OUTPUT = "ApproverPolicyArn"
+TABLE_OUTPUT = "LockTableName"
+
+
+class Approvals(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, table: dynamodb.ITable, state_machine_name: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # This state machine's executions: arn:<partition>:states:<region>:<account>:execution:<machine>:<name>
+        # (Service Authorization Reference, AWS Step Functions, resource type "execution":
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html).
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.policy = iam.ManagedPolicy(
+            self,
+            "ApproverPolicy",
+            description=f"Approve or reject the approval stages of {state_machine_name} (scripts/approval.py)",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ApprovalItemsOnly",
+                    actions=["dynamodb:GetItem", "dynamodb:DeleteItem"],
+                    resources=[table.table_arn],
+                    # dynamodb:LeadingKeys is the item's partition key value (DynamoDB Developer Guide, "Using IAM
+                    # policy conditions for fine-grained access control":
+                    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html),
+                    # a multivalued key, hence ForAllValues. ForAllValues "also returns true if there are no context
+                    # keys in the request" (IAM User Guide, "Multivalued context keys examples":
+                    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition_examples-multi-valued-context-keys.html),
+                    # so Null false requires the key. Lock items never start with "wait#" (task_tokens.py).
+                    conditions={
+                        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_PREFIX}{executions}"]},
+                        "Null": {"dynamodb:LeadingKeys": "false"},
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="AnswerApprovals",
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                    # The Service Authorization Reference lists no resource types for SendTaskSuccess and
+                    # SendTaskFailure (same page): only "*" applies. The token itself is what limits the answer
+                    # to one task, and only this policy's holders can read approval tokens.
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeThisStateMachinesExecutions",
+                    actions=["states:DescribeExecution"],
+                    resources=[executions],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTheStacksOutputs",
+                    # DescribeStacks takes the stack resource type (Service Authorization Reference, AWS
+                    # CloudFormation: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
+                    actions=["cloudformation:DescribeStacks"],
+                    resources=[stack.stack_id],
+                ),
+            ],
+        )
+        # The table is encrypted with the AWS managed key: its key policy lets every principal of the account who
+        # may use DynamoDB use it through DynamoDB, so no kms: grant is needed (DynamoDB Developer Guide, "DynamoDB
+        # encryption at rest": https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/EncryptionAtRest.html).
+        acknowledge(
+            self.policy,
+            "SendTaskSuccess/SendTaskFailure have no resource types; only approvers can read an approval's token",
+            wildcard_resource("*"),
+        )
+        acknowledge(
+            self.policy,
+            "DescribeExecution on this state machine's executions, whose names are not known before they start",
+            wildcard_resource(f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{state_machine_name}:*"),
+        )
+        CfnOutput(stack, POLICY_OUTPUT, value=self.policy.managed_policy_arn)
+        CfnOutput(stack, TABLE_OUTPUT, value=table.table_name)

@@ -1,0 +1,147 @@
+"""stacks/approvals.py: the approvers' managed policy reads and deletes approval items of this state machine only,
+answers tasks, describes this state machine's executions; the outputs scripts/approval.py reads."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from rehearsal.iam import AuthorizationRequest
+from rehearsal.iam.policy import evaluate
+from stacks import approvals
+from tests.infra.conftest import Synthesized
+
+# The Lambda code's adapter, imported as the runtime names it (the infra mypy pass knows it as lambdas.shared).
+task_tokens: Any = importlib.import_module("shared.aws.task_tokens")
+APPROVAL_PREFIX, wait_key = task_tokens.APPROVAL_PREFIX, task_tokens.wait_key
+
+PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "123456789012"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/web-app-ami-pipeline/0a1b2c3d"
+TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/web-app-locks"
+EXECUTIONS = f"arn:aws:states:{REGION}:{ACCOUNT}:execution"
+MINE = f"{EXECUTIONS}:web-app-deploy:push-3f2c1e9"
+
+
+def rendered(value: Any, table_id: str) -> Any:
+    """The policy as IAM sees it in account ACCOUNT: pseudo parameters, the table's ARN and Fn::Join resolved."""
+    if isinstance(value, list):
+        return [rendered(v, table_id) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(rendered(p, table_id)) for p in parts)
+    if "Ref" in value:
+        pseudo = {
+            "AWS::Partition": PARTITION,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackId": STACK_ID,
+        }
+        return pseudo[value["Ref"]]
+    if "Fn::GetAtt" in value:
+        assert value["Fn::GetAtt"] == [table_id, "Arn"], value
+        return TABLE_ARN
+    return {k: rendered(v, table_id) for k, v in value.items()}
+
+
+@pytest.fixture(scope="module")
+def policy(synthesized: Synthesized) -> dict[str, Any]:
+    (managed,) = [
+        p for p in synthesized.resources("AWS::IAM::ManagedPolicy").values()
+        if "approval stages" in p["Properties"].get("Description", "")
+    ]  # fmt: skip
+    (table_id,) = synthesized.resources("AWS::DynamoDB::Table")
+    return dict(managed["Properties"]) | {"rendered": rendered(managed["Properties"]["PolicyDocument"], table_id)}
+
+
+def decide(policy: dict[str, Any], action: str, resource: str, leading_keys: tuple[str, ...] | None = None) -> str:
+    context = {"dynamodb:LeadingKeys": leading_keys} if leading_keys is not None else {}
+    keys = frozenset({"dynamodb:LeadingKeys"}) if action.startswith("dynamodb:") else frozenset()
+    request = AuthorizationRequest(action=action, resource=resource, context=context, condition_keys=keys)
+    return evaluate({"approvers": policy["rendered"]}, request).decision
+
+
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:DeleteItem"])
+@pytest.mark.parametrize(
+    ("key", "decision"),
+    [
+        (wait_key("approval", f"{MINE}#prod"), "Allow"),
+        (wait_key("approval", f"{EXECUTIONS}:other-app-deploy:push-1#prod"), "ImplicitDeny"),  # another machine's
+        (wait_key("refresh", "c613620e-07e2-4ed2-a9e2-ef8258911ade"), "ImplicitDeny"),  # a build's or refresh's token
+        (wait_key("image", "arn:aws:imagebuilder:eu-west-1:123456789012:image/web-app-app/1.0.0/7"), "ImplicitDeny"),
+        ("web-app-test", "ImplicitDeny"),  # a lock
+    ],
+)
+def test_approvers_read_and_delete_only_this_state_machines_approval_items(
+    policy: dict[str, Any], action: str, key: str, decision: str
+) -> None:
+    assert decide(policy, action, TABLE_ARN, (key,)) == decision
+
+
+@pytest.mark.parametrize("action", ["dynamodb:Scan", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"])
+def test_approvers_neither_scan_nor_write_the_table(policy: dict[str, Any], action: str) -> None:
+    # A Scan carries no LeadingKeys: ForAllValues alone would allow it, the Null check does not
+    assert decide(policy, action, TABLE_ARN, None if action == "dynamodb:Scan" else (APPROVAL_PREFIX,)) != "Allow"
+    assert decide(policy, "dynamodb:GetItem", TABLE_ARN, None) == "ImplicitDeny"
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "decision"),
+    [
+        ("states:SendTaskSuccess", "*", "Allow"),
+        ("states:SendTaskFailure", "*", "Allow"),
+        ("states:SendTaskHeartbeat", "*", "ImplicitDeny"),
+        ("states:DescribeExecution", MINE, "Allow"),
+        ("states:DescribeExecution", f"{EXECUTIONS}:other-app-deploy:push-1", "ImplicitDeny"),
+        ("states:GetExecutionHistory", MINE, "ImplicitDeny"),  # the history shows every task's token
+        ("states:StopExecution", MINE, "ImplicitDeny"),
+        ("cloudformation:DescribeStacks", STACK_ID, "Allow"),
+    ],
+)
+def test_approvers_answer_tasks_and_describe_this_state_machines_executions(
+    policy: dict[str, Any], action: str, resource: str, decision: str
+) -> None:
+    assert decide(policy, action, resource) == decision
+
+
+def test_the_policy_is_attached_to_nobody_by_the_stack(policy: dict[str, Any]) -> None:
+    # Who approves is the account's decision: attach the ApproverPolicyArn output's policy to them.
+    assert not {"Roles", "Users", "Groups"} & set(policy)
+
+
+def test_the_stack_outputs_what_scripts_approval_reads(synthesized: Synthesized) -> None:
+    script = importlib.import_module("scripts.approval")
+    outputs = synthesized.json["Outputs"]
+    (policy_id,) = [
+        k for k, p in synthesized.resources("AWS::IAM::ManagedPolicy").items()
+        if "approval stages" in p["Properties"].get("Description", "")
+    ]  # fmt: skip
+    (table_id,) = synthesized.resources("AWS::DynamoDB::Table")
+
+    assert script.POLICY_OUTPUT == approvals.POLICY_OUTPUT
+    assert script.TABLE_OUTPUT == approvals.TABLE_OUTPUT
+    assert outputs[approvals.POLICY_OUTPUT]["Value"] == {"Ref": policy_id}
+    assert outputs[approvals.TABLE_OUTPUT]["Value"] == {"Ref": table_id}
+
+
+def test_the_policys_key_prefix_is_the_approval_items_own() -> None:
+    assert approvals.APPROVAL_PREFIX == APPROVAL_PREFIX == wait_key("approval", "")
+
+
+def test_register_wait_may_mail_the_approval_request_to_the_topic(synthesized: Synthesized) -> None:
+    (topic_id,) = synthesized.resources("AWS::SNS::Topic")
+    functions = synthesized.resources("AWS::Lambda::Function").values()
+    (register,) = [f for f in functions if "register_wait" in str(f["Properties"].get("Handler", ""))]
+    role = register["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    assert register["Properties"]["Environment"]["Variables"]["NOTIFICATION_TOPIC_ARN"] == {"Ref": topic_id}
+    assert any(s["Action"] == "sns:Publish" and s["Resource"] == {"Ref": topic_id} for s in statements)
