@@ -69,8 +69,12 @@ class World:
 def _image(ec2_backend: Any, instance_id: str, app: str, pipeline: str, created: datetime, tags: dict[str, str]) -> str:
     ami = ec2_backend.create_image(instance_id, f"{app}-{pipeline}-{created:%Y%m%d%H%M%S}", "seed", [])
     ami.creation_date = created.replace(tzinfo=None)  # moto keeps naive UTC datetimes
+    # Tagged as check_image_build tags a new AMI and its snapshots (the prune may delete only tagged snapshots).
+    snapshot = getattr(ami, "ebs_snapshot", None)
     for key, value in {"immutable-ami:application": app, "immutable-ami:pipeline": pipeline, **tags}.items():
         ami.add_tag(key, value)
+        if snapshot is not None:
+            snapshot.add_tag(key, value)
     return str(ami.id)
 
 
