@@ -128,7 +128,10 @@ def test_the_stack_outputs_what_scripts_approval_reads(synthesized: Synthesized)
 
 
 def test_the_policys_key_prefix_is_the_approval_items_own() -> None:
-    assert approvals.APPROVAL_PREFIX == APPROVAL_PREFIX == wait_key("approval", "")
+    assert approvals.APPROVAL_PREFIX == APPROVAL_PREFIX == wait_key(task_tokens.APPROVAL, "")
+    # what the ASL's WaitForApproval builds with States.Format('{}#{}', $.executionId, $.stage.name) (test_asl.py)
+    assert task_tokens.approval_resource_id("EXECUTION", "STAGE") == "EXECUTION#STAGE"
+    assert task_tokens.APPROVAL == "approval"
 
 
 def test_register_wait_may_mail_the_approval_request_to_the_topic(synthesized: Synthesized) -> None:

@@ -247,3 +247,40 @@ def test_a_check_that_fails_for_good_still_cancels_the_builds_it_was_watching() 
     assert [(c["ErrorEquals"], c["ResultPath"], c["Next"]) for c in states["CheckImageBuild"]["Catch"]] == [
         (["States.ALL"], "$.error", "CancelUnfinishedBuilds")
     ]
+
+
+# --- approvals: the task token is in no message ------------------------------------------------------------------
+
+
+def references_task_token(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(references_task_token(v) for v in value.values())
+    if isinstance(value, list):
+        return any(references_task_token(v) for v in value)
+    return isinstance(value, str) and "$$.Task.Token" in value
+
+
+def test_no_sns_publish_carries_a_task_token() -> None:
+    # Anyone who reads the mail and may call SendTaskSuccess (granted on "*": it has no resource types) could answer
+    # the task with it: approve a stage. No publish waits for a token, and no Message names one.
+    publishes = [(n, s) for n, s in all_states(asl()["States"]) if ":::sns:publish" in s.get("Resource", "")]
+
+    assert publishes
+    for name, state in publishes:
+        assert not state["Resource"].endswith(".waitForTaskToken"), name
+        assert not references_task_token(state["Parameters"].get("Message")), name
+        assert not references_task_token(state["Parameters"].get("Message.$")), name
+
+
+def test_an_approval_waits_on_register_wait_which_keeps_its_token_in_the_table() -> None:
+    approval = asl()["States"]["DeployStages"]["ItemProcessor"]["States"]["WaitForApproval"]
+    payload = lambda_payload(approval)
+
+    assert approval["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert approval["Parameters"]["FunctionName"] == "${RegisterWaitFunctionArn}"
+    assert payload["kind"] == "approval"  # shared.aws.task_tokens.APPROVAL (tests/infra/test_approvals.py)
+    assert payload["taskToken.$"] == "$$.Task.Token"
+    # the resource id register_wait checks and scripts/approval.py looks up (task_tokens.approval_resource_id)
+    assert payload["resourceId.$"] == "States.Format('{}#{}', $.executionId, $.stage.name)"
+    assert payload["approval"]["stage.$"] == "$.stage.name"
+    assert payload["approval"]["timeoutSeconds.$"] == approval["TimeoutSecondsPath"]
