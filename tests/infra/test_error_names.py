@@ -32,6 +32,7 @@ import botocore.session
 import pytest
 
 from lambdas.shared import errors as deploy_errors_module
+from lambdas.shared.aws.task_tokens import REJECTED
 from stacks.deploy_workflow import ASL_FILE, STEPS
 from stacks.lambda_function import camel
 from tests.infra.test_asl import all_states
@@ -187,6 +188,9 @@ def why_it_cannot_arrive(error: str, state: dict[str, Any]) -> str | None:
         return None
     if error.startswith("States."):
         return "not a States error name the Step Functions docs define"
+    # A task waiting for its token fails with whatever error the SendTaskFailure names: the approval command's.
+    if state.get("Resource", "").endswith(".waitForTaskToken") and error == REJECTED:
+        return None if "approval" in json.dumps(state.get("Parameters", {})) else "only an approval is rejected"
     kind = integration(state)
     if kind == "sns":
         return None if error in sns_publish_errors() else "not an error SNS Publish returns"
