@@ -67,6 +67,15 @@ start: setup
 	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
 	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print)
 
+## Answer a pending approval under your own credentials: make approve EXECUTION=… [STAGE=prod] [REASON=…]
+approve: setup
+	@test -n "$(EXECUTION)" || { echo "usage: make approve EXECUTION=<execution ARN or name> [STAGE=...] [REASON=...]"; exit 2; }
+	$(PY) scripts/approval.py approve "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
+
+reject: setup
+	@test -n "$(EXECUTION)" || { echo "usage: make reject EXECUTION=<execution ARN or name> [STAGE=...] [REASON=...]"; exit 2; }
+	$(PY) scripts/approval.py reject "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
+
 ## Undo a prune: make restore-image AMI=ami-… [REGION=…] [DRY_RUN=1] (README "Undoing a prune")
 restore-image: setup
 	@test -n "$(AMI)" || { echo "usage: make restore-image AMI=ami-... [REGION=eu-west-1] [DRY_RUN=1]"; exit 2; }
