@@ -20,7 +20,7 @@ own IAM identity) and for the rehearsal alike. Who may read the items is the app
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,27 +133,29 @@ class TaskTokens:
 
     def send_success(self, task_token: str, output: Mapping[str, Any]) -> TokenDelivery:
         """SendTaskSuccess with `output` as compact JSON (sorted keys); a closed task is an outcome."""
-        try:
-            self._sfn.send_task_success(
+        return _deliver(
+            lambda: self._sfn.send_task_success(
                 taskToken=task_token, output=json.dumps(output, sort_keys=True, separators=(",", ":"))
             )
-        except ClientError as exc:
-            code, message = _error(exc)
-            if code in TASK_CLOSED_CODES:
-                return TokenDelivery(delivered=False, code=code, message=message)
-            raise
-        return TokenDelivery(delivered=True)
+        )
 
     def send_failure(self, task_token: str, error: str, cause: str) -> TokenDelivery:
         """SendTaskFailure (the cause cut to the API's 32,768 characters); a closed task is an outcome."""
-        try:
-            self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:MAX_CAUSE_LENGTH])
-        except ClientError as exc:
-            code, message = _error(exc)
-            if code in TASK_CLOSED_CODES:
-                return TokenDelivery(delivered=False, code=code, message=message)
-            raise
-        return TokenDelivery(delivered=True)
+        return _deliver(
+            lambda: self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:MAX_CAUSE_LENGTH])
+        )
+
+
+def _deliver(send: Callable[[], object]) -> TokenDelivery:
+    """One SendTask* call: delivered, or the task was already closed (an outcome, not an error)."""
+    try:
+        send()
+    except ClientError as exc:
+        code, message = _error(exc)
+        if code in TASK_CLOSED_CODES:
+            return TokenDelivery(delivered=False, code=code, message=message)
+        raise
+    return TokenDelivery(delivered=True)
 
 
 Decision = Literal["approve", "reject"]
