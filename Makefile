@@ -49,7 +49,7 @@ lint: setup
 	$(VENV)/bin/mypy lambdas tests/unit scripts
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q --durations=15
 
 ## What CI runs (.ci/run) and the README's test command.
 check: lint test

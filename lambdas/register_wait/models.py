@@ -84,4 +84,7 @@ class RegisterWaitEnvironment(BaseModel):
     lock_table_name: str = Field(alias="LOCK_TABLE_NAME", min_length=1)
     wait_ttl_seconds: int = Field(alias="WAIT_TTL_SECONDS", gt=0)
     # Where the approval requests go (kind approval).
-    topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    topic_arn: str = Field(
+        alias="NOTIFICATION_TOPIC_ARN",
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$",
+    )

@@ -128,6 +128,8 @@ def test_without_credentials_it_says_so(monkeypatch: pytest.MonkeyPatch, capsys:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # boto3's default session caches the credentials an earlier test in this worker resolved: start afresh
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert restore_image.main([AMI, "--region", REGION]) == 2
     assert "no AWS credentials" in capsys.readouterr().err
 
