@@ -18,8 +18,9 @@ from constructs import Construct
 
 from stacks.checkov import skip
 from stacks.config import PipelineConfig
+from stacks.image_builder import ssm_agent_statements
 from stacks.lambda_function import retention
-from stacks.nag import acknowledge, managed_policy
+from stacks.nag import acknowledge, wildcard_resource
 
 USER_DATA = """#!/bin/bash
 set -euo pipefail
@@ -53,12 +54,11 @@ class ExampleFleet(Construct):
             self, "InstanceSecurityGroup", vpc=self.vpc, description="Example fleet: from the ALB"
         )
         instance_sg.add_ingress_rule(alb_sg, ec2.Port.tcp(80), "HTTP from the ALB only")
-        role = iam.Role(
-            self,
-            "InstanceRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
-        )
+        # Session Manager access without AmazonSSMManagedInstanceCore's account-wide ssm:GetParameter(s): the
+        # agent's own statements only, as the build instances have them (stacks/image_builder.py).
+        role = iam.Role(self, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+        for statement in ssm_agent_statements():
+            role.add_to_policy(statement)
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
@@ -102,7 +102,14 @@ class ExampleFleet(Construct):
         acknowledge(alb_sg, "The example ALB serves a public demo page on port 80", "AwsSolutions-EC23")
         acknowledge(alb, "A sandbox example; enable access logs for a real fleet", "AwsSolutions-ELB2")
         acknowledge(
-            role, "Session Manager access to the example instances", managed_policy("AmazonSSMManagedInstanceCore")
+            role,
+            "The SSM agent's registration, Run Command and session actions act on the calling instance itself",
+            wildcard_resource("*"),
+        )
+        skip(
+            role.node.find_child("DefaultPolicy"),
+            "The SSM agent's own calls (UpdateInstanceInformation, ssmmessages, ec2messages) have no resource types",
+            "CKV_AWS_111",
         )
         demo = "The optional sandbox example serves a public demo page over plain HTTP; a real fleet brings its own"
         skip(alb_sg, demo, "CKV_AWS_260")

@@ -48,8 +48,8 @@ FILLED_COMPONENTS = {"app-install": "install", "app-test": "test"}
 # with them. No component here reads a parameter: app-install, app-test, base-hardening and ansible-playbook
 # name none, and aws:update-linux updates the OS packages (the UpdateOS action module; the managed component's
 # document is not published, so a parameter it needed would fail the build, visibly, rather than leak).
-def _ssm_agent_statements() -> tuple[iam.PolicyStatement, ...]:
-    """The build instance role's SSM agent statements (new objects for each role)."""
+def ssm_agent_statements() -> tuple[iam.PolicyStatement, ...]:
+    """An instance role's SSM agent statements, without any parameter read (new objects for each role)."""
     return (
         # The agent registers and reports the instance, and runs the State Manager associations, inventory, patch
         # and Distributor calls the managed policy grants; each acts on the calling managed instance.
@@ -197,10 +197,10 @@ class ImageBuilderPipelines(Construct):
             # resources; no SSM parameter read. It "does not include permissions required to use the Systems
             # Manager Agent" ("Use AWS managed policies for EC2 Image Builder",
             # https://docs.aws.amazon.com/imagebuilder/latest/userguide/security-iam-awsmanpol.html#sec-iam-manpol-EC2InstanceProfileForImageBuilder),
-            # which runs the components: those are the inline _ssm_agent_statements.
+            # which runs the components: those are the inline ssm_agent_statements.
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder")],
         )
-        for statement in _ssm_agent_statements():
+        for statement in ssm_agent_statements():
             role.add_to_policy(statement)
         source = config.source
         if source and source.type == "codecommit":

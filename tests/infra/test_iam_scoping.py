@@ -190,15 +190,14 @@ UNSCOPED: dict[str, str] = {
             "ec2messages:FailMessage",
             "ec2messages:SendReply",
         ],
-        "The build instance's SSM agent reports and takes commands for its own instance, as "
-        "AmazonSSMManagedInstanceCore grants them (on *)",
+        "An instance's SSM agent (build instances, the example fleet) reports and takes commands for its own "
+        "instance, as AmazonSSMManagedInstanceCore grants them (on *)",
     ),
 }
 
 # AWS managed policies a role may hold, with the reason.
 MANAGED_POLICIES = {
     "EC2InstanceProfileForImageBuilder": "Image Builder's instance permissions; no SSM parameter read",
-    "AmazonSSMManagedInstanceCore": "The optional example fleet's instances only (exampleFleet.enabled)",
 }
 
 
@@ -287,6 +286,20 @@ def test_every_exception_is_still_needed(request: pytest.FixtureRequest) -> None
 def test_only_the_listed_aws_managed_policies_are_attached(variant: Synthesized) -> None:
     held = {name for names in managed_policy_names(variant).values() for name in names}
     assert held <= set(MANAGED_POLICIES)
+
+
+def test_no_instance_role_reads_an_ssm_parameter(variant: Synthesized) -> None:
+    # Given every role EC2 instances assume (build instances, the example fleet)
+    instance_roles = [
+        lid
+        for lid, role in variant.resources("AWS::IAM::Role").items()
+        if "ec2.amazonaws.com" in str(role["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert instance_roles
+    for role in instance_roles:
+        actions = {a.lower() for g in grants(variant) if role in g.roles for a in g.actions}
+        assert not {a for a in actions if a.startswith("ssm:getparameter") or a in ("ssm:*", "*")}, role
+        assert "AmazonSSMManagedInstanceCore" not in managed_policy_names(variant).get(role, set()), role
 
 
 def test_the_build_instance_reads_no_ssm_parameter(variant: Synthesized) -> None:
