@@ -61,11 +61,12 @@ bench: setup
 snapshot-update: setup
 	$(PY) -m pytest -q tests/infra/test_snapshot.py --snapshot-update
 
-## A manual run: make start ACTION=deploy COMMIT=… [STAGES=a,b] [DRY_RUN=1] [PRINT=1]
+## A manual run: make start ACTION=deploy COMMIT=… [STAGES=a,b] [DRY_RUN=1] [PRINT=1] [REGION=…] [STACK=…]
 start: setup
 	$(PY) scripts/start_deployment.py $(ACTION) \
 	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
-	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print)
+	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print) \
+	  $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
 
 ## Answer a pending approval under your own credentials: make approve EXECUTION=… [STAGE=prod] [REASON=…]
 approve: setup

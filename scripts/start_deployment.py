@@ -10,7 +10,9 @@
 Checks that need AWS (is the commit in the CodeCommit repository, is the AMI ours, is it still kept) happen in
 the state machine's first state.
 The state machine ARN comes from --state-machine-arn, $STATE_MACHINE_ARN, or the stack's
-StateMachineArn output (CloudFormation, stack `<application>-ami-pipeline`). The input is checked
+StateMachineArn output (CloudFormation, stack `<application>-ami-pipeline`, the application of cdk.json, or
+--stack; in --region or your default region). The execution starts in the state machine's own region (from its
+ARN). Without credentials or a region it says so, and it prints how to follow the run. The input is checked
 with the state machine's own first-state checks (shape, combinations, source, stages) against the
 configuration in cdk.json, so a typo fails here, not in AWS. A commit is the full 40-hex SHA: a short one can
 name a tag or branch, and is refused (`git rev-parse <sha>` prints the full one).
@@ -62,19 +64,67 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
-def state_machine_arn(args: argparse.Namespace) -> str:
+class StartError(RuntimeError):
+    """What stops a start before anything runs, said in one line."""
+
+
+def stack_name(args: argparse.Namespace, config: DeployConfig) -> str:
+    """--stack, else the stack app.py names for the configured application."""
+    return str(args.stack or f"{config.application}-ami-pipeline")
+
+
+def region_of(arn: str) -> str:
+    """The region field of an ARN (arn:partition:service:region:account:resource)."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[3]:
+        raise StartError(f"{arn!r} is not a state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)")
+    return parts[3]
+
+
+def state_machine_arn(args: argparse.Namespace, config: DeployConfig, session: Any) -> str:
+    """--state-machine-arn, $STATE_MACHINE_ARN, or the stack's StateMachineArn output."""
     if args.state_machine_arn or os.environ.get("STATE_MACHINE_ARN"):
         return str(args.state_machine_arn or os.environ["STATE_MACHINE_ARN"])
-    import boto3
+    from botocore.exceptions import ClientError
 
-    stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
-    for output in stack.get("Outputs", []):
+    name = stack_name(args, config)
+    region = args.region or session.region_name
+    if not region:
+        raise StartError("no region: pass --region, --state-machine-arn, or set AWS_REGION")
+    try:
+        stacks = session.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise StartError(
+            f"stack {name} in {region}: {error.get('Code')}: {error.get('Message')} "
+            "(deployed elsewhere? pass --region or --stack, or --state-machine-arn)"
+        ) from None
+    for output in stacks[0].get("Outputs", []):
         if output["OutputKey"] == "StateMachineArn":
             return str(output["OutputValue"])
-    raise SystemExit(f"stack {args.stack} has no StateMachineArn output")
+    raise StartError(f"stack {name} in {region} has no StateMachineArn output")
 
 
-def main(argv: list[str] | None = None) -> int:
+def follow_hint(execution_arn: str, region: str) -> str:
+    """How to follow the run: the console page and the CLI call."""
+    console = (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    )
+    return (
+        f"follow it: {console}\n"
+        f"       or: aws stepfunctions describe-execution --region {region} --execution-arn {execution_arn}"
+    )
+
+
+def start(args: argparse.Namespace, payload: str, config: DeployConfig, session: Any) -> str:
+    """StartExecution in the state machine's own region; the lines to print."""
+    arn = state_machine_arn(args, config, session)
+    region = region_of(arn)
+    execution = session.client("stepfunctions", region_name=region).start_execution(stateMachineArn=arn, input=payload)
+    return f"{execution['executionArn']}\n{follow_hint(execution['executionArn'], region)}"
+
+
+def main(argv: list[str] | None = None, session: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["deploy", "deploy-image", "rollback", "rebuild-base"])
     parser.add_argument("--commit")
@@ -85,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", help="comma-separated subset of the configured stages")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--state-machine-arn")
-    parser.add_argument("--stack", default="web-app-ami-pipeline")
+    parser.add_argument("--stack", help="the pipeline's stack (default: <application>-ami-pipeline from cdk.json)")
+    parser.add_argument("--region", help="where to look for the stack (default: your AWS configuration's)")
     parser.add_argument("--print", action="store_true", help="print the input and the aws CLI command; start nothing")
     args = parser.parse_args(argv)
 
     request = build_request(args)
+    config = deploy_config()
     try:
-        check_request(parse_request(request), deploy_config())
+        check_request(parse_request(request), config)
     except InvalidInput as exc:
         print(f"InvalidInput: {exc}", file=sys.stderr)
         return 2
@@ -102,9 +154,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aws stepfunctions start-execution --state-machine-arn {arn} --input {shlex.quote(payload)}")
         return 0
     import boto3
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-    execution = boto3.client("stepfunctions").start_execution(stateMachineArn=state_machine_arn(args), input=payload)
-    print(execution["executionArn"])
+    try:
+        print(start(args, payload, config, session or boto3.Session()))
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print("error: no AWS credentials: sign in (aws sso login, a profile, AWS_* variables) first", file=sys.stderr)
+        return 2
+    except NoRegionError:
+        print("error: no region: pass --region, --state-machine-arn, or set AWS_REGION", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"error: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return 2
     return 0
 
 
