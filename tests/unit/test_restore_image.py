@@ -3,33 +3,20 @@ Bin APIs; the Stubber checks each request against EC2's service model)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import importlib
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "restore_image.py"
 AMI = "ami-0123456789abcdef0"
 SNAPSHOT = "snap-0aaaaaaaaaaaaaaa1"
 OTHER_SNAPSHOT = "snap-0bbbbbbbbbbbbbbb2"
 REGION = "eu-west-1"
 
 
-def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("restore_image", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["restore_image"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-restore_image = load_script()
+restore_image = importlib.import_module("scripts.restore_image")  # as tests/unit/test_approval_cli.py does
 
 
 @pytest.fixture

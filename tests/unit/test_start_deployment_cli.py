@@ -3,8 +3,7 @@ machine's own region, clear errors without credentials, a region or the stack, a
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +11,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "start_deployment.py"
 MACHINE = "arn:aws:states:eu-central-1:123456789012:stateMachine:web-app-deploy"
 EXECUTION = "arn:aws:states:eu-central-1:123456789012:execution:web-app-deploy:manual-1"
 
 
-def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("start_deployment", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["start_deployment"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-start_deployment = load_script()
+start_deployment = importlib.import_module("scripts.start_deployment")  # as tests/unit/test_approval_cli.py does
 
 
 class Session:
