@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the run
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError  # noqa: E402
-from start_deployment import deploy_config  # noqa: E402
+from start_deployment import aws_failure, deploy_config  # noqa: E402
 
 from shared.aws.stepfunctions import execution_arn  # noqa: E402
 from shared.aws.task_tokens import (  # noqa: E402
@@ -51,7 +51,6 @@ TABLE_OUTPUT = "LockTableName"  # stacks/approvals.py
 POLICY_OUTPUT = "ApproverPolicyArn"
 # botocore's stepfunctions model: DescribeExecution answers these for an ARN that names no execution.
 _NO_EXECUTION = frozenset({"ExecutionDoesNotExist", "InvalidArn"})
-_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
 
 
 class ApprovalError(Exception):
@@ -170,16 +169,13 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
     except ApprovalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print("error: no AWS credentials: sign in (aws sso login, a profile, AWS_* variables) first", file=sys.stderr)
-        return 2
-    except NoRegionError:
-        print("error: no region: pass the execution's ARN, --region, or set AWS_REGION", file=sys.stderr)
-        return 2
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        hint = f" (attach the stack's {POLICY_OUTPUT} policy)" if error.get("Code") in _DENIED else ""
-        print(f"error: {error.get('Code')}: {error.get('Message')}{hint}", file=sys.stderr)
+    except (NoCredentialsError, NoRegionError, ClientError) as exc:
+        message = aws_failure(
+            exc,
+            no_region="pass the execution's ARN, --region, or set AWS_REGION",
+            denied_hint=f" (attach the stack's {POLICY_OUTPUT} policy)",
+        )
+        print(f"error: {message}", file=sys.stderr)
         return 2
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code

@@ -64,6 +64,28 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
+NO_CREDENTIALS = "no AWS credentials: sign in (aws sso login, a profile, AWS_* variables) first"
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+
+
+def aws_failure(exc: Exception, *, no_region: str, denied_hint: str = "") -> str:
+    """The one line a command prints for a failed AWS call: no credentials, no region, or the service's error."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError):
+        return NO_CREDENTIALS
+    if isinstance(exc, NoRegionError):
+        return f"no region: {no_region}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        hint = denied_hint if error.get("Code") in ACCESS_DENIED_CODES else ""
+        return f"{error.get('Code')}: {error.get('Message')}{hint}"
+    return str(exc)
+
+
+NO_REGION = "pass --region, --state-machine-arn, or set AWS_REGION"
+
+
 class StartError(RuntimeError):
     """What stops a start before anything runs, said in one line."""
 
@@ -90,7 +112,7 @@ def state_machine_arn(args: argparse.Namespace, config: DeployConfig, session: A
     name = stack_name(args, config)
     region = args.region or session.region_name
     if not region:
-        raise StartError("no region: pass --region, --state-machine-arn, or set AWS_REGION")
+        raise StartError(f"no region: {NO_REGION}")
     try:
         stacks = session.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
@@ -161,15 +183,8 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print("error: no AWS credentials: sign in (aws sso login, a profile, AWS_* variables) first", file=sys.stderr)
-        return 2
-    except NoRegionError:
-        print("error: no region: pass --region, --state-machine-arn, or set AWS_REGION", file=sys.stderr)
-        return 2
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        print(f"error: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+    except (NoCredentialsError, NoRegionError, ClientError) as exc:
+        print(f"error: {aws_failure(exc, no_region=NO_REGION)}", file=sys.stderr)
         return 2
     return 0
 
