@@ -14,7 +14,9 @@ an unauthorized caller, so the step takes its real failure path:
 | Secrets Manager | | "Common Errors" |
 
 A `partial` request (rehearsal.iam: EC2 deleting an AMI's snapshots in DeregisterImage) is not a refusal: AWS
-answers the call and reports the snapshot "missing-permissions"; such denials go to `partially_denied`, and the
+answers the call and reports the snapshot "missing-permissions" (Amazon EC2 API Reference, DeleteSnapshotReturnCode:
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSnapshotReturnCode.html); such denials go to
+`partially_denied`, and the
 emulation reads the current call's with `partial_denials()`.
 
 Every denial is recorded (`denied`: step, action, resource) and fails the scenario unless it expects it;

@@ -171,6 +171,19 @@ def approval_message(request: RegisterWaitInput, approval: ApprovalRequest, requ
     )
 
 
+def store(request: RegisterWaitInput, waits: WaitStore, *, expires_at: int) -> None:
+    """The wait item holding the request's token until `expires_at` (epoch seconds; DynamoDB's TTL removes it)."""
+    waits.put(
+        WaitItem(
+            kind=request.kind,
+            resource_id=request.resource_id,
+            task_token=request.task_token,
+            execution_id=request.execution_id,
+            expires_at=expires_at,
+        )
+    )
+
+
 def register_approval(
     request: RegisterWaitInput, *, waits: WaitStore, notifications: Publisher, ttl_seconds: int, clock: Clock
 ) -> RegisterWaitOutput:
@@ -179,15 +192,7 @@ def register_approval(
     if approval is None:  # check_request refused it already
         raise InvalidInput("approval: required when kind is 'approval'")
     now = clock()
-    waits.put(
-        WaitItem(
-            kind=request.kind,
-            resource_id=request.resource_id,
-            task_token=request.task_token,
-            execution_id=request.execution_id,
-            expires_at=now + approval.timeout_seconds + ttl_seconds,
-        )
-    )
+    store(request, waits, expires_at=now + approval.timeout_seconds + ttl_seconds)
     message = approval_message(request, approval, now)
     notifications.publish(APPROVAL_SUBJECT, message.model_dump(by_alias=True, mode="json"))
     metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
@@ -221,15 +226,7 @@ def run(
         return RegisterWaitOutput(registered=False, already_done=False, status=None)
 
     expires_at = clock() + ttl_seconds
-    waits.put(
-        WaitItem(
-            kind=request.kind,
-            resource_id=request.resource_id,
-            task_token=request.task_token,
-            execution_id=request.execution_id,
-            expires_at=expires_at,
-        )
-    )
+    store(request, waits, expires_at=expires_at)
     metrics.add_metric(name="WaitsRegistered", unit=MetricUnit.Count, value=1)
 
     status = look(request, refreshes, builds)
