@@ -9,11 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from shared.aws.task_tokens import WaitItem, WaitTable
 from tests.conftest import REGION
-from tests.unit.tables import create_coordination_table
+from tests.unit.tables import coordination_table_fixtures
 
 approval = importlib.import_module("scripts.approval")
 
@@ -71,19 +70,7 @@ class Session:
         )
 
 
-@pytest.fixture(scope="module")
-def _table() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_coordination_table(client, TABLE)
-        yield client
-
-
-@pytest.fixture
-def dynamodb(_table: Any) -> Iterator[Any]:
-    yield _table
-    for item in _table.scan(TableName=TABLE)["Items"]:
-        _table.delete_item(TableName=TABLE, Key={"target": item["target"]})
+_table, dynamodb = coordination_table_fixtures(TABLE, REGION)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 from register_wait import logic
 from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 
@@ -25,7 +24,7 @@ from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import InvalidInput
 from tests.conftest import REGION
-from tests.unit.tables import create_coordination_table
+from tests.unit.tables import coordination_table_fixtures
 
 TABLE = "web-app-locks"
 TTL = 7200
@@ -87,21 +86,7 @@ def as_sent(output: dict[str, Any]) -> str:
     return json.dumps(output, sort_keys=True, separators=(",", ":"))
 
 
-@pytest.fixture(scope="module")
-def _table() -> Iterator[Any]:
-    """One moto table per module (and xdist worker): creating it is most of a test's time."""
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_coordination_table(client, TABLE)
-        yield client
-
-
-@pytest.fixture
-def dynamodb(_table: Any) -> Iterator[Any]:
-    """The table, emptied after each test."""
-    yield _table
-    for item in _table.scan(TableName=TABLE)["Items"]:
-        _table.delete_item(TableName=TABLE, Key={"target": item["target"]})
+_table, dynamodb = coordination_table_fixtures(TABLE, REGION)
 
 
 @pytest.fixture
