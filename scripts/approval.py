@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the run
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError  # noqa: E402
-from start_deployment import aws_failure, deploy_config  # noqa: E402
+from start_deployment import aws_failure, deploy_config, stack_outputs  # noqa: E402
 
 from shared.aws.stepfunctions import execution_arn  # noqa: E402
 from shared.aws.task_tokens import (  # noqa: E402
@@ -75,10 +75,9 @@ def resolve_execution(execution: str, machine: Callable[[], str]) -> str:
 
 
 def stack_output(cloudformation: Any, stack: str, key: str) -> str:
-    outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    for output in outputs:
-        if output["OutputKey"] == key:
-            return str(output["OutputValue"])
+    outputs = stack_outputs(cloudformation, stack)
+    if key in outputs:
+        return outputs[key]
     raise ApprovalError(f"stack {stack} has no {key} output (deploy this version of the stack, or pass the value)")
 
 

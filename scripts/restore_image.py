@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # start_deployment, next to this script
-from start_deployment import deploy_config  # the configuration `cdk deploy` used
+from start_deployment import deploy_config, region_of, stack_outputs  # the configuration `cdk deploy` used
 
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _SNAPSHOT_ID = re.compile(r"^snap-[0-9a-f]{8,17}$")
@@ -118,13 +118,10 @@ def stack_region(stack: str) -> str | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        found = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        arn = stack_outputs(boto3.client("cloudformation"), stack).get("StateMachineArn")
     except (BotoCoreError, ClientError):
         return None
-    for output in found.get("Outputs", []):
-        if output["OutputKey"] == "StateMachineArn":
-            return str(output["OutputValue"]).split(":")[3]
-    return None
+    return region_of(arn) if arn else None
 
 
 def main(argv: list[str] | None = None) -> int:

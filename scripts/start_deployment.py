@@ -103,6 +103,12 @@ def region_of(arn: str) -> str:
     return parts[3]
 
 
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The stack's outputs by key (DescribeStacks; its errors propagate)."""
+    found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in found.get("Outputs", [])}
+
+
 def state_machine_arn(args: argparse.Namespace, config: DeployConfig, session: Any) -> str:
     """--state-machine-arn, $STATE_MACHINE_ARN, or the stack's StateMachineArn output."""
     if args.state_machine_arn or os.environ.get("STATE_MACHINE_ARN"):
@@ -114,16 +120,15 @@ def state_machine_arn(args: argparse.Namespace, config: DeployConfig, session: A
     if not region:
         raise StartError(f"no region: {NO_REGION}")
     try:
-        stacks = session.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"]
+        outputs = stack_outputs(session.client("cloudformation", region_name=region), name)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise StartError(
             f"stack {name} in {region}: {error.get('Code')}: {error.get('Message')} "
             "(deployed elsewhere? pass --region or --stack, or --state-machine-arn)"
         ) from None
-    for output in stacks[0].get("Outputs", []):
-        if output["OutputKey"] == "StateMachineArn":
-            return str(output["OutputValue"])
+    if "StateMachineArn" in outputs:
+        return outputs["StateMachineArn"]
     raise StartError(f"stack {name} in {region} has no StateMachineArn output")
 
 
