@@ -136,13 +136,10 @@ def baseline_asl() -> str:
             "$.prune",
             "Notify",
         ),
-        "Notify": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {"TopicArn": "${NotificationTopicArn}", "Message": {"event": "DeploymentSucceeded"}},
-            "ResultPath": None,
-            "Next": "Done",
-        },
+        # The same notify step as ours (the state machine has no SNS permission of its own).
+        "Notify": _lambda(
+            "Notify", {"event": "DeploymentSucceeded", "executionId.$": "$$.Execution.Id"}, "$.notify", "Done"
+        ),
         "Done": {"Type": "Succeed"},
     }
     return json.dumps({"Comment": "Seed-style poll loop (benchmark baseline)", "StartAt": "Validate", "States": states})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,18 @@ RUN_TIMEOUT_SECONDS = 60  # real seconds; a scenario may allow more ("wallTimeou
 # How often the harness looks at the execution and its inbox. Each look is two moto calls that hold the GIL
 # the interpreter thread needs: looking every 10 ms cost more CPU than the deployment itself.
 POLL_SECONDS = 0.05
+
+
+def notification_of(body: str) -> dict[str, Any]:
+    """A message the topic delivered to the inbox, as the harness reads it: `event`, `stage`, `executionId`, `error`.
+
+    The queue gets the publish's "default" message (MessageStructure=json: "sqs" falls back to "default"; moto 5.2.5
+    does the same for a raw-delivery SQS subscription): for the workflow's own notifications an Amazon Q Developer
+    custom notification whose structured event is `metadata.additionalContext.detail` (shared.notifications.event_of,
+    the reader the notifications' own module documents); the EventBridge rules' alerts are plain JSON."""
+    notifications = importlib.import_module("shared.notifications")  # the Lambda code root, on the path by now
+    event: dict[str, Any] = notifications.event_of(body)
+    return event
 
 
 def drive(
@@ -56,7 +67,7 @@ def drive(
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             if published is not None:
                 published.append(message["Body"])
-            body = json.loads(message["Body"])
+            body = notification_of(message["Body"])
             if body.get("event") == "ApprovalRequested":
                 notifications.append(
                     {"event": "ApprovalRequested", "stage": body["stage"], "executionId": body.get("executionId")}

@@ -11,7 +11,9 @@ from rehearsal.clock import Event, SimClock
 from rehearsal.fleet import groups_of
 from rehearsal.result import Result
 
-TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected"}
+TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected", "Superseded"}
+# How a SUCCEEDED execution may end: deployed, or superseded in the queue by a newer push (lambdas/lock).
+SUCCESS_EVENTS = {"DeploymentSucceeded", "Superseded"}
 # The tags check_image_build puts on every AMI it made, as the functions name them.
 COMMIT_TAG, BASE_IMAGE_TAG = tags.COMMIT, tags.BASE_IMAGE
 
@@ -93,7 +95,8 @@ def collect(
                 and instance["ImageId"] in initial_images
             ):
                 violations.append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
-    violations.extend(outcome_violations(description, notifications, held))
+    stopped = bool(scenario.get("stopWhen"))
+    violations.extend(outcome_violations(description, notifications, held, stopped))
     also_started = []
     for other in also:
         name = other["execution"].rsplit(":", 1)[-1]
@@ -111,6 +114,13 @@ def collect(
                 "historyEvents": len(other["history"]),
                 "lock": "held" if locked else "released",
                 "notifications": _notifications(mine),
+                "statesEntered": sorted(
+                    {
+                        e["stateEnteredEventDetails"]["name"]
+                        for e in other["history"]
+                        if e["type"].endswith("StateEntered")
+                    }
+                ),
             }
         )
     groups = groups_of(world.target_groups)
@@ -158,21 +168,21 @@ def _notifications(notifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def outcome_violations(description: dict[str, Any], notifications: list[dict[str, Any]], held: list[str]) -> list[str]:
-    """One execution's end: it released its locks, ended by itself, and sent exactly one outcome notification
-    that matches its status."""
+def outcome_violations(
+    description: dict[str, Any], notifications: list[dict[str, Any]], held: list[str], stopped: bool = False
+) -> list[str]:
+    """One execution's end: it released its locks, ended by itself (unless the scenario stopped it: `stopped`),
+    and sent exactly one outcome notification that matches its status (for a stopped one, finish_execution's)."""
     violations = []
     if held:
         violations.append(f"lock still held on {held}")
-    if description["status"] == "ABORTED":
+    if description["status"] == "ABORTED" and not stopped:
         violations.append(f"the execution did not end by itself: {description.get('cause')}")
     terminal = [n for n in notifications if n.get("event") in TERMINAL_EVENTS]
-    expected = "DeploymentSucceeded" if description["status"] == "SUCCEEDED" else None
+    succeeded = description["status"] == "SUCCEEDED"
     if len(terminal) != 1:
         violations.append(f"expected exactly one outcome notification, got {[n.get('event') for n in terminal]}")
-    elif (expected and terminal[0]["event"] != expected) or (
-        not expected and terminal[0]["event"] == "DeploymentSucceeded"
-    ):
+    elif (terminal[0]["event"] in SUCCESS_EVENTS) is not succeeded:
         violations.append(f"outcome notification {terminal[0]['event']} does not match status {description['status']}")
     return violations
 

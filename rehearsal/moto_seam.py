@@ -24,7 +24,9 @@ module is the only place that changes them:
    States.HeartbeatTimeout, as AWS does.
 6. moto records any number of history events: `EventManager.add_event` stops the execution at the
    history quota (25,000 events): that event is its ExecutionFailed, States.Runtime, and no Retry or
-   Catch runs. `Environment.set_error` keeps that failure as the execution's error.
+   Catch runs. `Environment.set_error` keeps that failure as the execution's error, and keeps a stopped
+   execution stopped: StopExecution ends it ABORTED (AWS Step Functions API Reference, StopExecution), while moto
+   lets the task it interrupted fail afterwards and turn it into FAILED.
 7. moto checks the 256 KiB payload quota on a state's output and a task's result, but lets Retry and
    Catch handle the error, and does not check a task's input after Parameters:
    `StateTaskService._before_eval_execution` checks the input, and `ErrorEqualsDecl._eval_body` lets no
@@ -231,6 +233,8 @@ def install(
     def set_error(self: Any, error: Any) -> None:
         if history.reached(self.event_manager) and moto_parts.is_error(self):
             return  # the history quota's failure is the execution's: nothing that unwinds after it replaces it
+        if moto_parts.is_stopped(self):
+            return  # stopped is final (ABORTED): the task it interrupted does not fail the execution afterwards
         original_set_error(self, error)
 
     original_environment = worker._get_evaluation_environment
@@ -305,6 +309,7 @@ class _MotoParts:
         self._name_types = name_types
         self._details = details
         self._program_error = program_state.ProgramError
+        self._program_stopped = program_state.ProgramStopped
         self.heartbeat_timeout_error = callbacks.HeartbeatTimeoutError
         self.terminal_events = {
             api.HistoryEventType.ExecutionSucceeded,
@@ -359,6 +364,9 @@ class _MotoParts:
 
     def is_error(self, env: Any) -> bool:
         return isinstance(env._program_state, self._program_error)
+
+    def is_stopped(self, env: Any) -> bool:
+        return isinstance(env._program_state, self._program_stopped)
 
 
 class _TokenWait:

@@ -152,12 +152,14 @@ def execution_ended(dispatcher: Any, state_machine: str, description: dict[str, 
 class SecondExecution:
     """`alsoStart`: another deployment starts on the same state machine while the first runs.
 
-    `{"input": {...}, "when": "<state>", "expect": {...}}`: once the first execution has entered the state `when`,
-    the harness calls StartExecution with `input`, as a second push or a person would, and drives both to their end.
-    Until the second execution has itself entered `when` (or ended, or `HOLD_REAL_SECONDS` passed), no AWS event is
-    delivered and no unanswered task token times out: its first steps take seconds where a bake takes minutes, so
-    the simulated clock does not jump past the first execution's build before the second has caught up. Each
-    execution's history is read only until it is seen in `when`.
+    `{"input": {...}, "when": "<state>", "holdUntil": "<state>", "after": "first" | "previous"}`: once the watched
+    execution (the first, or with `after: previous` the one the scenario's previous `alsoStart` started) has
+    entered the state `when`, the harness calls StartExecution with `input`, as another push or a person would, and
+    drives all of them to their end. Until the new execution has itself entered `holdUntil` (default `when`; a
+    queued push reaches `JoinQueue`, never the state the first is in), or ended, or `HOLD_REAL_SECONDS` passed, no
+    AWS event is delivered and no unanswered task token times out: its first steps take seconds where a bake takes
+    minutes, so the simulated clock does not jump past the first execution's build before the new one has caught
+    up. Each execution's history is read only until it is seen in the state looked for.
     """
 
     HOLD_REAL_SECONDS = 10.0
@@ -166,7 +168,7 @@ class SecondExecution:
         self,
         sfn: Any,
         state_machine: str,
-        first: str,
+        first: str | Callable[[], str | None],
         spec: dict[str, Any],
         execution_input: dict[str, Any],
         name: str,
@@ -178,6 +180,7 @@ class SecondExecution:
         self._machine = state_machine
         self._first = first
         self.when = str(spec["when"])
+        self.hold_until = str(spec.get("holdUntil", self.when))
         self._input = execution_input
         self._name = name
         self._activity = activity
@@ -188,11 +191,11 @@ class SecondExecution:
         self.never: str | None = None  # why it was never started
         self._held_since: float | None = None
 
-    def _entered(self, execution: str) -> tuple[bool, bool]:
-        """(has it entered `when`, has it ended)."""
+    def _entered(self, execution: str, state: str) -> tuple[bool, bool]:
+        """(has it entered `state`, has it ended)."""
         history = history_of(self._sfn, execution)
         entered = any(
-            e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == self.when for e in history
+            e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == state for e in history
         )
         ended = any(e["type"] in _EXECUTION_ENDED for e in history)
         return entered, ended
@@ -202,10 +205,14 @@ class SecondExecution:
         if self.never is not None:
             return None
         if self.execution is None:
-            entered, ended = self._entered(self._first)
+            watched = self._first() if callable(self._first) else self._first
+            if watched is None:
+                return None  # the execution to watch has not started yet
+            entered, ended = self._entered(watched, self.when)
             if not entered:
                 if ended:
-                    self.never = f"the first execution ended without entering {self.when}"
+                    who = "the first execution" if not callable(self._first) else watched.rsplit(":", 1)[-1]
+                    self.never = f"{who} ended without entering {self.when}"
                 return None
             self._activity.begin()  # hold the world still while the second deployment starts
             self._held_since = time.time()
@@ -216,24 +223,62 @@ class SecondExecution:
             )
             self.started_at = self._clock.now()
             self._events.append(
-                Event(time.time(), f"a second deployment starts: {self._name} (the first is in {self.when})")
+                Event(
+                    time.time(),
+                    f"another deployment starts: {self._name} ({watched.rsplit(':', 1)[-1]} in {self.when})",
+                )
             )
             return self.execution
         if self._held_since is not None:
-            entered, ended = self._entered(self.execution)
+            entered, ended = self._entered(self.execution, self.hold_until)
             overdue = time.time() - self._held_since > self.HOLD_REAL_SECONDS
             if entered or ended or overdue:
                 self._held_since = None
                 self._activity.end()
-                why = f"is in {self.when}" if entered else ("ended" if ended else "is slow to start")
+                why = f"is in {self.hold_until}" if entered else ("ended" if ended else "is slow to start")
                 self._events.append(Event(time.time(), f"{self._name} {why}: AWS events are delivered again"))
         return None
+
+    @property
+    def held(self) -> bool:
+        """The world is held until this execution has reached `holdUntil`."""
+        return self._held_since is not None
 
     def release(self) -> None:
         """The run is over: never leave the world held."""
         if self._held_since is not None:
             self._held_since = None
             self._activity.end()
+
+
+class StopWhen:
+    """`stopWhen: {"state": "<state>"}`: a person stops the first execution (StopExecution) once it has entered the
+    state, as from the console or `aws stepfunctions stop-execution`. Step Functions runs no Catch then: the
+    execution ends ABORTED ("StopExecution", AWS Step Functions API Reference), and its status change reaches
+    finish_execution through EventBridge (the harness's `ended` hook)."""
+
+    def __init__(self, sfn: Any, execution: str, spec: dict[str, Any], events: list[Event]) -> None:
+        self._sfn = sfn
+        self._execution = execution
+        self.state = str(spec["state"])
+        self._events = events
+        self.stopped = False
+
+    def poll(self) -> None:
+        if self.stopped:
+            return
+        history = history_of(self._sfn, self._execution)
+        if any(e["type"] in _EXECUTION_ENDED for e in history):
+            self.stopped = True  # ended before the state: nothing to stop (the scenario's expect says so)
+            return
+        if any(
+            e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == self.state for e in history
+        ):
+            self._sfn.stop_execution(
+                executionArn=self._execution, error="StoppedByOperator", cause=f"stopped in {self.state}"
+            )
+            self.stopped = True
+            self._events.append(Event(time.time(), f"an operator stops the execution while it is in {self.state}"))
 
 
 _EXECUTION_ENDED = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}

@@ -4,12 +4,14 @@ invariants (outcomes, and permission: no call the roles would deny)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,24 +216,44 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         recorded = recorder.wrap(invoke)
 
         name = f"rehearsal-{scenario['name']}"[:80]
-        second: perturbations.SecondExecution | None = None
+        more: list[perturbations.SecondExecution] = []
         with moto_seam.install(recorded, clock.advance, activity.take_timeout, now=clock.now):
             execution = sfn.start_execution(
                 stateMachineArn=machine, name=name, input=json.dumps(resolve_images(scenario["input"], world))
             )["executionArn"]
-            if scenario.get("alsoStart"):
-                also = scenario["alsoStart"]
-                second = perturbations.SecondExecution(
-                    sfn,
-                    machine,
-                    execution,
-                    also,
-                    resolve_images(also["input"], world),
-                    f"{name[:75]}-also",
-                    activity,
-                    clock,
-                    events,
+            also_specs = scenario.get("alsoStart") or []
+            for number, also in enumerate(also_specs if isinstance(also_specs, list) else [also_specs]):
+                previous = more[-1] if more else None
+                watched: str | Callable[[], str | None] = execution
+                if also.get("after") == "previous" and previous is not None:
+                    watched = functools.partial(getattr, previous, "execution")
+                more.append(
+                    perturbations.SecondExecution(
+                        sfn,
+                        machine,
+                        watched,
+                        also,
+                        resolve_images(also["input"], world),
+                        f"{name[:72]}-also{number + 1 if number else ''}",
+                        activity,
+                        clock,
+                        events,
+                    )
                 )
+            stopper = (
+                perturbations.StopWhen(sfn, execution, scenario["stopWhen"], events)
+                if scenario.get("stopWhen")
+                else None
+            )
+
+            def start_more() -> str | None:
+                started = [arn for arn in (m.poll() for m in more) if arn is not None]
+                # The operator stops the first once every other execution the scenario starts is where it waits
+                # (a push stopped before the next one queued would show no queue at all).
+                if stopper is not None and all(m.execution is not None and not m.held for m in more):
+                    stopper.poll()
+                return started[0] if started else None
+
             try:
                 descriptions, notifications = drive(
                     sfn,
@@ -247,23 +269,24 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                     lock_taken=lambda stage: perturbations.lock_taken_meanwhile(
                         stage, execution, events, world, lambda: sim_datetime().timestamp()
                     ),
-                    start_more=second.poll if second is not None else lambda: None,
+                    start_more=start_more,
                     answer=approver(region, world.lock_table, emulated, events),
                     published=published,
                 )
             finally:
-                if second is not None:
-                    second.release()
+                for m in more:
+                    m.release()
         emulated.counting = False
         description = descriptions[0]
         history = history_of(sfn, execution)
+        started_by = {m.execution: m for m in more if m.execution is not None}
         others = [
             {
                 "execution": other["executionArn"],
                 "description": other,
                 "history": history_of(sfn, other["executionArn"]),
-                "startedAtSeconds": round(second.started_at or 0.0, 1) if second else None,
-                "when": second.when if second else None,
+                "startedAtSeconds": round(started_by[other["executionArn"]].started_at or 0.0, 1),
+                "when": started_by[other["executionArn"]].when,
             }
             for other in descriptions[1:]
         ]
@@ -282,8 +305,11 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
             execution,
             also=others,
         )
-        if second is not None and second.never is not None:
-            result.invariant_violations.append(f"alsoStart: the second execution never started: {second.never}")
+        for m in more:
+            if m.never is not None or m.execution is None:
+                result.invariant_violations.append(f"alsoStart: an execution never started: {m.never or 'not reached'}")
+        if stopper is not None and not stopper.stopped:
+            result.invariant_violations.append(f"stopWhen: the execution never entered {stopper.state}")
         # The bounds are the template's, also when the benchmark runs its baseline loop instead of the definition.
         # Each execution's waits are its own: the record is split by the execution each call names.
         settings = timing.Settings.of(definition(artifact, resolver), artifact.deploy_config)

@@ -17,6 +17,7 @@ stage it may use a role instead, resolved against the configuration being rehear
 | `@past-group:K` | the group of the K-th earlier blue-green deployment of `@blue-green-target` |
 | `@stage-targets:ROLE` | every group of the stage ROLE names (a list) |
 | `@source-branch`, `@source-repository` | the configured source's branch and repository |
+| `@source-trigger` | the trigger a push of the configured source starts with (`codecommit` or `github`) |
 
 A role may be a key too (`"refresh": {"@first-target": [...]}`). A scenario whose roles need a shape the
 configuration lacks (`"needs": ["blue-green", "waves", ...]`) declares an `overlay`: a partial configuration
@@ -140,10 +141,10 @@ class Roles:
         return [t["autoScalingGroupName"] for t in stage["targets"]]
 
     def value(self, role: str, arg: str | None) -> str | list[str]:
-        if role in {"source-branch", "source-repository"}:
+        if role in {"source-branch", "source-repository", "source-trigger"}:
             if not self.source:
                 raise ScenarioError(f"@{role}: the configuration has no source (manual runs only)")
-            return str(self.source[role.removeprefix("source-")])
+            return str(self.source["type" if role == "source-trigger" else role.removeprefix("source-")])
         if role.endswith("-stage") and arg is None:
             return str(self._stage(role)["name"])
         if role == "first-target":

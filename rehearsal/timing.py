@@ -94,6 +94,8 @@ class Settings:
     poll_interval: int
     lock_poll: int
     lock_attempts: int
+    queue_check: int
+    queue_attempts: int
     approval_timeout: int
     health_timeout: int
     soak: int
@@ -122,6 +124,8 @@ class Settings:
             poll_interval=number("pollIntervalSeconds"),
             lock_poll=number("lockPollSeconds"),
             lock_attempts=number("lockMaxAttempts"),
+            queue_check=number("queueCheckSeconds"),
+            queue_attempts=number("queueMaxAttempts"),
             approval_timeout=number("approvalTimeoutSeconds"),
             health_timeout=blue_green.health_timeout_minutes * 60,
             soak=blue_green.soak_seconds,
@@ -152,7 +156,11 @@ def bounds(calls: list[Call], settings: Settings, approvals: list[tuple[str, flo
 
     # The lock: the first acquire (the only calls that carry an attempt count) to the last one.
     acquires = [c for c in calls if c.step == "lock" and "attempt" in c.payload]
-    if len(acquires) > 1:
+    if len(acquires) > 1 and any(c.payload.get("action") == "enqueue" for c in acquires):
+        # A queued push: lock.queueHours, which the ASL counts as half its queueMaxAttempts looks (stacks/bounds.py)
+        bound = settings.queue_check * settings.queue_attempts // 2
+        add("queue", None, bound, settings.queue_check, acquires[0].ended, acquires[-1].started)
+    elif len(acquires) > 1:
         bound = settings.lock_poll * settings.lock_attempts
         add("lock", None, bound, settings.lock_poll, acquires[0].ended, acquires[-1].started)
     # Each bake: from start_image_build to the last check of that build.

@@ -44,6 +44,18 @@ STATE = 2  # Pass, Choice, Wait, Fail: entered, exited
 MAP = 4  # MapStateEntered, MapStateStarted, MapStateSucceeded, MapStateExited
 ITERATION = 2  # MapIterationStarted, MapIterationSucceeded
 
+# A queued push (statemachine/deploy.asl.json, JoinQueue) is woken when its targets are released; it also looks
+# again every QUEUE_CHECK_SECONDS in case a wake was lost (wakes are our own SendTaskSuccess calls, not best-effort
+# events: the hourly look only covers a lock that expired without being released). Each look or wake is one pass
+# through AcquireLock, LockAcquired and JoinQueue, and the ASL counts them: twice the looks lock.queueHours needs,
+# so wakes that lose the race to another queued deployment do not end the wait early.
+QUEUE_CHECK_SECONDS = 3600
+
+
+def queue_attempts(config: PipelineConfig) -> int:
+    return 2 * max(1, math.ceil(config.lock.queue_hours * 3600 / QUEUE_CHECK_SECONDS))
+
+
 # The Task timeouts of the steps (the ASL's TimeoutSeconds), as the worst case counts them.
 STEP_SECONDS = {"lambda": 60, "publish": 120, "rollback": 120, "blueGreen": 120}
 
@@ -113,13 +125,14 @@ def stage_seconds(config: PipelineConfig, stage_index: int) -> int:
 
 
 def fixed_events(config: PipelineConfig) -> int:
-    """Everything but the stages' targets: validate, lock (and its wait), two bakes, prune, unlock, notify."""
+    """Everything but the stages' targets: validate, lock (and its wait or queue), two bakes, prune, unlock, notify."""
     lock_checks = max(1, math.ceil(config.lock.wait_seconds / config.lock.poll_seconds))
+    waiting = max(lock_checks * (TASK + 2 * STATE), queue_attempts(config) * (TASK + STATE + CALLBACK_TASK))
     prune_rounds = 10  # prune_images loops in batches; a backlog of tens of thousands of AMIs takes a few rounds
     return (
         3 * STATE
         + TASK
-        + lock_checks * (TASK + 2 * STATE)
+        + waiting
         + 2 * bake(config).events
         + TASK
         + STATE

@@ -207,6 +207,9 @@ class Lock(Model):
     ttl_minutes: int = Field(default=300, ge=15, le=1440)
     wait_seconds: int = Field(default=600, ge=0, le=3600)
     poll_seconds: int = Field(default=30, ge=1, le=600)
+    # How long a queued push may wait for its targets in all (pushes and the schedule queue, manual runs wait
+    # waitSeconds); then it fails with DeploymentInProgress. Bounded so its looks fit the execution's history.
+    queue_hours: int = Field(default=24, ge=1, le=72)
 
 
 class Approval(Model):

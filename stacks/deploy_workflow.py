@@ -28,6 +28,7 @@ from constructs import Construct
 
 from lambdas.shared.config import Target
 from lambdas.shared.statuses import FINAL_IMAGE_STATUSES
+from stacks.bounds import QUEUE_CHECK_SECONDS, queue_attempts
 from stacks.checkov import skip
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.lambda_function import camel, python_function, retention
@@ -54,6 +55,8 @@ STEPS: dict[str, tuple[int, int]] = {
     "rollback": (90, 256),
     "prune_images": (600, 512),
     "register_wait": (30, 256),
+    # the outcome notifications (shared.notifications renders them; register_wait and finish_execution use it too)
+    "notify": (30, 256),
     "relay_event": (30, 256),
     # EventBridge: an execution that ended outside its failure path (stopped, timed out, history quota)
     "finish_execution": (120, 256),
@@ -407,8 +410,16 @@ class DeployWorkflow(Construct):
         fns["register_wait"].add_environment("NOTIFICATION_TOPIC_ARN", self.topic.topic_arn)
         self.topic.grant_publish(fns["register_wait"])
         allow("register_wait", ["autoscaling:DescribeInstanceRefreshes"], ["*"])
+        # notify publishes the outcome notifications: sns:Publish on the topic, and (CDK's grant_publish on an
+        # encrypted topic) kms:Decrypt/GenerateDataKey* on its key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+        fns["notify"].add_environment("NOTIFICATION_TOPIC_ARN", self.topic.topic_arn)
+        self.topic.grant_publish(fns["notify"])
         fns["lock"].add_environment("LOCK_TABLE_NAME", self.lock_table.table_name)
         fns["lock"].add_environment("LOCK_TTL_SECONDS", str(self._config.lock.ttl_minutes * 60))
+        fns["lock"].add_environment("QUEUE_SECONDS", str(self._config.lock.queue_hours * 3600))
+        # The queue: the lock step wakes queued pushes (SendTaskSuccess) and ends superseded ones (SendTaskFailure).
+        # No resource types for either in the Service Authorization Reference: a narrower Resource never applies.
+        allow("lock", ["states:SendTaskSuccess", "states:SendTaskFailure"], ["*"])
         # The blue-green steps act on the blue-green stages' groups and templates only, never a rolling stage's.
         self._grant_blue_green_permissions(
             allow, self.auto_scaling_group_arns("blue-green"), self.launch_template_arns("blue-green")
@@ -618,7 +629,9 @@ class DeployWorkflow(Construct):
                 ],
             )
         )
-        self.lock_table.grant(fn, "dynamodb:DeleteItem")
+        # Releasing an ended execution's locks wakes the pushes queued for them (lambdas/lock wake_queued).
+        self.lock_table.grant(fn, "dynamodb:DeleteItem", "dynamodb:Scan")
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"]))
         self.topic.grant_publish(fn)
         return rule
 
@@ -671,13 +684,14 @@ class DeployWorkflow(Construct):
         )
         self.definition_substitutions = {
             **{f"{camel(step)}FunctionArn": fn.function_arn for step, fn in self.state_machine_steps().items()},
-            "NotificationTopicArn": self.topic.topic_arn,
             "PollIntervalSeconds": str(config.refresh.poll_interval_seconds),
             "RefreshFallbackSeconds": str(config.refresh.fallback_poll_seconds),
             "RefreshTimeoutSeconds": str(config.refresh.timeout_minutes * 60),
             "ImageFallbackSeconds": str(config.build.fallback_poll_seconds),
             "LockPollSeconds": str(config.lock.poll_seconds),
             "LockMaxAttempts": str(max(1, math.ceil(config.lock.wait_seconds / config.lock.poll_seconds))),
+            "QueueCheckSeconds": str(QUEUE_CHECK_SECONDS),
+            "QueueMaxAttempts": str(queue_attempts(config)),
             "ImageTimeoutSeconds": str(config.build.timeout_minutes * 60),
             "ApprovalTimeoutSeconds": str(config.approval.timeout_hours * 3600),
         }
@@ -696,7 +710,7 @@ class DeployWorkflow(Construct):
         )
         for fn in self.state_machine_steps().values():
             fn.grant_invoke(state_machine)
-        self.topic.grant_publish(state_machine)
+        # No publish grant: the state machine notifies through the notify step, never SNS directly.
         return state_machine
 
 

@@ -1,5 +1,9 @@
 """Dashboard and alarms: executions, durations, what was pruned, webhook rejections; alarms notify the topic.
 
+Every custom metric a widget or alarm names is emitted by some handler (tests/infra/test_dashboard_metrics.py):
+deployments started/succeeded/failed/rolled back (lambdas/notify, finish_execution), superseded (lambdas/lock),
+bake duration (check_image_build), refresh duration (check_refresh), what the prune removed.
+
 The scheduled base rebuild reaches a person three ways (README, "Alerts"):
 
 - every scheduled rebuild that ends FAILED, TIMED_OUT or ABORTED publishes `ScheduledRebuildFailed`, whichever
@@ -301,7 +305,13 @@ class Observability(Construct):
                 title="Deployments",
                 left=[
                     self._custom(n)
-                    for n in ("DeploymentStarted", "DeploymentSucceeded", "DeploymentFailed", "RolledBack")
+                    for n in (
+                        "DeploymentStarted",
+                        "DeploymentSucceeded",
+                        "DeploymentFailed",
+                        "RolledBack",
+                        "Superseded",
+                    )
                 ],
                 width=8,
             ),
@@ -315,6 +325,20 @@ class Observability(Construct):
                 left=[self._custom(n) for n in ("WebhookAccepted", "WebhookIgnored", "WebhookRejected")],
                 width=8,
             ),
+        )
+        dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=title,
+                    left=[self._custom(name, "Average"), self._custom(name, "Maximum")],
+                    left_y_axis=cloudwatch.YAxisProps(label="seconds", show_units=False),
+                    width=12,
+                )
+                for title, name in (
+                    ("Bake duration (s): image created to available", "BakeDuration"),
+                    ("Refresh duration (s): successful instance refreshes", "RefreshDuration"),
+                )
+            )
         )
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -42,11 +42,31 @@ STATUS_MAP: Mapping[str, BuildStatus] = {
     "DELETED": "FAILED",
     "DISABLED": "FAILED",
 }
-_TERMINAL_METRICS = {
-    "AVAILABLE": "ImageBuildsSucceeded",
-    "FAILED": "ImageBuildsFailed",
-    "CANCELLED": "ImageBuildsCancelled",
-}
+
+
+def count_terminal(status: str) -> None:
+    """One metric per build that ended (literal names: tests/infra/test_dashboard_metrics.py reads them)."""
+    if status == "AVAILABLE":
+        metrics.add_metric(name="ImageBuildsSucceeded", unit=MetricUnit.Count, value=1)
+    elif status == "FAILED":
+        metrics.add_metric(name="ImageBuildsFailed", unit=MetricUnit.Count, value=1)
+    elif status == "CANCELLED":
+        metrics.add_metric(name="ImageBuildsCancelled", unit=MetricUnit.Count, value=1)
+
+
+def count_bake_durations(images: list[BuildImage], now: datetime) -> None:
+    """BakeDuration (seconds) of each image that became AVAILABLE: from Image Builder's dateCreated of the image
+    (ISO 8601, "The date on which Image Builder created this image", API Reference, Image) to now (shared.clock).
+    An image without a readable dateCreated is not counted."""
+    for image in images:
+        try:
+            created = datetime.fromisoformat(image.date_created or "")
+        except ValueError:
+            logger.warning("no readable dateCreated: bake duration not counted", extra={"arn": image.arn})
+            continue
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        seconds = max(0.0, (now - created).total_seconds())
+        metrics.add_metric(name="BakeDuration", unit=MetricUnit.Seconds, value=seconds)
 
 
 class BuildReader(Protocol):
@@ -268,8 +288,7 @@ def run(
     ) -> CheckImageBuildOutput:
         log = logger.warning if status in ("FAILED", "CANCELLED") else logger.info
         log(f"image build {status}", extra={"imageBuildVersionArn": arn, "amiId": ami_id, "reason": reason})
-        if status in _TERMINAL_METRICS:
-            metrics.add_metric(name=_TERMINAL_METRICS[status], unit=MetricUnit.Count, value=1)
+        count_terminal(status)
         return CheckImageBuildOutput(
             status=status,
             ami_id=ami_id,
@@ -359,4 +378,5 @@ def run(
     )
     if unchanged:
         reason = f"{ami_id} installs exactly the packages of the previous base image: nothing to roll out"
+    count_bake_durations([image for _, image in seen], (now or clock.now)())
     return output("AVAILABLE", reason, first_bake.image_build_version_arn, ami_id, unchanged, baked)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
 from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
 
 from shared import clock
@@ -18,7 +19,7 @@ from shared.aws.autoscaling import Group, Refresh, ScalingActivity
 from shared.aws.elbv2 import TargetHealth
 from shared.config import DeployConfig
 from shared.errors import InstanceRefreshNotFound
-from shared.observability import logger
+from shared.observability import logger, metrics
 from shared.reasons import listed, target_group_name
 from shared.targets import require_configured_target
 
@@ -90,6 +91,19 @@ def stuck_reason(refresh: Refresh, activities: Sequence[ScalingActivity]) -> str
     )
 
 
+def count_refresh_duration(refresh: Refresh) -> None:
+    """RefreshDuration (seconds) of a refresh that ended Successful with a healthy fleet (the verdict the state
+    machine goes on with, once): its StartTime to its EndTime (DescribeInstanceRefreshes, InstanceRefresh)."""
+    if refresh.start_time is None or refresh.end_time is None:
+        logger.warning(
+            "the refresh reports no start or end time: duration not counted", extra={"id": refresh.refresh_id}
+        )
+        return
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (refresh.start_time, refresh.end_time))
+    seconds = max(0.0, (end - start).total_seconds())
+    metrics.add_metric(name="RefreshDuration", unit=MetricUnit.Seconds, value=seconds)
+
+
 def _output(verdict: Verdict, refresh: Refresh, reason: str) -> CheckRefreshOutput:
     elapsed = 0
     # A rollback is bounded from its own start: the refresh it reverts keeps the original StartTime.
@@ -125,6 +139,8 @@ def run(
 
     if refresh.status == "Successful":
         verdict, reason = fleet_health(autoscaling.describe_group(group_name), load_balancing)
+        if verdict == "Healthy":
+            count_refresh_duration(refresh)
         return _output(verdict, refresh, reason)
     if refresh.status in FAILED_STATUSES:
         why = refresh.status_reason or "AWS gave no reason"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,6 +14,7 @@ from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.lock_table import LockTable
 from shared.aws.notifications import Notifications
 from shared.aws.stepfunctions import ExecutionHistory
+from shared.aws.task_tokens import TaskTokens
 from shared.config import load_deploy_config
 from shared.environment import load_environment
 from shared.observability import logger, metrics
@@ -30,6 +32,17 @@ def history() -> ExecutionHistory:
 @cache
 def locks() -> LockTable:
     return LockTable(ENV.lock_table_name)
+
+
+@dataclass(frozen=True)
+class Queue:
+    store: LockTable
+    tokens: TaskTokens
+
+
+@cache
+def queue() -> Queue:
+    return Queue(store=locks(), tokens=TaskTokens())
 
 
 @cache
@@ -61,5 +74,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         autoscaling(),
         launch_templates(),
         notifications(),
+        queue=queue(),
     )
     return output.model_dump(by_alias=True, mode="json")

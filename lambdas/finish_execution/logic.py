@@ -11,24 +11,30 @@ at the 25,000-event history quota ("Quotas related to state machine executions")
    stays; anything else is rolled back by the rollback step's own logic (RollbackInstanceRefresh, else cancel and
    refresh back; the previous default restored). Blue-green targets are reported for a person to check: their
    green groups are discarded only by DiscardGreen, which needs the execution's state.
-3. Releases every lock this execution still holds, and publishes one DeploymentFailed notification.
+3. Releases every lock this execution still holds (and its queue item, if it was stopped while queued), wakes the
+   deployments queued for the released targets (lambdas/lock `wake_queued`: the newest queued push runs next),
+   and publishes one DeploymentFailed notification.
 Every action is idempotent: EventBridge may deliver the event twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
-from finish_execution.models import ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
+from aws_lambda_powertools.metrics import MetricUnit
+from finish_execution.models import ExecutionStatusDetail, ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
+from lock import logic as lock
 from publish_launch_template_version.logic import own_version, replaced_default
 from rollback import logic as rollback
 from rollback.models import RollbackInput
 from start_instance_refresh.logic import rolls_out
 
+from shared import notifications as render
 from shared.aws.launch_templates import TemplateVersion
 from shared.config import DeployConfig, Target
 from shared.errors import InvalidInput
-from shared.observability import logger
+from shared.observability import logger, metrics
 
 # The state machine's final states on its own failure path: the execution cleaned up before it entered them.
 HANDLED_ENDS = frozenset({"DeploymentFailed", "Rejected"})
@@ -43,12 +49,18 @@ class Locks(Protocol):
     def delete_if_held_by(self, target: str, holder: str) -> bool: ...
 
 
+class Queue(Protocol):
+    """The lock table's queue, and the tokens that wake it (lambdas/lock)."""
+
+    @property
+    def store(self) -> lock.QueueStore: ...
+
+    @property
+    def tokens(self) -> lock.Tokens: ...
+
+
 class Templates(rollback.DefaultVersionStore, Protocol):
     def list_versions(self, template_id: str) -> list[TemplateVersion]: ...
-
-
-class Notifier(Protocol):
-    def publish(self, subject: str, message: dict[str, object]) -> str: ...
 
 
 def _clean_rolling(
@@ -87,6 +99,45 @@ def _clean_rolling(
     return TargetCleanup(auto_scaling_group_name=group, outcome="rolled-back", actions=done.actions)
 
 
+def notify(
+    detail: ExecutionStatusDetail,
+    ended_in: str | None,
+    config: DeployConfig,
+    cleaned: list[TargetCleanup],
+    released: list[str],
+    woken: list[str],
+    publisher: render.Publisher,
+) -> None:
+    """DeploymentFailed (what ended it, what became of each target), then RolledBack when a target was rolled back;
+    the metrics the workflow's own notify step counts (shared.notifications)."""
+    error = detail.error or f"Execution{detail.status.title().replace('_', '')}"
+    stage_of = {t.auto_scaling_group_name: s.name for s in config.stages for t in s.targets}
+    deployment = render.Deployment(
+        application=config.application,
+        execution_id=detail.execution_arn,
+        stages=tuple((s.name, tuple(t.auto_scaling_group_name for t in s.targets)) for s in config.stages),
+    )
+    targets = [
+        render.TargetOutcome(
+            c.auto_scaling_group_name, c.outcome, stage_of.get(c.auto_scaling_group_name), "; ".join(c.actions) or None
+        )
+        for c in cleaned
+    ]
+    failed = render.deployment_failed(
+        deployment,
+        None,
+        {"Error": error, "Cause": detail.cause or f"the execution ended {detail.status} in {ended_in}"},
+        targets,
+        ended=f"{detail.status} in {ended_in or 'an unknown state'}",
+    )
+    extra = {"locksReleased": released, "queuedWoken": woken, "status": detail.status}
+    render.publish(replace(failed, fields={**failed.fields, **extra}), publisher)
+    metrics.add_metric(name="DeploymentFailed", unit=MetricUnit.Count, value=1)
+    if render.rolled_back_groups(targets):
+        render.publish(render.rolled_back(deployment, targets, f"the execution ended {detail.status}"), publisher)
+        metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
+
+
 def run(
     event: ExecutionStatusEvent,
     state_machine_arn: str,
@@ -95,7 +146,8 @@ def run(
     locks: Locks,
     autoscaling: rollback.RollbackAutoScaling,
     templates: Templates,
-    notifier: Notifier,
+    notifier: render.Publisher,
+    queue: Queue | None = None,
 ) -> FinishExecutionOutput:
     detail = event.detail
     if detail.state_machine_arn != state_machine_arn or detail.status not in UNHANDLED_STATUSES:
@@ -129,22 +181,14 @@ def run(
         for t in config.all_targets()
         if locks.delete_if_held_by(t.auto_scaling_group_name, execution)
     ]
-    error = detail.error or f"Execution{detail.status.title().replace('_', '')}"
-    notifier.publish(
-        "Deployment failed",
-        {
-            "event": "DeploymentFailed",
-            "executionId": execution,
-            "error": {"Error": error, "Cause": detail.cause or f"the execution ended {detail.status} in {ended_in}"},
-            "cleanup": [c.model_dump(by_alias=True) for c in cleaned],
-            "locksReleased": released,
-        },
-    )
+    woken = lock.wake_queued(released, execution, queue.store, queue.tokens) if queue is not None else []
+    notify(detail, ended_in, config, cleaned, released, woken, notifier)
     return FinishExecutionOutput(
         execution_arn=execution,
         status=detail.status,
         handled=False,
         locks_released=released,
+        queued_woken=woken,
         targets=cleaned,
         notified=True,
     )

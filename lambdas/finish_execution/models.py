@@ -42,6 +42,7 @@ class FinishExecutionOutput(BaseModel):
     status: str
     handled: bool  # the execution ended through its own failure path: it already cleaned up and told
     locks_released: list[str]
+    queued_woken: list[str] = []  # queued deployments resumed because this execution's locks were released
     targets: list[TargetCleanup]
     notified: bool
 

@@ -10,6 +10,7 @@ from lock.models import LockEnvironment, LockInput
 
 from shared import clock
 from shared.aws.lock_table import LockTable
+from shared.aws.task_tokens import TaskTokens
 from shared.config import load_deploy_config
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
@@ -28,6 +29,11 @@ def lock_table() -> LockTable:
     return LockTable(ENV.lock_table_name)
 
 
+@cache
+def task_tokens() -> TaskTokens:
+    return TaskTokens()
+
+
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -36,5 +42,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         f"lock: {request.action}",
         extra={"targets": request.target_names(), "attempt": request.attempt, "dryRun": request.dry_run},
     )
-    output = logic.run(request, CONFIG, lock_table(), ENV.lock_ttl_seconds, now)
+    output = logic.run(request, CONFIG, lock_table(), task_tokens(), ENV.lock_ttl_seconds, ENV.queue_seconds, now)
     return output.model_dump(by_alias=True, mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,14 +27,31 @@ class LockStage(_Model):
     targets: list[Target] = Field(min_length=1)
 
 
+class QueueRequest(_Model):
+    """What the queue needs of validate_request's normalised request: the rest of it is ignored here."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    action: str = Field(min_length=1)
+    trigger: str = Field(min_length=1)
+    when_busy: Literal["queue", "wait"]
+    commit: str | None = None
+    branch: str | None = None
+
+
 class LockInput(_Model):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    action: Literal["acquire", "release"]
+    action: Literal["acquire", "release", "enqueue"]
     execution_id: str = Field(min_length=1, max_length=2048)
     dry_run: bool = False
     stages: list[LockStage] = Field(min_length=1)
     attempt: int = Field(default=0, ge=0)
+    # The queue (a push that finds its targets locked waits for them): the request, when the execution started
+    # ($$.Execution.StartTime, ISO 8601) and, for "enqueue", the waiting task's token ($$.Task.Token).
+    request: QueueRequest | None = None
+    started_at: datetime | None = Field(default=None, strict=False)
+    task_token: str | None = Field(default=None, min_length=1, max_length=4096)
 
     def target_names(self) -> list[str]:
         """Every target's Auto Scaling group name, once, sorted (the lock order of every execution)."""
@@ -41,13 +59,16 @@ class LockInput(_Model):
 
 
 class LockOutput(_Model):
-    action: Literal["acquire", "release"]
+    action: Literal["acquire", "release", "enqueue"]
     acquired: bool
     released: bool
     targets: list[str]
     holder: str | None  # the other execution holding a target, when not acquired
     held_until: int | None  # its lock's expiry (epoch seconds)
     attempt: int
+    queued: bool = False  # enqueue: this execution now waits in the queue
+    superseded: list[str] = []  # queued executions this call ended as Superseded
+    woken: list[str] = []  # queued executions this call resumed (their targets may be free now)
 
 
 class LockEnvironment(BaseModel):
@@ -57,3 +78,4 @@ class LockEnvironment(BaseModel):
 
     lock_table_name: str = Field(alias="LOCK_TABLE_NAME", min_length=1)
     lock_ttl_seconds: int = Field(alias="LOCK_TTL_SECONDS", gt=0)
+    queue_seconds: int = Field(alias="QUEUE_SECONDS", gt=0)  # how long a queued deployment may wait in all

@@ -14,10 +14,12 @@ from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.notifications import Notifications
 from shared.aws.task_tokens import TaskTokens, WaitTable
+from shared.config import load_deploy_config
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
 
+CONFIG = load_deploy_config()  # the application's name, for the approval notification
 ENV = load_environment(RegisterWaitEnvironment, "register_wait")
 
 
@@ -71,5 +73,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         ttl_seconds=ENV.wait_ttl_seconds,
         clock=now,
         notifications=notifications(),
+        application=CONFIG.application,
     )
     return output.model_dump(by_alias=True, mode="json")

@@ -8,10 +8,11 @@ and left to the event or the fallback poll: failing here would fail the deployme
 A registration for a resource replaces the previous one (the newest token is the one waiting).
 
 An approval (kind "approval") is a wait only a person ends: its item holds the token where only approvers may
-read it (the approvers' managed policy), and the ApprovalRequested mail, published after the item is written
-(an approver acting on the mail at once finds it), says what waits, since and until when, and the exact
-command to answer, never the token. The item outlives the approval's own timeout by the wait TTL; a failed
-publish fails the step, since nobody would know to answer.
+read it (the approvers' managed policy), and the ApprovalRequested notification (shared.notifications: a mail, a
+chat message), published after the item is written (an approver acting on it at once finds it), says what waits,
+since and until when, the exact `make approve` / `make reject` commands and a console link, never the token.
+The item outlives the approval's own timeout by the wait TTL; a failed publish fails the step, since nobody would
+know to answer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from register_wait.models import (
     RegisterWaitOutput,
 )
 
+from shared import notifications as render
 from shared.aws.autoscaling import Refresh
 from shared.aws.imagebuilder import BuildImage
 from shared.aws.task_tokens import TokenDelivery, WaitItem, approval_resource_id
@@ -51,12 +53,8 @@ class TokenSender(Protocol):
     def send_success(self, task_token: str, output: Mapping[str, Any]) -> TokenDelivery: ...
 
 
-class Publisher(Protocol):
-    def publish(self, subject: str, message: dict[str, Any]) -> str: ...
-
-
-APPROVAL_SUBJECT = "Deployment waiting for approval"
-APPROVAL_COMMAND = "python scripts/approval.py"  # run from the repository (the README's "Approvals")
+# The make targets run scripts/approval.py from the repository (the README's "Approvals").
+APPROVE_TARGET, REJECT_TARGET = "make approve", "make reject"
 
 
 class RefreshReader(Protocol):
@@ -146,9 +144,10 @@ def forget(request: RegisterWaitInput, waits: WaitStore) -> None:
 
 
 def approval_commands(execution_id: str, stage: str) -> tuple[str, str]:
-    """The exact approve and reject commands for the mail (scripts/approval.py finds the token itself)."""
-    target = f"{shlex.quote(execution_id)} --stage {shlex.quote(stage)}"
-    return f"{APPROVAL_COMMAND} approve {target}", f"{APPROVAL_COMMAND} reject {target} --reason '...'"
+    """The exact approve and reject commands for the mail (scripts/approval.py finds the token itself). Each
+    make variable assignment is one shell word, quoted when a shell would split or expand it."""
+    target = f"{shlex.quote(f'EXECUTION={execution_id}')} {shlex.quote(f'STAGE={stage}')}"
+    return f"{APPROVE_TARGET} {target}", f"{REJECT_TARGET} {target} REASON='...'"
 
 
 def _iso(epoch: int) -> str:
@@ -184,8 +183,30 @@ def store(request: RegisterWaitInput, waits: WaitStore, *, expires_at: int) -> N
     )
 
 
+def approval_notification(
+    request: RegisterWaitInput, message: ApprovalMessage, application: str
+) -> render.Notification:
+    approval = request.approval
+    return render.approval_requested(
+        render.Deployment(
+            application=application,
+            execution_id=request.execution_id,
+            commit=approval.commit if approval else None,
+            ami_id=approval.ami_id if approval else None,
+        ),
+        message.stage,
+        message.model_dump(by_alias=True, mode="json"),
+    )
+
+
 def register_approval(
-    request: RegisterWaitInput, *, waits: WaitStore, notifications: Publisher, ttl_seconds: int, clock: Clock
+    request: RegisterWaitInput,
+    *,
+    waits: WaitStore,
+    notifications: render.Publisher,
+    ttl_seconds: int,
+    clock: Clock,
+    application: str,
 ) -> RegisterWaitOutput:
     """Store the approval's token, then mail the request without it. Nothing is looked at: a person answers."""
     approval = request.approval
@@ -194,7 +215,7 @@ def register_approval(
     now = clock()
     store(request, waits, expires_at=now + approval.timeout_seconds + ttl_seconds)
     message = approval_message(request, approval, now)
-    notifications.publish(APPROVAL_SUBJECT, message.model_dump(by_alias=True, mode="json"))
+    render.publish(approval_notification(request, message, application), notifications)
     metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
     logger.info(
         "approval requested",
@@ -212,12 +233,18 @@ def run(
     builds: BuildReader,
     ttl_seconds: int,
     clock: Clock,
-    notifications: Publisher,
+    notifications: render.Publisher,
+    application: str,
 ) -> RegisterWaitOutput:
     check_request(request)
     if request.kind == "approval" and not request.dry_run:
         return register_approval(
-            request, waits=waits, notifications=notifications, ttl_seconds=ttl_seconds, clock=clock
+            request,
+            waits=waits,
+            notifications=notifications,
+            ttl_seconds=ttl_seconds,
+            clock=clock,
+            application=application,
         )
     if request.dry_run:
         # Nothing to wait for and nothing written: resume at once rather than idle until the fallback timeout.

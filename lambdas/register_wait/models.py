@@ -66,7 +66,7 @@ class ApprovalMessage(_Model):
     requested_at: str  # ISO 8601, UTC
     expires_at: str  # requested_at + approval.timeoutHours: unanswered by then, the deployment fails ApprovalExpired
     timeout_hours: float
-    approve: str  # the exact commands, run under the approver's own IAM identity (the approvers' managed policy)
+    approve: str  # the exact make commands, run under the approver's own IAM identity (the approvers' managed policy)
     reject: str
 
 

@@ -76,6 +76,7 @@ def validate_request(
             trigger=request.trigger,
             pusher=request.pusher,
             delivery_id=request.delivery_id,
+            when_busy=request.when_busy or ("wait" if request.trigger == "manual" else "queue"),
         ),
         stages=[
             StageOut(

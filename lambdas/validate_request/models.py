@@ -14,6 +14,9 @@ from shared.config import Strategy
 
 Action = Literal["deploy", "rebuild-base", "deploy-image", "rollback"]
 Trigger = Literal["manual", "codecommit", "github", "schedule"]
+# What an execution does when another deployment holds one of its targets: wait within lock.waitSeconds and fail
+# with DeploymentInProgress, or queue until the holder ends (the newest queued push wins, lambdas/lock).
+WhenBusy = Literal["queue", "wait"]
 Pipeline = Literal["app", "base"]
 
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -140,6 +143,7 @@ class ExecutionRequest(BaseModel):
     trigger: Annotated[Trigger, PlainText] = "manual"
     pusher: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_name)] | None = None
     delivery_id: Annotated[str, PlainText, Field(max_length=255), AfterValidator(_name)] | None = None
+    when_busy: Annotated[WhenBusy, PlainText] | None = None  # default: "queue" for triggers, "wait" for manual runs
 
 
 class NormalisedRequest(_Output):
@@ -154,6 +158,7 @@ class NormalisedRequest(_Output):
     trigger: Trigger
     pusher: str | None
     delivery_id: str | None
+    when_busy: WhenBusy = "wait"  # validate_request always sets it; steps that read a request older than it wait
 
 
 class TargetOut(_Output):

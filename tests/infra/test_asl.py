@@ -260,16 +260,18 @@ def references_task_token(value: Any) -> bool:
     return isinstance(value, str) and "$$.Task.Token" in value
 
 
-def test_no_sns_publish_carries_a_task_token() -> None:
+def test_no_notification_carries_a_task_token() -> None:
     # Anyone who reads the mail and may call SendTaskSuccess (granted on "*": it has no resource types) could answer
-    # the task with it: approve a stage. No publish waits for a token, and no Message names one.
-    publishes = [(n, s) for n, s in all_states(asl()["States"]) if ":::sns:publish" in s.get("Resource", "")]
+    # the task with it: approve a stage. No notification waits for a token, and no payload names one; the state
+    # machine publishes nothing itself (the notify step does, shared.notifications refusing a taskToken field).
+    states = list(all_states(asl()["States"]))
+    notifies = [(n, s) for n, s in states if s.get("Parameters", {}).get("FunctionName") == "${NotifyFunctionArn}"]
 
-    assert publishes
-    for name, state in publishes:
-        assert not state["Resource"].endswith(".waitForTaskToken"), name
-        assert not references_task_token(state["Parameters"].get("Message")), name
-        assert not references_task_token(state["Parameters"].get("Message.$")), name
+    assert not [n for n, s in states if ":::sns:" in s.get("Resource", "")]
+    assert {n for n, _ in notifies} >= {"NotifyStarted", "NotifySuccess", "NotifyFailure", "NotifyRejected"}
+    for name, state in notifies:
+        assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
+        assert not references_task_token(state["Parameters"]["Payload"]), name
 
 
 def test_an_approval_waits_on_register_wait_which_keeps_its_token_in_the_table() -> None:

@@ -146,7 +146,7 @@ def test_defaults_are_the_safe_ones() -> None:
                 "blueGreen": {"soakSeconds": 86400},
                 "refresh": {"pollIntervalSeconds": 10},
             },
-            "stages[0].targets: one execution could write 85,400 history events, above the 20,000 this pipeline "
+            "stages[0].targets: one execution could write 85,844 history events, above the 20,000 this pipeline "
             "allows within Step Functions' 25,000 per execution",
         ),
         (

@@ -193,6 +193,10 @@ def why_it_cannot_arrive(error: str, state: dict[str, Any]) -> str | None:
     rejected = importlib.import_module("lambdas.shared.aws.task_tokens").REJECTED
     if state.get("Resource", "").endswith(".waitForTaskToken") and error == rejected:
         return None if "approval" in json.dumps(state.get("Parameters", {})) else "only an approval is rejected"
+    # ... and the lock step's: a queued push superseded by a newer one (lambdas/lock SendTaskFailure).
+    superseded = importlib.import_module("lambdas.lock.logic").SUPERSEDED
+    if state.get("Resource", "").endswith(".waitForTaskToken") and error == superseded:
+        return None if '"enqueue"' in json.dumps(state.get("Parameters", {})) else "only a queued push is superseded"
     kind = integration(state)
     if kind == "sns":
         return None if error in sns_publish_errors() else "not an error SNS Publish returns"

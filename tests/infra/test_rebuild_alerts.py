@@ -149,13 +149,13 @@ def test_the_workflows_own_failure_ends_are_entered_only_through_a_notification(
             if target in fails:
                 into[target].add(name)
 
-    # Then each comes only from an SNS publish to the notification topic
+    # Then each comes only from the notify step (which publishes to the notification topic)
     assert fails == {"Rejected", "DeploymentFailed"}
     for fail, sources in into.items():
         assert sources, fail
         for source in sources:
-            assert states[source]["Resource"] == "arn:aws:states:::sns:publish", (fail, source)
-            assert states[source]["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
+            assert states[source]["Resource"] == "arn:aws:states:::lambda:invoke", (fail, source)
+            assert states[source]["Parameters"]["FunctionName"] == "${NotifyFunctionArn}"
     assert states["DeployStages"]["Catch"][0] == {
         "ErrorEquals": ["States.ALL"],
         "ResultPath": "$.error",

@@ -162,14 +162,22 @@ def check_bakes(expect: dict[str, Any], result: Result) -> None:
 
 
 def check_also_started(expect: dict[str, Any], result: Result) -> None:
-    """A scenario that starts a second execution (`alsoStart`) says how that one ends (`expect.alsoStarted`); its
-    lock and its outcome notification are held to the invariants like the first's."""
+    """A scenario that starts more executions (`alsoStart`, one or a list) says how each ends (`expect.alsoStarted`,
+    one or a list in the same order): status, error, states it went through, its notifications' events. Their
+    locks and outcome notifications are held to the invariants like the first's."""
     if "alsoStarted" not in expect:
         assert result.also_started == []
         return
-    (other,) = result.also_started
-    assert other["status"] == expect["alsoStarted"]["status"]
-    assert other["error"] == expect["alsoStarted"].get("error")
+    wanted = expect["alsoStarted"] if isinstance(expect["alsoStarted"], list) else [expect["alsoStarted"]]
+    assert len(result.also_started) == len(wanted)
+    for other, want in zip(result.also_started, wanted, strict=True):
+        assert other["status"] == want["status"], other
+        assert other["error"] == want.get("error"), other
+        for state in want.get("statesEntered", []):
+            assert state in other["statesEntered"], f"{other['execution']} never entered {state}"
+        events = [n["event"] for n in other["notifications"]]
+        for event in want.get("notifications", []):
+            assert event in events, f"{other['execution']} sent {events}, not {event}"
 
 
 def check_blue_green(expect: dict[str, Any], result: Result) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,12 @@ from finish_execution.models import ExecutionStatusEvent
 from publish_launch_template_version.logic import version_description
 from publish_launch_template_version.models import PublishInput
 
+from shared.aws.lock_table import QueuedDeployment
 from shared.aws.stepfunctions import last_state_entered
+from shared.aws.task_tokens import TokenDelivery
 from shared.config import Stage
 from shared.errors import InvalidInput
+from shared.notifications import event_of
 from tests.unit.test_publish_launch_template_version import FakeLaunchTemplates
 from tests.unit.test_start_instance_refresh import (
     CONFIG,
@@ -53,11 +57,17 @@ class FakeLocks:
 
 
 class FakeNotifier:
+    """Keeps each publish's subject and its structured event as a machine reads it (shared.notifications)."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.mails: list[str] = []
 
-    def publish(self, subject: str, message: dict[str, Any]) -> str:
-        self.sent.append((subject, message))
+    def publish(self, subject: str, messages: Mapping[str, str], attributes: Mapping[str, str]) -> str:
+        event = event_of(messages["default"])
+        assert attributes == {"event": event["event"]}
+        self.sent.append((subject, event))
+        self.mails.append(messages["email"])
         return "m-1"
 
 
@@ -105,8 +115,14 @@ def test_a_stopped_execution_mid_refresh_is_rolled_back_unlocked_and_reported_on
     assert store.default == 1
     assert output.targets[0].outcome == "rolled-back"
     assert locks.held == {"someone-elses": "other"}
-    assert [m["event"] for _, m in notifier.sent] == ["DeploymentFailed"]
-    assert notifier.sent[0][1]["error"]["Error"] == "ExecutionAborted"
+    assert [m["event"] for _, m in notifier.sent] == ["DeploymentFailed", "RolledBack"]
+    failed = notifier.sent[0][1]
+    assert failed["error"]["Error"] == "ExecutionAborted"
+    assert failed["rolledBack"] == [GROUP]
+    assert failed["locksReleased"] == [GROUP]
+    assert [t["outcome"] for t in failed["targets"]] == ["rolled-back"]
+    assert "ABORTED in WaitForRefreshEvent" in notifier.mails[0]
+    assert "What was rolled back: 1 group(s)." in notifier.mails[0]
 
 
 def test_a_target_whose_refresh_succeeded_keeps_the_new_version() -> None:
@@ -138,7 +154,8 @@ def test_a_failure_outside_the_failure_path_is_cleaned_up() -> None:
     # When its FAILED status change arrives
     output, _, notifier = run("FAILED", "WaitForHealth", autoscaling, store)
     # Then it is rolled back and reported like any failure
-    assert (output.handled, store.default, len(notifier.sent)) == (False, 1, 1)
+    assert (output.handled, store.default) == (False, 1)
+    assert [m["event"] for _, m in notifier.sent] == ["DeploymentFailed", "RolledBack"]
 
 
 def test_events_of_another_state_machine_or_status_are_refused() -> None:
@@ -172,3 +189,58 @@ def test_the_last_state_entered_is_read_by_event_id_whatever_the_order() -> None
     ]
 
     assert last_state_entered(events) == "WaitForHealth"
+
+
+class FakeQueue:
+    """The lock table's queue and the tokens that wake it, recorded (lambdas/lock wake_queued's calls)."""
+
+    def __init__(self, entries: list[Any]) -> None:
+        self.entries = {e.execution_id: e for e in entries}
+        self.woken: list[str] = []
+
+    @property
+    def store(self) -> Any:
+        return self
+
+    @property
+    def tokens(self) -> Any:
+        return self
+
+    def queued(self) -> list[Any]:
+        return list(self.entries.values())
+
+    def delete_queued(self, execution_id: str, task_token: str | None = None) -> bool:
+        return self.entries.pop(execution_id, None) is not None
+
+    def send_success(self, task_token: str, output: Any) -> Any:
+        self.woken.append(task_token)
+        return TokenDelivery(delivered=True)
+
+
+def test_a_stopped_execution_wakes_the_push_queued_for_its_groups_and_leaves_the_queue_itself() -> None:
+    # Given a push queued behind the stopped execution's group, and the stopped execution's own stale queue item
+    def queued(execution: str, token: str) -> QueuedDeployment:
+        return QueuedDeployment(execution, (GROUP,), "deploy", "codecommit", 1, 1, token, 9)
+
+    queue = FakeQueue(
+        [queued("arn:aws:states:eu-west-1:123456789012:execution:deploy:next", "t-next"), queued(EXECUTION, "t-own")]
+    )
+    autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress", percentage=40)])
+    locks, notifier = FakeLocks({GROUP: EXECUTION}), FakeNotifier()
+    # When its ABORTED status change arrives
+    output = logic.run(
+        status_event("ABORTED"),
+        STATE_MACHINE,
+        ONE_TARGET,
+        FakeHistory("WaitForRefreshEvent"),
+        locks,
+        autoscaling,
+        published_by_this_execution(),
+        notifier,
+        queue=queue,
+    )
+    # Then the queued push is woken (it takes the lock next) and nothing of the stopped one is left queued
+    assert output.locks_released == [GROUP]
+    assert queue.woken == ["t-next"]
+    assert output.queued_woken == ["arn:aws:states:eu-west-1:123456789012:execution:deploy:next"]
+    assert EXECUTION not in queue.entries

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -14,6 +15,7 @@ from lock.models import LockEnvironment, LockInput
 from moto import mock_aws
 
 from shared.aws.lock_table import LockItem, LockTable, PutOutcome
+from shared.aws.task_tokens import TokenDelivery
 from shared.config import ConfigurationError, DeployConfig
 from shared.environment import load_environment
 from shared.errors import InvalidInput
@@ -23,6 +25,8 @@ from tests.unit.tables import create_coordination_table
 CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
 TABLE = "web-app-locks"
 TTL = 3600
+QUEUE_SECONDS = 86400
+NOTHING_QUEUED = {"queued": False, "superseded": [], "woken": []}
 NOW = 1_750_000_000
 ME = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1"
 OTHER = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-0"
@@ -36,6 +40,26 @@ PROD_STAGE = {
     "approval": True,
     "targets": [{"autoScalingGroupName": "web-app-prod", "launchTemplateId": "lt-0bbbbbbbbbbbbbbb2"}],
 }
+
+
+class Tokens:
+    """SendTaskSuccess/Failure as the lock step calls them, recorded; `closed` tokens answer as closed tasks."""
+
+    def __init__(self, closed: frozenset[str] = frozenset()) -> None:
+        self.closed = closed
+        self.sent: list[tuple[str, str, str]] = []  # (token, "success" | error, output or cause)
+
+    def send_success(self, task_token: str, output: Mapping[str, Any]) -> TokenDelivery:
+        self.sent.append((task_token, "success", json.dumps(dict(output), sort_keys=True)))
+        return TokenDelivery(
+            delivered=task_token not in self.closed, code="TaskTimedOut" if task_token in self.closed else None
+        )
+
+    def send_failure(self, task_token: str, error: str, cause: str) -> TokenDelivery:
+        self.sent.append((task_token, error, cause))
+        return TokenDelivery(
+            delivered=task_token not in self.closed, code="TaskTimedOut" if task_token in self.closed else None
+        )
 
 
 class Clock:
@@ -53,9 +77,9 @@ class RecordingStore:
         self.table = table
         self.calls: list[tuple[str, str]] = []
 
-    def put_if_free(self, target: str, *, holder: str, now: int, expires_at: int) -> PutOutcome:
+    def put_if_free(self, target: str, *, holder: str, now: int, expires_at: int, **holder_says: Any) -> PutOutcome:
         self.calls.append(("put", target))
-        return self.table.put_if_free(target, holder=holder, now=now, expires_at=expires_at)
+        return self.table.put_if_free(target, holder=holder, now=now, expires_at=expires_at, **holder_says)
 
     def get(self, target: str) -> LockItem | None:
         self.calls.append(("get", target))
@@ -64,6 +88,9 @@ class RecordingStore:
     def delete_if_held_by(self, target: str, holder: str) -> bool:
         self.calls.append(("delete", target))
         return self.table.delete_if_held_by(target, holder)
+
+    def __getattr__(self, name: str) -> Any:  # the queue's calls go straight to the table
+        return getattr(self.table, name)
 
 
 @pytest.fixture
@@ -117,7 +144,7 @@ def hold(dynamodb: Any, target: str, holder: str, expires_at: int) -> None:
 
 
 def run(request: LockInput, store: RecordingStore, clock: Clock | None = None) -> dict[str, Any]:
-    output = logic.run(request, CONFIG, store, TTL, clock or Clock())
+    output = logic.run(request, CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, clock or Clock())
     return output.model_dump(by_alias=True, mode="json")
 
 
@@ -137,6 +164,7 @@ def test_acquire_free_target_writes_our_lock_with_expiry(store: RecordingStore, 
         "holder": None,
         "heldUntil": None,
         "attempt": 0,
+        **NOTHING_QUEUED,
     }
     assert items(dynamodb) == {"web-app-test": {"holder": ME, "expiresAt": str(NOW + TTL), "acquiredAt": str(NOW)}}
 
@@ -157,6 +185,7 @@ def test_acquire_held_by_another_live_execution_is_refused_and_leaves_nothing_of
         "holder": OTHER,
         "heldUntil": NOW + 600,
         "attempt": 3,
+        **NOTHING_QUEUED,
     }
     assert store.calls == [("put", "web-app-prod"), ("put", "web-app-test"), ("delete", "web-app-prod")]
     assert items(dynamodb) == {
@@ -277,6 +306,7 @@ def test_release_deletes_only_our_own_locks(store: RecordingStore, dynamodb: Any
         "holder": None,
         "heldUntil": None,
         "attempt": 0,
+        **NOTHING_QUEUED,
     }
     assert {t: i["holder"] for t, i in items(dynamodb).items()} == {"web-app-prod": OTHER}
 
@@ -325,7 +355,7 @@ def test_lock_refuses_unconfigured_stages_and_targets_before_touching_dynamodb(
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     # When / Then
     with Stubber(dynamodb), pytest.raises(InvalidInput, match=message):
-        logic.run(lock_request(stages=[stage]), CONFIG, LockTable(TABLE, dynamodb), TTL, Clock())
+        logic.run(lock_request(stages=[stage]), CONFIG, LockTable(TABLE, dynamodb), Tokens(), TTL, 60, Clock())
 
 
 def test_adapter_sends_the_documented_conditional_put() -> None:
@@ -373,10 +403,17 @@ def test_adapter_lets_other_dynamodb_errors_through() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"LOCK_TTL_SECONDS": "3600"}, "LOCK_TABLE_NAME: required field is missing"),
-        ({"LOCK_TABLE_NAME": TABLE}, "LOCK_TTL_SECONDS: required field is missing"),
-        ({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "soon"}, "LOCK_TTL_SECONDS: Input should be a valid integer"),
-        ({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "0"}, "LOCK_TTL_SECONDS: Input should be greater than 0"),
+        ({"LOCK_TTL_SECONDS": "3600", "QUEUE_SECONDS": "60"}, "LOCK_TABLE_NAME: required field is missing"),
+        ({"LOCK_TABLE_NAME": TABLE, "QUEUE_SECONDS": "60"}, "LOCK_TTL_SECONDS: required field is missing"),
+        (
+            {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "soon", "QUEUE_SECONDS": "60"},
+            "LOCK_TTL_SECONDS: Input should be a valid integer",
+        ),
+        (
+            {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "0", "QUEUE_SECONDS": "60"},
+            "LOCK_TTL_SECONDS: Input should be greater than 0",
+        ),
+        ({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "60"}, "QUEUE_SECONDS: required field is missing"),
     ],
 )
 def test_lock_environment_names_the_missing_or_bad_variable(environ: dict[str, str], message: str) -> None:
@@ -385,19 +422,27 @@ def test_lock_environment_names_the_missing_or_bad_variable(environ: dict[str, s
 
 
 def test_lock_environment_reads_the_table_and_ttl() -> None:
-    env = load_environment(LockEnvironment, "lock", {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "7200"})
-    assert (env.lock_table_name, env.lock_ttl_seconds) == (TABLE, 7200)
+    env = load_environment(
+        LockEnvironment, "lock", {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": "7200", "QUEUE_SECONDS": "86400"}
+    )
+    assert (env.lock_table_name, env.lock_ttl_seconds, env.queue_seconds) == (TABLE, 7200, 86400)
 
 
 @pytest.fixture
 def handler(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("LOCK_TABLE_NAME", TABLE)
     monkeypatch.setenv("LOCK_TTL_SECONDS", str(TTL))
+    monkeypatch.setenv("QUEUE_SECONDS", str(QUEUE_SECONDS))
     module = importlib.import_module("lock.handler")
     monkeypatch.setattr(module, "lock_table", lambda: LockTable(TABLE, dynamodb))
     monkeypatch.setattr(module, "now", Clock())
+    monkeypatch.setattr(module, "task_tokens", lambda: Tokens())
     monkeypatch.setattr(
-        module, "ENV", LockEnvironment.model_validate({"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": TTL})
+        module,
+        "ENV",
+        LockEnvironment.model_validate(
+            {"LOCK_TABLE_NAME": TABLE, "LOCK_TTL_SECONDS": TTL, "QUEUE_SECONDS": QUEUE_SECONDS}
+        ),
     )
     return module
 
@@ -420,6 +465,9 @@ def test_handler_acquires_refuses_a_second_execution_and_releases(
         "holder": None,
         "heldUntil": None,
         "attempt": 0,
+        "queued": False,
+        "superseded": [],
+        "woken": [],
     }
     assert second == {**first, "acquired": False, "holder": ME, "heldUntil": NOW + TTL, "attempt": 5}
     assert released == {**first, "action": "release", "acquired": False, "released": True}
@@ -444,3 +492,267 @@ def test_handler_rejects_malformed_payloads(
     with pytest.raises(InvalidInput, match=message):
         handler.lambda_handler(event, lambda_context)
     assert items(dynamodb) == {}
+
+
+# --- the queue (safety rule 11: no push is lost) ----------------------------------------------------
+
+NEWER = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-2"
+PUSH_A, PUSH_B = "1" * 40, "2" * 40
+
+
+def queue_request(
+    action: str,
+    execution: str,
+    started: int,
+    *,
+    token: str | None = None,
+    stages: list[dict[str, Any]] | None = None,
+    deploy: str = "deploy",
+    when_busy: str = "queue",
+    commit: str | None = PUSH_A,
+) -> LockInput:
+    """What the ASL sends from AcquireLock and JoinQueue: the normalised request and $$.Execution.StartTime."""
+    return LockInput.model_validate(
+        {
+            "action": action,
+            "executionId": execution,
+            "stages": stages if stages is not None else [TEST_STAGE],
+            "request": {
+                "action": deploy,
+                "trigger": "codecommit",
+                "whenBusy": when_busy,
+                "commit": commit,
+                "branch": "main",
+                "stages": ["test"],  # the rest of the request is ignored here
+            },
+            "startedAt": f"2025-06-15T14:{started:02d}:00.000Z",
+            **({"taskToken": token} if token else {}),
+        }
+    )
+
+
+def queue_of(dynamodb: Any) -> dict[str, Any]:
+    return {q.execution_id: q for q in LockTable(TABLE, dynamodb).queued()}
+
+
+def test_enqueue_behind_a_held_lock_waits_with_its_token_and_answers_nothing(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given another deployment holds web-app-test
+    hold(dynamodb, "web-app-test", OTHER, NOW + 600)
+    tokens = Tokens()
+    # When a push finds it locked and joins the queue
+    output = logic.run(
+        queue_request("enqueue", ME, 5, token="token-me"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
+    )
+    # Then it waits: its item holds the token, the targets, the commit, when it queued, whom it waits for
+    assert (output.queued, output.holder, output.superseded, output.woken) == (True, OTHER, [], [])
+    entry = queue_of(dynamodb)[ME]
+    assert (entry.targets, entry.task_token, entry.commit, entry.queued_at, entry.blocked_by) == (
+        ("web-app-test",),
+        "token-me",
+        PUSH_A,
+        NOW,
+        OTHER,
+    )
+    assert entry.expires_at == NOW + QUEUE_SECONDS + TTL
+    # and no token was answered: it sleeps until a release wakes it
+    assert tokens.sent == []
+
+
+def test_enqueue_after_the_lock_was_released_meanwhile_wakes_itself(store: RecordingStore, dynamodb: Any) -> None:
+    # Given the lock was released between the failed acquire and the queue item
+    tokens = Tokens()
+    # When the push joins the queue
+    output = logic.run(
+        queue_request("enqueue", ME, 5, token="token-me"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
+    )
+    # Then it resumes at once (back to AcquireLock) instead of sleeping until its fallback look
+    assert output.woken == [ME]
+    assert tokens.sent == [("token-me", "success", json.dumps({"wokenBy": ME}))]
+
+
+def test_a_retried_enqueue_keeps_when_it_first_queued(store: RecordingStore, dynamodb: Any) -> None:
+    hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
+    logic.run(queue_request("enqueue", ME, 5, token="t1"), CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock())
+    logic.run(
+        queue_request("enqueue", ME, 5, token="t2"), CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock(NOW + 900)
+    )
+    entry = queue_of(dynamodb)[ME]
+    assert (entry.task_token, entry.queued_at) == ("t2", NOW)
+
+
+def test_a_newer_push_supersedes_the_older_queued_push_it_covers(store: RecordingStore, dynamodb: Any) -> None:
+    # Given a push queued behind a running deployment
+    hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
+    tokens = Tokens()
+    logic.run(queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    # When a newer push to the same targets (and more) queues too
+    output = logic.run(
+        queue_request("enqueue", NEWER, 9, token="token-new", stages=[TEST_STAGE, PROD_STAGE], commit=PUSH_B),
+        CONFIG,
+        store,
+        tokens,
+        TTL,
+        QUEUE_SECONDS,
+        Clock(),
+    )
+    # Then the older one ends as Superseded, naming the newer, and leaves the queue; the newer waits
+    assert output.superseded == [ME]
+    assert tokens.sent == [
+        ("token-old", "Superseded", f"superseded by {NEWER} (commit {PUSH_B}): a newer push deploys these targets")
+    ]
+    assert list(queue_of(dynamodb)) == [NEWER]
+
+
+def test_an_older_push_queueing_behind_a_newer_queued_one_is_superseded_at_once(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
+    tokens = Tokens()
+    logic.run(queue_request("enqueue", NEWER, 9, token="token-new"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    # When an older push (a late retry, a slow start) queues for the same targets
+    output = logic.run(
+        queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
+    )
+    # Then it is superseded by the newer one and never waits
+    assert output.superseded == [ME]
+    assert not output.queued
+    assert [(t, e) for t, e, _ in tokens.sent] == [("token-old", "Superseded")]
+    assert list(queue_of(dynamodb)) == [NEWER]
+
+
+def test_an_older_push_blocked_by_a_newer_push_holding_its_targets_is_superseded(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given a newer push took the lock (it says what it deploys and when it started)
+    tokens = Tokens()
+    logic.run(queue_request("acquire", NEWER, 9), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    # When an older push (woken a moment too late) finds the targets taken and queues
+    output = logic.run(
+        queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
+    )
+    # Then it is superseded: deploying it after the newer one would roll the fleet back to an older commit
+    assert output.superseded == [ME]
+    assert queue_of(dynamodb) == {}
+
+
+def test_a_push_taking_the_locks_supersedes_older_queued_pushes_and_leaves_the_queue(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    hold(dynamodb, "web-app-test", OTHER, NOW + 600)
+    tokens = Tokens()
+    logic.run(queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    logic.run(queue_request("enqueue", NEWER, 9, token="token-new"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    assert list(queue_of(dynamodb)) == [NEWER]  # the older one was superseded when the newer queued
+    # When the lock expires and the newer push takes it
+    output = logic.run(queue_request("acquire", NEWER, 9), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock(NOW + 601))
+    # Then it holds the lock and is no longer queued
+    assert output.acquired
+    assert queue_of(dynamodb) == {}
+
+
+def test_release_wakes_the_deployments_queued_for_the_released_targets_only(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    # Given this execution holds test and prod; one push waits for test, a base rebuild for prod, one for another group
+    logic.run(
+        queue_request("acquire", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]),
+        CONFIG,
+        store,
+        Tokens(),
+        TTL,
+        QUEUE_SECONDS,
+        Clock(),
+    )
+    table = LockTable(TABLE, dynamodb)
+    for execution, targets, action in (
+        (ME, ("web-app-test",), "deploy"),
+        (NEWER, ("web-app-prod",), "rebuild-base"),
+        ("arn:aws:states:eu-west-1:123456789012:execution:deploy:elsewhere", ("web-app-other",), "deploy"),
+    ):
+        table.put_queued(
+            logic.QueuedDeployment(
+                execution_id=execution,
+                targets=targets,
+                action=action,
+                trigger="codecommit",
+                started_at=NOW,
+                queued_at=NOW,
+                task_token=f"token-{execution.rsplit(':', 1)[-1]}",
+                expires_at=NOW + QUEUE_SECONDS,
+            )
+        )
+    tokens = Tokens(closed=frozenset({"token-run-2"}))
+    # When it releases
+    output = logic.run(
+        queue_request("release", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]),
+        CONFIG,
+        store,
+        tokens,
+        TTL,
+        QUEUE_SECONDS,
+        Clock(),
+    )
+    # Then both deployments waiting for its targets are resumed (a closed task is no error, just not woken);
+    # the one waiting for another group sleeps on
+    assert sorted(t for t, kind, _ in tokens.sent if kind == "success") == ["token-run-1", "token-run-2"]
+    assert output.woken == [ME]
+    assert len(queue_of(dynamodb)) == 3  # each leaves the queue itself, when it takes its locks
+
+
+def test_a_base_rebuild_in_the_queue_is_never_superseded_by_a_push(store: RecordingStore, dynamodb: Any) -> None:
+    hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
+    tokens = Tokens()
+    logic.run(
+        queue_request("enqueue", ME, 5, token="t-rebuild", deploy="rebuild-base", commit=None),
+        CONFIG,
+        store,
+        tokens,
+        TTL,
+        QUEUE_SECONDS,
+        Clock(),
+    )
+    output = logic.run(
+        queue_request("enqueue", NEWER, 9, token="t-push"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
+    )
+    assert output.superseded == []
+    assert sorted(queue_of(dynamodb)) == [ME, NEWER]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"dry_run": True}, "no dry run"), ({"when_busy": "wait"}, "whenBusy=queue"), ({"token": None}, "task token")],
+)
+def test_enqueue_refuses_what_must_never_wait_in_the_queue(
+    store: RecordingStore, change: dict[str, Any], message: str
+) -> None:
+    request = queue_request("enqueue", ME, 5, token="t", when_busy=change.get("when_busy", "queue"))
+    if "dry_run" in change:
+        request = request.model_copy(update={"dry_run": True})
+    if "token" in change:
+        request = request.model_copy(update={"task_token": None})
+    with pytest.raises(InvalidInput, match=message):
+        logic.run(request, CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock())
+
+
+def test_a_push_queued_past_lock_queue_hours_fails_with_deployment_in_progress(
+    store: RecordingStore, dynamodb: Any
+) -> None:
+    hold(dynamodb, "web-app-test", OTHER, NOW + 7 * 86400)
+    tokens = Tokens()
+    logic.run(queue_request("enqueue", ME, 5, token="t1"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    # When it looks again after lock.queueHours
+    output = logic.run(
+        queue_request("enqueue", ME, 5, token="t2"),
+        CONFIG,
+        store,
+        tokens,
+        TTL,
+        QUEUE_SECONDS,
+        Clock(NOW + QUEUE_SECONDS + 1),
+    )
+    # Then its task fails with DeploymentInProgress (the failure path releases and notifies) and it leaves the queue
+    assert not output.queued
+    assert [(t, e) for t, e, _ in tokens.sent] == [("t2", "DeploymentInProgress")]
+    assert queue_of(dynamodb) == {}

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from register_wait import logic
 from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 
@@ -23,6 +23,7 @@ from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import InvalidInput
+from shared.notifications import event_of
 from tests.conftest import REGION
 from tests.unit.tables import coordination_table_fixtures
 
@@ -71,10 +72,22 @@ class Clients:
     def expect_resume(self, output: dict[str, Any], token: str = TOKEN) -> None:
         self.sfn_stub.add_response("send_task_success", {}, {"taskToken": token, "output": as_sent(output)})
 
-    def expect_mail(self, subject: str, message: dict[str, Any]) -> None:
+    def expect_mail(self, subject: str) -> list[dict[str, Any]]:
+        """One Publish (MessageStructure=json); returns the list its parameters are appended to when it is sent."""
+        sent: list[dict[str, Any]] = []
+        self.sns.meta.events.register("provide-client-params.sns.Publish", lambda params, **_: sent.append(params))
         self.sns_stub.add_response(
-            "publish", {"MessageId": "m-1"}, {"TopicArn": TOPIC, "Subject": subject, "Message": json.dumps(message)}
+            "publish",
+            {"MessageId": "m-1"},
+            {
+                "TopicArn": TOPIC,
+                "Subject": subject,
+                "Message": ANY,
+                "MessageStructure": "json",
+                "MessageAttributes": {"event": {"DataType": "String", "StringValue": "ApprovalRequested"}},
+            },
         )
+        return sent
 
     def assert_all_used(self) -> None:
         for stub in (self.asg_stub, self.ib_stub, self.sfn_stub, self.sns_stub):
@@ -125,6 +138,7 @@ def run(request: RegisterWaitInput, clients: Clients, dynamodb: Any) -> dict[str
         ttl_seconds=TTL,
         clock=lambda: NOW,
         notifications=Notifications(TOPIC, clients.sns),
+        application="web-app",
     )
     return output.model_dump(by_alias=True, mode="json")
 
@@ -180,6 +194,7 @@ def test_register_again_for_the_same_resource_overwrites_with_the_newest_token(c
         ttl_seconds=TTL,
         clock=lambda: NOW + 60,
         notifications=Notifications(TOPIC, clients.sns),
+        application="web-app",
     )
     # Then one item remains, holding the newest token and expiry
     assert output.registered is True
@@ -454,8 +469,8 @@ def expected_mail() -> dict[str, Any]:
         "requestedAt": "2025-06-15T15:06:40Z",  # NOW
         "expiresAt": "2025-06-18T15:06:40Z",  # NOW + 72 h
         "timeoutHours": 72.0,
-        "approve": f"python scripts/approval.py approve {EXECUTION} --stage prod",
-        "reject": f"python scripts/approval.py reject {EXECUTION} --stage prod --reason '...'",
+        "approve": f"make approve EXECUTION={EXECUTION} STAGE=prod",
+        "reject": f"make reject EXECUTION={EXECUTION} STAGE=prod REASON='...'",
     }
 
 
@@ -463,9 +478,18 @@ def test_an_approval_stores_its_token_in_the_table_and_mails_the_request_without
     handler: Any, clients: Clients, dynamodb: Any, lambda_context: Any
 ) -> None:
     # Given the mail the approvers get (exact: no token, the deadline, the commands)
-    clients.expect_mail("Deployment waiting for approval", expected_mail())
+    sent = clients.expect_mail("[web-app] Approval needed: stage prod")
     # When the state machine asks for prod's approval
     output = handler.lambda_handler(approval_payload(), lambda_context)
+    # Then the chat message carries the structured request, the mail the commands and a console link, none the token
+    messages = json.loads(sent[0]["Message"])
+    assert {k: v for k, v in event_of(messages["default"]).items() if k in expected_mail()} == expected_mail()
+    assert f"Approve: `make approve EXECUTION={EXECUTION} STAGE=prod`" in messages["email"]
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/"
+        in (messages["email"])
+    )
+    assert TOKEN not in sent[0]["Message"]
     # Then the token is in the approval's wait item only, which outlives the approval by the wait TTL;
     # nothing was looked at and nothing resumed: only a person ends an approval
     assert output == {"registered": True, "alreadyDone": False, "status": None}
@@ -518,5 +542,5 @@ def test_the_approval_mail_quotes_what_a_shell_would_split() -> None:
     # An execution name may hold characters a shell reads (Step Functions allows e.g. '!' and '='): quoted.
     approve, reject = logic.approval_commands(f"{EXECUTION}!x", "prod")
 
-    assert approve == f"python scripts/approval.py approve '{EXECUTION}!x' --stage prod"
-    assert reject.startswith(f"python scripts/approval.py reject '{EXECUTION}!x' --stage prod --reason")
+    assert approve == f"make approve 'EXECUTION={EXECUTION}!x' STAGE=prod"
+    assert reject.startswith(f"make reject 'EXECUTION={EXECUTION}!x' STAGE=prod REASON=")

@@ -113,6 +113,7 @@ def test_manual_deploy_is_normalised_with_every_configured_stage(no_aws: Any) ->
             "trigger": "manual",
             "pusher": None,
             "deliveryId": None,
+            "whenBusy": "wait",
         },
         "stages": [
             {
@@ -700,3 +701,32 @@ def test_a_string_with_whitespace_around_it_or_a_control_character_is_refused_na
     assert message.startswith(f"{path}: {why.format(end=len(good))}"), message
     assert message.endswith(f", got {value!r}")
     assert repository.calls == []
+
+
+@pytest.mark.parametrize(
+    ("trigger", "extra", "expected"),
+    [
+        ("manual", {}, "wait"),
+        ("manual", {"whenBusy": "queue"}, "queue"),
+        ("codecommit", {}, "queue"),
+        ("codecommit", {"whenBusy": "wait"}, "wait"),
+    ],
+)
+def test_pushes_queue_when_busy_and_manual_runs_wait_unless_asked(
+    no_aws: Any, trigger: str, extra: dict[str, Any], expected: str
+) -> None:
+    # Given a deploy from a trigger, with or without an explicit whenBusy
+    raw = {"action": "deploy", "commit": COMMIT, "trigger": trigger, **extra}
+    assert CONFIG.source is not None
+    config = CONFIG.model_copy(update={"source": CONFIG.source.model_copy(update={"type": "codecommit"})})
+
+    # When validating
+    result = validate(raw, no_aws, config)
+
+    # Then a push queues behind a running deployment, a manual run waits (and fails) as before
+    assert result["request"]["whenBusy"] == expected
+
+
+def test_when_busy_accepts_only_queue_or_wait(no_aws: Any) -> None:
+    message = rejected({"action": "deploy", "commit": COMMIT, "whenBusy": "later"}, no_aws)
+    assert "whenBusy" in message

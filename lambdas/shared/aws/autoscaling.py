@@ -54,6 +54,7 @@ class Refresh:
     launch_template_version: str | None
     # RollbackDetails.RollbackStartTime: a rolled-back refresh keeps its StartTime (API Reference, RollbackDetails).
     rollback_start_time: datetime | None = None
+    end_time: datetime | None = None  # EndTime: when the refresh ended (absent while it runs)
 
     @property
     def active(self) -> bool:
@@ -107,6 +108,7 @@ def _to_refresh(item: dict[str, Any]) -> Refresh:
         launch_template_name=spec.get("LaunchTemplateName"),
         launch_template_version=spec.get("Version"),
         rollback_start_time=item.get("RollbackDetails", {}).get("RollbackStartTime"),
+        end_time=item.get("EndTime"),
     )
 
 
