@@ -8,7 +8,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth rehearse start restore-image approve reject bench test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse start status history restore-image approve reject bench test lint check diff deploy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -66,6 +66,15 @@ start: setup
 	$(PY) scripts/start_deployment.py $(ACTION) \
 	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
 	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print) \
+	  $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
+
+## What runs where, what deploys, is locked, queued or waits for approval: make status [JSON=1] [REGION=…] [STACK=…]
+status: setup
+	$(PY) scripts/status.py status $(if $(JSON),--json) $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
+
+## The last deployments, their outcome, duration and stages: make history [LAST=10] [JSON=1] [REGION=…] [STACK=…]
+history: setup
+	$(PY) scripts/status.py history $(if $(LAST),--last $(LAST)) $(if $(JSON),--json) \
 	  $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
 
 ## Answer a pending approval under your own credentials: make approve EXECUTION=… [STAGE=prod] [REASON=…]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the run
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError  # noqa: E402
-from start_deployment import aws_failure, deploy_config, stack_outputs  # noqa: E402
+from start_deployment import aws_failure, deploy_config, stack_name, stack_outputs  # noqa: E402
 
 from shared.aws.stepfunctions import execution_arn  # noqa: E402
 from shared.aws.task_tokens import (  # noqa: E402
@@ -46,7 +46,6 @@ from shared.aws.task_tokens import (  # noqa: E402
     approval_resource_id,
 )
 
-DEFAULT_STACK = "web-app-ami-pipeline"
 TABLE_OUTPUT = "LockTableName"  # stacks/approvals.py
 POLICY_OUTPUT = "ApproverPolicyArn"
 # botocore's stepfunctions model: DescribeExecution answers these for an ARN that names no execution.
@@ -131,12 +130,13 @@ def run(args: argparse.Namespace, session: Any) -> tuple[int, str]:
         raise NoRegionError()
 
     cloudformation = session.client("cloudformation", region_name=region)
+    stack = stack_name(args, deploy_config())
 
     def machine() -> str:  # as scripts/start_deployment.py finds it, in the approval's region
-        return str(given_machine or stack_output(cloudformation, args.stack, "StateMachineArn"))
+        return str(given_machine or stack_output(cloudformation, stack, "StateMachineArn"))
 
     execution = resolve_execution(args.execution, machine)
-    table = args.table or os.environ.get("LOCK_TABLE_NAME") or stack_output(cloudformation, args.stack, TABLE_OUTPUT)
+    table = args.table or os.environ.get("LOCK_TABLE_NAME") or stack_output(cloudformation, stack, TABLE_OUTPUT)
     sfn = session.client("stepfunctions", region_name=region)
     waits = WaitTable(table, session.client("dynamodb", region_name=region))
     check_running(sfn, execution)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
     parser.add_argument("--stage", help="the stage waiting (default: the one configured approval stage pending)")
     parser.add_argument("--reason", help="why: the rejection's cause, or a note with the approval")
     parser.add_argument("--state-machine-arn")
-    parser.add_argument("--stack", default=DEFAULT_STACK)
+    parser.add_argument("--stack", help="the pipeline's stack (default: <application>-ami-pipeline from cdk.json)")
     parser.add_argument("--table", help="the lock table's name (default: $LOCK_TABLE_NAME or the stack's output)")
     parser.add_argument("--region")
     args = parser.parse_args(argv)

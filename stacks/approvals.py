@@ -23,6 +23,27 @@ APPROVAL_PREFIX = "wait#approval#"
 # The stack outputs scripts/approval.py reads.
 POLICY_OUTPUT = "ApproverPolicyArn"
 TABLE_OUTPUT = "LockTableName"
+# scripts/status.py's read-only policy, and the lock table attributes it may read: every one but taskToken
+# (scripts/status_fleet.py READABLE; tests/infra/test_approvals.py pins that both agree).
+STATUS_POLICY_OUTPUT = "StatusReaderPolicyArn"
+STATUS_ATTRIBUTES = (
+    "target",
+    "holder",
+    "expiresAt",
+    "acquiredAt",
+    "action",
+    "startedAt",
+    "executionId",
+    "targets",
+    "trigger",
+    "queuedAt",
+    "commit",
+    "branch",
+    "blockedBy",
+    "kind",
+    "resourceId",
+    "createdAt",
+)
 
 
 class Approvals(Construct):
@@ -94,5 +115,78 @@ class Approvals(Construct):
             "DescribeExecution on this state machine's executions, whose names are not known before they start",
             wildcard_resource(f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{state_machine_name}:*"),
         )
+        self.status_policy = status_reader_policy(self, table, state_machine_name, executions)
         CfnOutput(stack, POLICY_OUTPUT, value=self.policy.managed_policy_arn)
+        CfnOutput(stack, STATUS_POLICY_OUTPUT, value=self.status_policy.managed_policy_arn)
         CfnOutput(stack, TABLE_OUTPUT, value=table.table_name)
+
+
+def status_reader_policy(
+    scope: Construct, table: dynamodb.ITable, state_machine_name: str, executions: str
+) -> iam.ManagedPolicy:
+    """What `make status` and `make history` read, and nothing they could change or a task token they could use."""
+    stack = Stack.of(scope)
+    machine = stack.format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=state_machine_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    policy = iam.ManagedPolicy(
+        scope,
+        "StatusReaderPolicy",
+        description=f"Read what {state_machine_name} deployed where, its runs and its lock table (scripts/status.py)",
+        statements=[
+            iam.PolicyStatement(
+                sid="LockTableWithoutTaskTokens",
+                actions=["dynamodb:Scan"],
+                resources=[table.table_arn],
+                # dynamodb:Attributes lists the attributes a request names (its ProjectionExpression) and
+                # dynamodb:Select its Select (DynamoDB Developer Guide, "Using IAM policy conditions for
+                # fine-grained access control": https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html;
+                # IAM User Guide example: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_examples_dynamodb_attributes.html).
+                # Select is required to be SPECIFIC_ATTRIBUTES (not IfExists) and the attributes to be present, so
+                # a Scan without a projection, which would return taskToken, is denied.
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(STATUS_ATTRIBUTES)},
+                    "StringEquals": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+                    "Null": {"dynamodb:Attributes": "false"},
+                },
+            ),
+            iam.PolicyStatement(
+                sid="ListThisStateMachinesExecutions", actions=["states:ListExecutions"], resources=[machine]
+            ),
+            iam.PolicyStatement(
+                sid="ReadThisStateMachinesExecutions",
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                resources=[executions],
+            ),
+            iam.PolicyStatement(
+                sid="ReadGroupsTemplatesAndImages",
+                # The Service Authorization Reference lists no resource types for these Describe actions (EC2 Auto
+                # Scaling: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html;
+                # EC2: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+                actions=[
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeInstanceRefreshes",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:DescribeImages",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheStacksOutputs", actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]
+            ),
+        ],
+    )
+    acknowledge(
+        policy,
+        "Auto Scaling and EC2 Describe actions have no resource types; they read, never change",
+        wildcard_resource("*"),
+    )
+    acknowledge(
+        policy,
+        "DescribeExecution/GetExecutionHistory on this state machine's executions, named only when they start",
+        wildcard_resource(f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:execution:{state_machine_name}:*"),
+    )
+    return policy

@@ -170,7 +170,7 @@ def approval_message(request: RegisterWaitInput, approval: ApprovalRequest, requ
     )
 
 
-def store(request: RegisterWaitInput, waits: WaitStore, *, expires_at: int) -> None:
+def store(request: RegisterWaitInput, waits: WaitStore, *, now: int, expires_at: int) -> None:
     """The wait item holding the request's token until `expires_at` (epoch seconds; DynamoDB's TTL removes it)."""
     waits.put(
         WaitItem(
@@ -179,6 +179,7 @@ def store(request: RegisterWaitInput, waits: WaitStore, *, expires_at: int) -> N
             task_token=request.task_token,
             execution_id=request.execution_id,
             expires_at=expires_at,
+            created_at=now,
         )
     )
 
@@ -213,7 +214,7 @@ def register_approval(
     if approval is None:  # check_request refused it already
         raise InvalidInput("approval: required when kind is 'approval'")
     now = clock()
-    store(request, waits, expires_at=now + approval.timeout_seconds + ttl_seconds)
+    store(request, waits, now=now, expires_at=now + approval.timeout_seconds + ttl_seconds)
     message = approval_message(request, approval, now)
     render.publish(approval_notification(request, message, application), notifications)
     metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
@@ -252,15 +253,15 @@ def run(
         resume(request, tokens, None)
         return RegisterWaitOutput(registered=False, already_done=False, status=None)
 
-    expires_at = clock() + ttl_seconds
-    store(request, waits, expires_at=expires_at)
+    now = clock()
+    store(request, waits, now=now, expires_at=now + ttl_seconds)
     metrics.add_metric(name="WaitsRegistered", unit=MetricUnit.Count, value=1)
 
     status = look(request, refreshes, builds)
     if status not in TERMINAL_STATUSES[request.kind]:
         logger.info(
             "waiting for the completion event",
-            extra={"kind": request.kind, "resourceId": request.resource_id, "status": status, "expiresAt": expires_at},
+            extra={"kind": request.kind, "resourceId": request.resource_id, "status": status, "expiresAt": now + ttl_seconds},
         )
         return RegisterWaitOutput(registered=True, already_done=False, status=status)
 

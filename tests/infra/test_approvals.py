@@ -148,3 +148,82 @@ def test_register_wait_may_mail_the_approval_request_to_the_topic(synthesized: S
 
     assert register["Properties"]["Environment"]["Variables"]["NOTIFICATION_TOPIC_ARN"] == {"Ref": topic_id}
     assert any(s["Action"] == "sns:Publish" and s["Resource"] == {"Ref": topic_id} for s in statements)
+
+
+# --- the status readers' policy (scripts/status.py) ------------------------------------------------------------
+
+status_script: Any = importlib.import_module("scripts.status_fleet")
+READABLE = tuple(status_script.READABLE)
+
+
+@pytest.fixture(scope="module")
+def status_policy(synthesized: Synthesized) -> dict[str, Any]:
+    (managed,) = [
+        p for p in synthesized.resources("AWS::IAM::ManagedPolicy").values()
+        if "scripts/status.py" in p["Properties"].get("Description", "")
+    ]  # fmt: skip
+    (table_id,) = synthesized.resources("AWS::DynamoDB::Table")
+    return {"rendered": rendered(managed["Properties"]["PolicyDocument"], table_id)}
+
+
+def scan(policy: dict[str, Any], attributes: tuple[str, ...] | None, select: str | None) -> str:
+    context: dict[str, Any] = {}
+    if attributes is not None:
+        context["dynamodb:Attributes"] = attributes
+    if select is not None:
+        context["dynamodb:Select"] = (select,)  # a single-valued key: one value
+    keys = frozenset({"dynamodb:Attributes", "dynamodb:Select"})
+    request = AuthorizationRequest(action="dynamodb:Scan", resource=TABLE_ARN, context=context, condition_keys=keys)
+    return evaluate({"status": policy["rendered"]}, request).decision
+
+
+def test_status_readers_scan_the_table_with_the_scripts_projection(status_policy: dict[str, Any]) -> None:
+    assert scan(status_policy, READABLE, "SPECIFIC_ATTRIBUTES") == "Allow"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "select"),
+    [
+        ((*READABLE, "taskToken"), "SPECIFIC_ATTRIBUTES"),  # asks for the tokens
+        (None, "ALL_ATTRIBUTES"),  # no projection: every attribute
+        (None, None),  # no projection, no Select
+    ],
+)
+def test_status_readers_never_read_a_task_token(
+    status_policy: dict[str, Any], attributes: tuple[str, ...] | None, select: str | None
+) -> None:
+    assert scan(status_policy, attributes, select) != "Allow"
+
+
+def test_the_status_policys_attributes_are_the_scripts_projection() -> None:
+    assert approvals.STATUS_ATTRIBUTES == READABLE
+    assert "taskToken" not in READABLE
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("states:ListExecutions", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:web-app-deploy"),
+        ("states:GetExecutionHistory", MINE),
+        ("states:DescribeExecution", MINE),
+        ("autoscaling:DescribeAutoScalingGroups", "*"),
+        ("autoscaling:DescribeInstanceRefreshes", "*"),
+        ("ec2:DescribeLaunchTemplateVersions", "*"),
+        ("ec2:DescribeImages", "*"),
+        ("cloudformation:DescribeStacks", STACK_ID),
+    ],
+)
+def test_status_readers_read_what_status_and_history_show(
+    status_policy: dict[str, Any], action: str, resource: str
+) -> None:
+    request = AuthorizationRequest(action=action, resource=resource, context={}, condition_keys=frozenset())
+    assert evaluate({"status": status_policy["rendered"]}, request).decision == "Allow"
+
+
+@pytest.mark.parametrize(
+    "action", ["dynamodb:GetItem", "dynamodb:DeleteItem", "states:SendTaskSuccess", "states:StopExecution"]
+)
+def test_status_readers_change_nothing(status_policy: dict[str, Any], action: str) -> None:
+    resource = TABLE_ARN if action.startswith("dynamodb") else MINE
+    request = AuthorizationRequest(action=action, resource=resource, context={}, condition_keys=frozenset())
+    assert evaluate({"status": status_policy["rendered"]}, request).decision != "Allow"

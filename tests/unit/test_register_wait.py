@@ -162,6 +162,7 @@ def test_register_stores_the_wait_item_and_keeps_waiting_while_the_refresh_runs(
             "kind": "refresh",
             "resourceId": REFRESH_ID,
             "expiresAt": str(NOW + TTL),
+            "createdAt": str(NOW),
         }
     }
     clients.assert_all_used()
@@ -205,6 +206,7 @@ def test_register_again_for_the_same_resource_overwrites_with_the_newest_token(c
             "kind": "refresh",
             "resourceId": REFRESH_ID,
             "expiresAt": str(NOW + 60 + TTL),
+            "createdAt": str(NOW + 60),
         }
     }
 
@@ -500,6 +502,7 @@ def test_an_approval_stores_its_token_in_the_table_and_mails_the_request_without
             "kind": "approval",
             "resourceId": APPROVAL_ID,
             "expiresAt": str(NOW + APPROVAL_TIMEOUT + TTL),
+            "createdAt": str(NOW),
         }
     }
     clients.assert_all_used()

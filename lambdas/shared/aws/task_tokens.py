@@ -58,6 +58,7 @@ class WaitItem:
     task_token: str
     execution_id: str
     expires_at: int
+    created_at: int | None = None  # epoch seconds; what `make status` shows as "since" (None: written before it)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def _to_item(raw: dict[str, Any] | None) -> WaitItem | None:
         task_token=raw["taskToken"]["S"],
         execution_id=raw.get("executionId", {}).get("S", ""),
         expires_at=int(raw.get("expiresAt", {}).get("N", "0")),
+        created_at=int(raw["createdAt"]["N"]) if "createdAt" in raw else None,
     )
 
 
@@ -93,17 +95,17 @@ class WaitTable:
 
     def put(self, item: WaitItem) -> None:
         """PutItem, replacing any earlier wait for the same resource."""
-        self._dynamodb.put_item(
-            TableName=self._table,
-            Item={
-                "target": {"S": wait_key(item.kind, item.resource_id)},
-                "taskToken": {"S": item.task_token},
-                "executionId": {"S": item.execution_id},
-                "kind": {"S": item.kind},
-                "resourceId": {"S": item.resource_id},
-                "expiresAt": {"N": str(item.expires_at)},
-            },
-        )
+        record: dict[str, Any] = {
+            "target": {"S": wait_key(item.kind, item.resource_id)},
+            "taskToken": {"S": item.task_token},
+            "executionId": {"S": item.execution_id},
+            "kind": {"S": item.kind},
+            "resourceId": {"S": item.resource_id},
+            "expiresAt": {"N": str(item.expires_at)},
+        }
+        if item.created_at is not None:
+            record["createdAt"] = {"N": str(item.created_at)}
+        self._dynamodb.put_item(TableName=self._table, Item=record)
 
     def get(self, kind: str, resource_id: str) -> WaitItem | None:
         response = self._dynamodb.get_item(
