@@ -8,7 +8,7 @@ CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup local synth rehearse start status history restore-image approve reject bench test lint check diff deploy snapshot-update clean
+.PHONY: setup local synth rehearse start status history restore-image approve reject bench test lint check diff deploy destroy snapshot-update clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -96,6 +96,10 @@ diff: setup
 
 deploy: setup
 	$(CDK) deploy --require-approval broadening
+
+## Remove the stack; what lives outside CloudFormation (AMIs, snapshots, versions, groups): docs/runbook.md
+destroy: setup
+	$(CDK) destroy
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
