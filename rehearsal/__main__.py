@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rehearsal.artifact import ArtifactError
 from rehearsal.dispatch import RehearsalError
-from rehearsal.report import print_report
+from rehearsal.report import next_step, print_report
 from rehearsal.runner import Target, run
 from rehearsal.scenarios import DEFAULT_SCENARIO, ScenarioError, load_scenario, scenario_names
 
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     unexpected = expected[0] is not None and expected != (result.status, result.error)
     if unexpected:
         print(f"  NOT AS EXPECTED: the scenario expects {expected[0]}{' ' + expected[1] if expected[1] else ''}")
+    elif expected[0] is not None:
+        print(f"  as the scenario expects: {expected[0]}{' ' + expected[1] if expected[1] else ''}")
+    print(next_step(result, unexpected))
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
     return 1 if result.invariant_violations or unexpected else 0

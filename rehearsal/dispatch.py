@@ -239,8 +239,10 @@ class Dispatcher:
         timeout = self._timed_out(function, elapsed())
         if timeout is not None:
             return timeout  # its result never reaches the caller, and the world does not move on from it
-        # register_wait's answer does not say what it waits for; its request does.
-        summary = summarize(step, {**result, "kind": event.get("kind")} if step == "register_wait" else result)
+        # register_wait's answer does not say what it waits for, nor prune_images' whether it was a dry run: the
+        # request does.
+        said = {"register_wait": {"kind": event.get("kind")}, "prune_images": {"dryRun": event.get("dryRun")}}
+        summary = summarize(step, {**result, **said.get(step, {})})
         if summary:
             self._events.append(Event(time.time(), summary))
         if step in self.after:

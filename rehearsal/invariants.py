@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -282,6 +283,7 @@ def _timeline(
     ]
     pending = sorted(events, key=lambda ev: ev.real)
     index = 0
+    stage_waves: list[int] = []  # the waves seen of the stage being deployed
     for position, (ts, event) in enumerate(states):
         until = states[position + 1][0] if position + 1 < len(states) else float("inf")
         notes = []
@@ -289,11 +291,45 @@ def _timeline(
             notes.append(pending[index].text)
             index += 1
         kind = event["type"].removesuffix("StateEntered")
-        entries.append((clock.at(ts), event["stateEnteredEventDetails"]["name"], kind, notes))
+        details = event["stateEnteredEventDetails"]
+        header = _header(details, stage_waves)
+        if header:
+            entries.append((clock.at(ts), header, HEADER, []))
+        entries.append((clock.at(ts), details["name"], kind, notes))
     tail = [ev.text for ev in pending[index:]]
     if tail and entries:
         entries[-1][3].extend(tail)
     return entries
+
+
+# A timeline entry that is no state: a stage or wave starting (the report prints it as a header).
+HEADER = "Header"
+STAGE_STARTS, WAVE_STARTS = "NeedsApproval", "DeployWave"  # the first state of a stage's and a wave's iteration
+
+
+def _header(details: dict[str, Any], stage_waves: list[int]) -> str | None:
+    """ "stage prod (blue-green, 2 groups in waves of 1)" when a stage's iteration starts, "wave 2: web-app-prod-b"
+    when a wave's does, read from the state's input (the Map's ItemSelector: `stage`, `wave`)."""
+    if details.get("name") not in {STAGE_STARTS, WAVE_STARTS} or not details.get("input"):
+        return None
+    try:
+        state_input = json.loads(details["input"])
+    except ValueError:
+        return None
+    if details["name"] == STAGE_STARTS and isinstance(state_input.get("stage"), dict):
+        stage = state_input["stage"]
+        stage_waves.clear()
+        groups = len(stage.get("targets", []))
+        approval = ", after approval" if stage.get("approval") else ""
+        return (
+            f"stage {stage.get('name')} ({stage.get('strategy', 'rolling')}, {groups} group(s) "
+            f"in waves of {stage.get('waveSize', 1)}{approval})"
+        )
+    if details["name"] == WAVE_STARTS and isinstance(state_input.get("wave"), list):
+        stage_waves.append(len(stage_waves) + 1)
+        names = ", ".join(str(t.get("autoScalingGroupName")) for t in state_input["wave"] if isinstance(t, dict))
+        return f"wave {stage_waves[-1]}: {names}"
+    return None
 
 
 def _fleet() -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rehearsal.invariants import HEADER
 from rehearsal.result import Result
 
 
@@ -21,6 +22,9 @@ def print_report(result: Result) -> None:
         )
     print(f"{'sim time':>9}  state")
     for at, state, kind, notes in result.timeline:
+        if kind == HEADER:
+            print(f"{_clock(at):>9}  ── {state}")
+            continue
         if kind in {"Pass", "Choice"} and not notes:
             continue  # bookkeeping: counters and branches (the JSON has every transition)
         print(f"{_clock(at):>9}  {state}")
@@ -57,3 +61,20 @@ def print_report(result: Result) -> None:
         print(f"    {denied['step']}: {denied['action']} on {denied['resource']}")
     for violation in result.invariant_violations:
         print(f"  INVARIANT VIOLATED: {violation}")
+    if result.invariant_violations:
+        print(f"  invariants: {len(result.invariant_violations)} violated (above)")
+    else:
+        print("  invariants: all held (fleet, AMIs and snapshots, lock, notifications, task tokens, IAM)")
+
+
+def next_step(result: Result, unexpected: bool) -> str:
+    """The closing line: what to do now."""
+    if unexpected or result.invariant_violations:
+        return (
+            f"Next: read statemachine/scenarios/{result.scenario}.json (what it plays and expects) and the lines "
+            "above; `python -m rehearsal --scenario NAME --json` gives every field."
+        )
+    return (
+        "Next: `make rehearse SCENARIO=<name>` for another case (`python -m rehearsal --list`), `make check` for "
+        "the tests, `make deploy` to deploy this configuration for real."
+    )

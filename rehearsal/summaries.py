@@ -38,7 +38,8 @@ def summarize(step: str, out: dict[str, Any]) -> str:
         return f"{out['autoScalingGroupName']}: rollback: {'; '.join(out['actions'])}"
     if step == "prune_images":
         counts = [len(out[k]) for k in ("imagesPruned", "snapshotsDeleted", "imagesKept")]
-        return "pruned {} AMI(s), {} snapshot(s); kept {}".format(*counts)
+        verb = "would prune" if out.get("dryRun") else "pruned"  # a dry run deletes nothing: say what it would
+        return "{} {} AMI(s), {} snapshot(s); kept {}".format(verb, *counts)
     if step == "check_image_build":
         return f"image build {out['status']}{' → ' + out['amiId'] if out.get('amiId') else ''}"
     if step == "register_wait":

@@ -261,7 +261,12 @@ def run(
     if status not in TERMINAL_STATUSES[request.kind]:
         logger.info(
             "waiting for the completion event",
-            extra={"kind": request.kind, "resourceId": request.resource_id, "status": status, "expiresAt": now + ttl_seconds},
+            extra={
+                "kind": request.kind,
+                "resourceId": request.resource_id,
+                "status": status,
+                "expiresAt": now + ttl_seconds,
+            },
         )
         return RegisterWaitOutput(registered=True, already_done=False, status=status)
 

@@ -390,7 +390,6 @@ def test_history_table_is_readable(world: tuple[Session, Fleet], capsys: pytest.
 def test_without_credentials_it_says_so_in_one_line(
     world: tuple[Session, Fleet], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, fleet = world
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(variable)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
