@@ -49,6 +49,7 @@ ACCESS_LEVELS: dict[str, str] = {
             "ssm:DescribeParameters",
             "ssm:ListAssociations",
             "ssm:ListInstanceAssociations",
+            "states:ListExecutions",  # the status readers' policy (stacks/approvals.py)
         ],
         LIST,
     ),
