@@ -273,3 +273,41 @@ def _definition(folder: Path, properties: dict[str, Any]) -> str:
     if not asset.is_file():
         raise ArtifactError(f"the state machine's definition asset {asset.name} is not beside the template")
     return asset.read_text()
+
+
+def pipelines_of(artifact: Artifact, resolver: Any) -> dict[str, tuple[str, str]]:
+    """Each image pipeline of the template: its ARN → (its `immutable-ami:pipeline` tag, "<recipe>/<version>")."""
+    out = {}
+    for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items():
+        properties = pipeline["Properties"]
+        recipe = artifact.resources[properties["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"]
+        kind = properties.get("Tags", {}).get("immutable-ami:pipeline")
+        if kind not in {"base", "app"}:
+            raise ArtifactError(f"image pipeline {logical_id} has no immutable-ami:pipeline tag of base or app")
+        out[resolver.get_att(logical_id, "Arn")] = (str(kind), f"{recipe['Name']}/{recipe['Version']}")
+    return out
+
+
+def image_builder_of(artifact: Artifact, resolver: Any) -> dict[str, Any]:
+    """What a runtime recipe and image may use: the template's components, infrastructure and distributions."""
+    return {
+        "components": {resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::Component")},
+        "infrastructures": {
+            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::InfrastructureConfiguration")
+        },
+        "distributions": {
+            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::DistributionConfiguration")
+        },
+        # Each pipeline's recipe parent, resolved (GetImage reports it for the pipeline's builds).
+        "parents": {
+            resolver.get_att(logical_id, "Arn"): str(
+                resolver.resolve(
+                    artifact.resources[pipeline["Properties"]["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"][
+                        "ParentImage"
+                    ],
+                    f"{logical_id}.ParentImage",
+                )
+            )
+            for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items()
+        },
+    }

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 IDLE_SECONDS = 0.05  # no activity for this long: an unanswered task token can time out
 QUIET_SECONDS = 0.05  # no activity for this long: every branch waits, the next AWS event may happen
@@ -110,7 +112,34 @@ class SimClock:
         return self.at(time.time())
 
 
+# The state machine's Lambda invocation running on this thread (rehearsal.timeline.Source), if any.
+_running = threading.local()
+
+
+def running_invocation() -> tuple[str, str, int] | None:
+    """The invocation whose thread this is: what an event made now belongs to (None: the harness's own thread)."""
+    source: tuple[str, str, int] | None = getattr(_running, "source", None)
+    return source
+
+
+@contextlib.contextmanager
+def attributed_to(source: tuple[str, str, int]) -> Iterator[None]:
+    """Every Event made on this thread inside the block belongs to `source`; a nested invocation (relay_event
+    from register_wait's hook) stays the outer one's: its state is the one that caused it."""
+    outer = running_invocation()
+    _running.source = outer or source
+    try:
+        yield
+    finally:
+        _running.source = outer
+
+
 @dataclass
 class Event:
+    """Something that happened in the emulated world, said in words. `source` is the state machine's invocation
+    it happened during (set from the thread that made it), so the timeline can put it under the state that caused
+    it rather than under whichever state another branch entered meanwhile."""
+
     real: float
     text: str
+    source: tuple[str, str, int] | None = field(default_factory=running_invocation)

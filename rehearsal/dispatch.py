@@ -222,6 +222,7 @@ class Dispatcher:
             self._events.append(Event(time.time(), f"{step}: Lambda answered {error} (scenario fault)"))
             return _function_error(error, "rehearsal fault")
         out = io.StringIO()
+        started = time.time()
         try:
             with self._timed() as elapsed:
                 context = _Context(self._names[arn], arn, function.memory_mb, function.timeout_seconds, elapsed)
@@ -239,12 +240,11 @@ class Dispatcher:
         timeout = self._timed_out(function, elapsed())
         if timeout is not None:
             return timeout  # its result never reaches the caller, and the world does not move on from it
-        # register_wait's answer does not say what it waits for, nor prune_images' whether it was a dry run: the
-        # request does.
-        said = {"register_wait": {"kind": event.get("kind")}, "prune_images": {"dryRun": event.get("dryRun")}}
-        summary = summarize(step, {**result, **said.get(step, {})})
-        if summary:
-            self._events.append(Event(time.time(), summary))
+        # An answer does not always say what it was about (register_wait's what it waits for, prune_images' whether
+        # it was a dry run): the request does.
+        summary = summarize(step, result, event if isinstance(event, dict) else {})
+        if summary:  # said as of when the step began: a relay's SendTaskSuccess lets the next state in meanwhile
+            self._events.append(Event(started, summary))
         if step in self.after:
             self._harness(self.after[step], event, result)
         return {"StatusCode": 200, "Payload": result}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +10,21 @@ from lambdas.shared import tags
 from rehearsal.clock import Event, SimClock
 from rehearsal.fleet import groups_of
 from rehearsal.result import Result
+from rehearsal.timeline import build as build_timeline
+
+# The invariants, by the name the report prints when they hold (Result.invariants: name → violations found).
+DEFAULTS = "every launch template default points to an existing AMI"
+VERSIONS = "no kept launch template version references a deleted AMI"
+INSTANCES = "no running instance runs a deleted AMI"
+OUTCOME = "the execution ended by itself, released its locks and sent one outcome notification matching its status"
+OTHERS_OUTCOME = "so did every other execution the scenario started"
+BLUE_GREEN = "blue-green: one healthy group serves each target group, no green left, retention kept"
+BAKES = "every AMI baked is tagged with the commit it checked out and the base it was built on"
+BOUNDS = "every bounded wait ended within its bound; no step acted on a target after its lock expired"
+QUOTAS = "history events and payloads within the Step Functions quotas"
+TOKENS = "no notification carries a task token"
+IAM = "no call the deployed roles would deny (beyond the scenario's expected denials)"
+HARNESS = "the scenario's script ran as written (alsoStart, stopWhen)"
 
 TERMINAL_EVENTS = {"DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected", "Superseded"}
 # How a SUCCEEDED execution may end: deployed, or superseded in the queue by a newer push (lambdas/lock).
@@ -78,16 +92,16 @@ def collect(
     by_execution = {a["execution"]: [n for n in notifications if n.get("executionId") == a["execution"]] for a in also}
     notifications = [n for n in notifications if n.get("executionId") not in by_execution]
 
-    violations = []
+    checks: dict[str, list[str]] = {name: [] for name in (DEFAULTS, VERSIONS, INSTANCES, OUTCOME)}
     for template_id, lt in launch_templates.items():
         if lt["amiId"] not in remaining:
-            violations.append(
+            checks[DEFAULTS].append(
                 f"{template_id} default version {lt['defaultVersion']} points to missing AMI {lt['amiId']}"
             )
     for template_id, versions in emulated.kept_versions().items():
         for number, image_id in versions:
             if image_id and image_id not in remaining and image_id in initial_images | set(emulated_amis(emulated)):
-                violations.append(f"{template_id} version {number} references deleted AMI {image_id}")
+                checks[VERSIONS].append(f"{template_id} version {number} references deleted AMI {image_id}")
     for reservation in ec2.describe_instances()["Reservations"]:
         for instance in reservation["Instances"]:
             if (
@@ -95,15 +109,17 @@ def collect(
                 and instance["ImageId"] not in remaining
                 and instance["ImageId"] in initial_images
             ):
-                violations.append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
+                checks[INSTANCES].append(f"instance {instance['InstanceId']} runs deleted AMI {instance['ImageId']}")
     stopped = bool(scenario.get("stopWhen"))
-    violations.extend(outcome_violations(description, notifications, held, stopped))
+    checks[OUTCOME].extend(outcome_violations(description, notifications, held, stopped))
+    if also:
+        checks[OTHERS_OUTCOME] = []
     also_started = []
     for other in also:
         name = other["execution"].rsplit(":", 1)[-1]
         mine = by_execution[other["execution"]]
         locked = [i["target"]["S"] for i in items if i.get("holder", {}).get("S") == other["execution"]]
-        violations.extend(f"{name}: {v}" for v in outcome_violations(other["description"], mine, locked))
+        checks[OTHERS_OUTCOME].extend(f"{name}: {v}" for v in outcome_violations(other["description"], mine, locked))
         also_started.append(
             {
                 "execution": name,
@@ -125,10 +141,11 @@ def collect(
             }
         )
     groups = groups_of(world.target_groups)
-    violations.extend(_blue_green_violations(world, groups, emulated))
-    violations.extend(bake_violations(emulated.builds.values(), emulated.baked_commits, image_tags))
+    if world.target_groups:
+        checks[BLUE_GREEN] = _blue_green_violations(world, groups, emulated)
+    checks[BAKES] = bake_violations(emulated.builds.values(), emulated.baked_commits, image_tags)
 
-    timeline = _timeline(merged_history(history, also), events, clock)
+    timeline = build_timeline(history, events, clock, also)
     return Result(
         scenario=scenario["name"],
         status=description["status"],
@@ -144,7 +161,8 @@ def collect(
         snapshots_deleted=sorted(emulated.snapshots_deleted),
         lock="held" if held else "released",
         notifications=_notifications(notifications),
-        invariant_violations=violations,
+        invariant_violations=[v for found in checks.values() for v in found],
+        invariants={name: len(found) for name, found in checks.items()},
         simulated_seconds=clock.now(),
         wall_seconds=time.time() - wall_start,
         timeline=timeline,
@@ -215,21 +233,6 @@ def bake_violations(
     return violations
 
 
-def merged_history(history: list[dict[str, Any]], also: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The first execution's history with every state the others entered, each named `[<n>] <state>`, in time order:
-    one timeline shows how the executions interleave."""
-    if not also:
-        return history
-    merged = list(history)
-    for number, other in enumerate(also, start=2):
-        for event in other["history"]:
-            if event["type"].endswith("StateEntered"):
-                details = dict(event["stateEnteredEventDetails"])
-                details["name"] = f"[{number}] {details['name']}"
-                merged.append({**event, "stateEnteredEventDetails": details})
-    return sorted(merged, key=lambda e: e["timestamp"])
-
-
 def _blue_green_violations(world: Any, groups: dict[str, dict[str, Any]], emulated: Any) -> list[str]:
     """Per blue-green target: exactly one healthy group serves; no green is left; the seed group and every
     group still within retention exist; every group's launch template version (hence its AMI) still exists."""
@@ -267,69 +270,6 @@ def _blue_green_violations(world: Any, groups: dict[str, dict[str, Any]], emulat
 
 def emulated_amis(emulated: Any) -> list[str]:
     return [b.ami_id for b in emulated.builds.values() if b.ami_id]
-
-
-def _timeline(
-    history: list[dict[str, Any]], events: list[Event], clock: SimClock
-) -> list[tuple[float, str, str, list[str]]]:
-    """States entered, each with what happened in AWS until the next state."""
-    entries: list[tuple[float, str, str, list[str]]] = []
-    # History timestamps are coarser than the clock: a state entered right after a Wait must count
-    # the Wait's simulated seconds, the Wait itself must not.
-    states = [
-        (e["timestamp"].timestamp() + (0 if e["type"] == "WaitStateEntered" else 0.002), e)
-        for e in history
-        if e["type"].endswith("StateEntered")
-    ]
-    pending = sorted(events, key=lambda ev: ev.real)
-    index = 0
-    stage_waves: list[int] = []  # the waves seen of the stage being deployed
-    for position, (ts, event) in enumerate(states):
-        until = states[position + 1][0] if position + 1 < len(states) else float("inf")
-        notes = []
-        while index < len(pending) and pending[index].real < until:
-            notes.append(pending[index].text)
-            index += 1
-        kind = event["type"].removesuffix("StateEntered")
-        details = event["stateEnteredEventDetails"]
-        header = _header(details, stage_waves)
-        if header:
-            entries.append((clock.at(ts), header, HEADER, []))
-        entries.append((clock.at(ts), details["name"], kind, notes))
-    tail = [ev.text for ev in pending[index:]]
-    if tail and entries:
-        entries[-1][3].extend(tail)
-    return entries
-
-
-# A timeline entry that is no state: a stage or wave starting (the report prints it as a header).
-HEADER = "Header"
-STAGE_STARTS, WAVE_STARTS = "NeedsApproval", "DeployWave"  # the first state of a stage's and a wave's iteration
-
-
-def _header(details: dict[str, Any], stage_waves: list[int]) -> str | None:
-    """ "stage prod (blue-green, 2 groups in waves of 1)" when a stage's iteration starts, "wave 2: web-app-prod-b"
-    when a wave's does, read from the state's input (the Map's ItemSelector: `stage`, `wave`)."""
-    if details.get("name") not in {STAGE_STARTS, WAVE_STARTS} or not details.get("input"):
-        return None
-    try:
-        state_input = json.loads(details["input"])
-    except ValueError:
-        return None
-    if details["name"] == STAGE_STARTS and isinstance(state_input.get("stage"), dict):
-        stage = state_input["stage"]
-        stage_waves.clear()
-        groups = len(stage.get("targets", []))
-        approval = ", after approval" if stage.get("approval") else ""
-        return (
-            f"stage {stage.get('name')} ({stage.get('strategy', 'rolling')}, {groups} group(s) "
-            f"in waves of {stage.get('waveSize', 1)}{approval})"
-        )
-    if details["name"] == WAVE_STARTS and isinstance(state_input.get("wave"), list):
-        stage_waves.append(len(stage_waves) + 1)
-        names = ", ".join(str(t.get("autoScalingGroupName")) for t in state_input["wave"] if isinstance(t, dict))
-        return f"wave {stage_waves[-1]}: {names}"
-    return None
 
 
 def _fleet() -> dict[str, str | None]:

@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
-from rehearsal.invariants import HEADER
 from rehearsal.result import Result
+from rehearsal.timeline import HARNESS, HEADER, Entry
+
+# Entries of these kinds say nothing by themselves (a branch taken, a counter set, a pause, a Map starting: the
+# headers say that): printed only when something happened under them.
+QUIET_KINDS = {"Pass", "Choice", "Wait", "Map"}
 
 
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def timeline_lines(timeline: list[Entry]) -> list[str]:
+    """The timeline as a person reads it: headers for stages and waves, each state with what it did, the group a
+    state acts on when a wave deploys several at once, how long a wait lasted, and the harness's doings (an
+    approval answered, an AWS event delivered) at their own time."""
+    lines = [f"{'sim time':>9}  state"]
+    for entry in timeline:
+        if entry.kind == HEADER:
+            lines.append(f"{_clock(entry.at):>9}  ── {entry.state}")
+            continue
+        if entry.kind == HARNESS:
+            lines.append(f"{_clock(entry.at):>9}  · {entry.state}")
+            continue
+        if entry.kind in QUIET_KINDS and not entry.notes:
+            continue  # bookkeeping (the JSON's counts and the history have every transition)
+        lane = f"{entry.lane}: " if entry.lane else ""
+        until = f" (until {_clock(entry.until)})" if entry.until is not None and entry.until - entry.at >= 1 else ""
+        lines.append(f"{_clock(entry.at):>9}  {lane}{entry.state}{until}")
+        lines.extend(f"{'':>11}  - {note}" for note in entry.notes)
+    return lines
+
+
+def print_timeline(timeline: list[Entry]) -> None:
+    print("\n".join(timeline_lines(timeline)))
+
+
+def invariant_lines(result: Result) -> list[str]:
+    """Every invariant the rehearsal checked, held (✓) or violated (✗, with how many times): a clean run says what
+    it proved, not only that nothing was found."""
+    broken = sum(1 for found in result.invariants.values() if found)
+    verdict = "all held" if not result.invariant_violations else f"{len(result.invariant_violations)} violation(s)"
+    lines = [f"  invariants: {len(result.invariants)} checked, {verdict}" + (f" of {broken}" if broken else "")]
+    for name, found in result.invariants.items():
+        lines.append(f"    ✗ {name} ({found})" if found else f"    ✓ {name}")
+    return lines
+
+
+def print_invariants(result: Result) -> None:
+    print("\n".join(invariant_lines(result)))
 
 
 def print_report(result: Result) -> None:
@@ -20,16 +64,7 @@ def print_report(result: Result) -> None:
             f"  stage {target['stage']} ({target['strategy']}), wave {target['wave']}: "
             f"{target['autoScalingGroupName']} with {target['launchTemplateId']}"
         )
-    print(f"{'sim time':>9}  state")
-    for at, state, kind, notes in result.timeline:
-        if kind == HEADER:
-            print(f"{_clock(at):>9}  ── {state}")
-            continue
-        if kind in {"Pass", "Choice"} and not notes:
-            continue  # bookkeeping: counters and branches (the JSON has every transition)
-        print(f"{_clock(at):>9}  {state}")
-        for note in notes:
-            print(f"{'':>11}  - {note}")
+    print_timeline(result.timeline)
     print()
     outcome = result.status + (f" ({result.error}: {result.cause})" if result.error else "")
     print(f"Outcome: {outcome}")
@@ -61,10 +96,7 @@ def print_report(result: Result) -> None:
         print(f"    {denied['step']}: {denied['action']} on {denied['resource']}")
     for violation in result.invariant_violations:
         print(f"  INVARIANT VIOLATED: {violation}")
-    if result.invariant_violations:
-        print(f"  invariants: {len(result.invariant_violations)} violated (above)")
-    else:
-        print("  invariants: all held (fleet, AMIs and snapshots, lock, notifications, task tokens, IAM)")
+    print_invariants(result)
 
 
 def next_step(result: Result, unexpected: bool) -> str:

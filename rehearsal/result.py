@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rehearsal.timeline import Entry
+
 
 @dataclass
 class Result:
@@ -25,7 +27,7 @@ class Result:
     invariant_violations: list[str]
     simulated_seconds: float
     wall_seconds: float
-    timeline: list[tuple[float, str, str, list[str]]] = field(default_factory=list)  # (sim s, state, type, notes)
+    timeline: list[Entry] = field(default_factory=list)  # each iterates as (sim s, state, type, notes)
     invocations: dict[str, int] = field(default_factory=dict)
     builds: list[str] = field(default_factory=list)  # pipelines baked, in order
     world_images: dict[str, list[str]] = field(default_factory=dict)  # "app"/"base" → ids, oldest first
@@ -51,6 +53,13 @@ class Result:
     bakes: list[dict[str, Any]] = field(default_factory=list)
     # the executions the scenario started beside the first (`alsoStart`): how each ended
     also_started: list[dict[str, Any]] = field(default_factory=list)
+    # every invariant checked (rehearsal.invariants' names) → how many violations of it were found
+    invariants: dict[str, int] = field(default_factory=dict)
+
+    def check(self, invariant: str, violations: list[str]) -> None:
+        """Record that `invariant` was checked, and what violated it: the report lists the ones that held too."""
+        self.invariants[invariant] = self.invariants.get(invariant, 0) + len(violations)
+        self.invariant_violations.extend(violations)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +79,7 @@ class Result:
             "lock": self.lock,
             "notifications": self.notifications,
             "invariantViolations": self.invariant_violations,
+            "invariantsChecked": self.invariants,
             "simulatedSeconds": round(self.simulated_seconds, 1),
             "wallSeconds": round(self.wall_seconds, 2),
             "builds": self.builds,

@@ -24,6 +24,7 @@ from rehearsal.clock import Activity, Event, EventQueue, SimClock
 from rehearsal.invariants import collect, history_of
 from rehearsal.result import Result
 from rehearsal.scenarios import Roles, ScenarioError, changes, missing_shapes, overlaid
+from rehearsal.timeline import Invocations
 
 ACCOUNT_ENV = {  # the emulated account: fake credentials, moto without its default AMIs
     "AWS_ACCESS_KEY_ID": "rehearsal",
@@ -158,8 +159,8 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         touch=activity.touch,
         sim_datetime=sim_datetime,
         application=world.application,
-        pipelines=pipelines_of(artifact, resolver),
-        image_builder=image_builder_of(artifact, resolver),
+        pipelines=artifacts.pipelines_of(artifact, resolver),
+        image_builder=artifacts.image_builder_of(artifact, resolver),
         authorize=contract.check,
     )
     emulated.install()
@@ -204,8 +205,12 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         initial_images = set(world.app_images + world.base_images)
         emulated.counting = True
 
+        invocations = Invocations()
+
         def invoke(function: str, payload: Any) -> dict[str, Any]:
-            return dispatcher.invoke(function, payload, caller=contract.state_machine)
+            # What happens during the invocation is its state's (the timeline puts it under that state).
+            with invocations.during(function, payload):
+                return dispatcher.invoke(function, payload, caller=contract.state_machine)
 
         recorder = timing.Recorder(
             step_of=_step_of(dispatcher),
@@ -219,7 +224,9 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         more: list[perturbations.SecondExecution] = []
         with moto_seam.install(recorded, clock.advance, activity.take_timeout, now=clock.now):
             execution = sfn.start_execution(
-                stateMachineArn=machine, name=name, input=json.dumps(resolve_images(scenario["input"], world))
+                stateMachineArn=machine,
+                name=name,
+                input=json.dumps(world_module.resolve_images(scenario["input"], world)),
             )["executionArn"]
             also_specs = scenario.get("alsoStart") or []
             for number, also in enumerate(also_specs if isinstance(also_specs, list) else [also_specs]):
@@ -233,7 +240,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                         machine,
                         watched,
                         also,
-                        resolve_images(also["input"], world),
+                        world_module.resolve_images(also["input"], world),
                         f"{name[:72]}-also{number + 1 if number else ''}",
                         activity,
                         clock,
@@ -305,11 +312,15 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
             execution,
             also=others,
         )
-        for m in more:
-            if m.never is not None or m.execution is None:
-                result.invariant_violations.append(f"alsoStart: an execution never started: {m.never or 'not reached'}")
-        if stopper is not None and not stopper.stopped:
-            result.invariant_violations.append(f"stopWhen: the execution never entered {stopper.state}")
+        if more or stopper is not None:
+            script = [
+                f"alsoStart: an execution never started: {m.never or 'not reached'}"
+                for m in more
+                if m.never is not None or m.execution is None
+            ]
+            if stopper is not None and not stopper.stopped:
+                script.append(f"stopWhen: the execution never entered {stopper.state}")
+            result.check(invariants.HARNESS, script)
         # The bounds are the template's, also when the benchmark runs its baseline loop instead of the definition.
         # Each execution's waits are its own: the record is split by the execution each call names.
         settings = timing.Settings.of(definition(artifact, resolver), artifact.deploy_config)
@@ -325,14 +336,14 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         ]
         result.lock_margins = timing.lock_margins(recorder.margins)
         if asl is None:  # the benchmark's baseline loop takes no lock and keeps no bound: it is not the artifact
-            result.invariant_violations.extend(timing.violations(result.bounds, recorder.margins))
+            result.check(invariants.BOUNDS, timing.violations(result.bounds, recorder.margins))
         result.limits = limits.observe(history)  # history events and the largest payload against the quotas
-        result.invariant_violations.extend(limits.violations(result.limits))
+        over = limits.violations(result.limits)
         for other in others:
             name_of = other["execution"].rsplit(":", 1)[-1]
-            observed = limits.observe(other["history"])
-            result.invariant_violations.extend(f"{name_of}: {v}" for v in limits.violations(observed))
-        result.invariant_violations.extend(invariants.task_token_violations(published, issued))
+            over += [f"{name_of}: {v}" for v in limits.violations(limits.observe(other["history"]))]
+        result.check(invariants.QUOTAS, over)
+        result.check(invariants.TOKENS, invariants.task_token_violations(published, issued))
         # A partial denial (EC2 keeping a snapshot DeregisterImage may not delete) is a denial all the same: the
         # call "succeeded", but the role could not do what the step meant it to.
         result.access_denied = [*contract.denied, *contract.partially_denied]
@@ -341,13 +352,16 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
         result.targets = world.targets()
         result.expect = dict(scenario.get("expect", {}))
         result.config = dict(world.config)
-        result.invariant_violations.extend(f"IAM contract: {error}" for error in contract.errors)
         expected_denials = scenario.get("expect", {}).get("accessDenied", [])
-        for denied in result.access_denied:
-            if denied["action"] not in expected_denials:
-                result.invariant_violations.append(
-                    f"denied by IAM: {denied['step']} may not {denied['action']} on {denied['resource']}"
-                )
+        result.check(
+            invariants.IAM,
+            [f"IAM contract: {error}" for error in contract.errors]
+            + [
+                f"denied by IAM: {denied['step']} may not {denied['action']} on {denied['resource']}"
+                for denied in result.access_denied
+                if denied["action"] not in expected_denials
+            ],
+        )
         return result
     finally:
         emulated.uninstall()
@@ -379,53 +393,3 @@ def _lock_reader(account: Any, table: str) -> Any:
         return {"holder": attributes.get("holder", {}).get("S"), "expiresAt": int(attributes["expiresAt"]["N"])}
 
     return lock_of
-
-
-def resolve_images(value: Any, world: Any) -> Any:
-    """Scenarios name images the world creates: "@app-image:-1" is the newest app AMI, "@base-image:0" the oldest."""
-    if isinstance(value, dict):
-        return {k: resolve_images(v, world) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_images(v, world) for v in value]
-    if isinstance(value, str) and value.startswith(("@app-image:", "@base-image:")):
-        kind, index = value[1:].split(":")
-        return (world.app_images if kind == "app-image" else world.base_images)[int(index)]
-    return value
-
-
-def pipelines_of(artifact: Artifact, resolver: Any) -> dict[str, tuple[str, str]]:
-    """Each image pipeline of the template: its ARN → (its `immutable-ami:pipeline` tag, "<recipe>/<version>")."""
-    out = {}
-    for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items():
-        properties = pipeline["Properties"]
-        recipe = artifact.resources[properties["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"]
-        kind = properties.get("Tags", {}).get("immutable-ami:pipeline")
-        if kind not in {"base", "app"}:
-            raise ArtifactError(f"image pipeline {logical_id} has no immutable-ami:pipeline tag of base or app")
-        out[resolver.get_att(logical_id, "Arn")] = (str(kind), f"{recipe['Name']}/{recipe['Version']}")
-    return out
-
-
-def image_builder_of(artifact: Artifact, resolver: Any) -> dict[str, Any]:
-    """What a runtime recipe and image may use: the template's components, infrastructure and distributions."""
-    return {
-        "components": {resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::Component")},
-        "infrastructures": {
-            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::InfrastructureConfiguration")
-        },
-        "distributions": {
-            resolver.get_att(i, "Arn") for i in artifact.of_type("AWS::ImageBuilder::DistributionConfiguration")
-        },
-        # Each pipeline's recipe parent, resolved (GetImage reports it for the pipeline's builds).
-        "parents": {
-            resolver.get_att(logical_id, "Arn"): str(
-                resolver.resolve(
-                    artifact.resources[pipeline["Properties"]["ImageRecipeArn"]["Fn::GetAtt"][0]]["Properties"][
-                        "ParentImage"
-                    ],
-                    f"{logical_id}.ParentImage",
-                )
-            )
-            for logical_id, pipeline in artifact.of_type("AWS::ImageBuilder::ImagePipeline").items()
-        },
-    }

@@ -363,3 +363,15 @@ def _quiet_alarms(names: list[str], region: str) -> None:
             ComparisonOperator="GreaterThanThreshold",
         )
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="rehearsal: quiet")
+
+
+def resolve_images(value: Any, world: Any) -> Any:
+    """Scenarios name images the world creates: "@app-image:-1" is the newest app AMI, "@base-image:0" the oldest."""
+    if isinstance(value, dict):
+        return {k: resolve_images(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_images(v, world) for v in value]
+    if isinstance(value, str) and value.startswith(("@app-image:", "@base-image:")):
+        kind, index = value[1:].split(":")
+        return (world.app_images if kind == "app-image" else world.base_images)[int(index)]
+    return value
