@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup local synth rehearse start status history restore-image approve reject bench test lint check diff deploy destroy snapshot-update clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -45,8 +45,7 @@ lint: setup
 	$(CHECKOV_VENV)/bin/python -m pip check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app.py stacks rehearsal benchmarks tests/infra tests/statemachine tests/benchmarks tests/rehearsal
-	$(VENV)/bin/mypy lambdas tests/unit scripts
+	$(VENV)/bin/mypy app.py stacks lambdas rehearsal benchmarks scripts tests
 
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q --durations=15
@@ -63,33 +62,33 @@ snapshot-update: setup
 
 ## A manual run: make start ACTION=deploy COMMIT=… [STAGES=a,b] [DRY_RUN=1] [PRINT=1] [REGION=…] [STACK=…]
 start: setup
-	$(PY) scripts/start_deployment.py $(ACTION) \
+	$(PY) -m scripts.start_deployment $(ACTION) \
 	  $(if $(COMMIT),--commit $(COMMIT)) $(if $(AMI),--ami $(AMI)) $(if $(TO),--to $(TO)) \
 	  $(if $(STAGES),--stages $(STAGES)) $(if $(DRY_RUN),--dry-run) $(if $(PRINT),--print) \
 	  $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
 
 ## What runs where, what deploys, is locked, queued or waits for approval: make status [JSON=1] [REGION=…] [STACK=…]
 status: setup
-	$(PY) scripts/status.py status $(if $(JSON),--json) $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
+	$(PY) -m scripts.status status $(if $(JSON),--json) $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
 
 ## The last deployments, their outcome, duration and stages: make history [LAST=10] [JSON=1] [REGION=…] [STACK=…]
 history: setup
-	$(PY) scripts/status.py history $(if $(LAST),--last $(LAST)) $(if $(JSON),--json) \
+	$(PY) -m scripts.status history $(if $(LAST),--last $(LAST)) $(if $(JSON),--json) \
 	  $(if $(REGION),--region $(REGION)) $(if $(STACK),--stack $(STACK))
 
 ## Answer a pending approval under your own credentials: make approve EXECUTION=… [STAGE=prod] [REASON=…]
 approve: setup
 	@test -n "$(EXECUTION)" || { echo "usage: make approve EXECUTION=<execution ARN or name> [STAGE=...] [REASON=...]"; exit 2; }
-	$(PY) scripts/approval.py approve "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
+	$(PY) -m scripts.approval approve "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
 
 reject: setup
 	@test -n "$(EXECUTION)" || { echo "usage: make reject EXECUTION=<execution ARN or name> [STAGE=...] [REASON=...]"; exit 2; }
-	$(PY) scripts/approval.py reject "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
+	$(PY) -m scripts.approval reject "$(EXECUTION)" $(if $(STAGE),--stage "$(STAGE)") $(if $(REASON),--reason "$(REASON)")
 
 ## Undo a prune: make restore-image AMI=ami-… [REGION=…] [DRY_RUN=1] (README "Undoing a prune")
 restore-image: setup
 	@test -n "$(AMI)" || { echo "usage: make restore-image AMI=ami-... [REGION=eu-west-1] [DRY_RUN=1]"; exit 2; }
-	$(PY) scripts/restore_image.py $(AMI) $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
+	$(PY) -m scripts.restore_image $(AMI) $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
 
 diff: setup
 	$(CDK) diff

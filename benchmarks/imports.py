@@ -54,8 +54,8 @@ def handler_environments() -> dict[str, dict[str, str]]:
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _PROGRAM = (
-    "import sys, time; sys.path.insert(0, {lambdas!r}); "
-    "start = time.perf_counter(); import {module}; print(time.perf_counter() - start)"
+    # `python -c` puts its working directory first on the path: the code root, as LAMBDA_TASK_ROOT in the runtime
+    "import time; start = time.perf_counter(); import {module}; print(time.perf_counter() - start)"
 )
 
 
@@ -101,7 +101,7 @@ def _union() -> dict[str, str]:
 def _import_seconds(module: str, environment: dict[str, str]) -> float:
     env = {"PATH": os.environ.get("PATH", ""), **environment}
     done = subprocess.run(  # noqa: S603 (our own interpreter, our own program)
-        [sys.executable, "-c", _PROGRAM.format(lambdas=str(LAMBDAS), module=module)],
+        [sys.executable, "-c", _PROGRAM.format(module=module)],
         env=env,
         cwd=LAMBDAS,
         capture_output=True,

@@ -562,8 +562,6 @@ _saved_modules: dict[str, Any] = {}
 def _load_handler(environment: dict[str, str]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Import prune_images.handler afresh with its function's environment (it reads it at import), as the
     rehearsal's Dispatcher does."""
-    if str(LAMBDAS) not in sys.path:
-        sys.path.insert(0, str(LAMBDAS))  # the Lambda runtime's layout: the code root is on the path
     _saved_modules.update(_step_modules())
     for name in _step_modules():
         del sys.modules[name]

@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from rehearsal.artifact import PROJECT_ROOT, Function
@@ -102,9 +103,6 @@ class Dispatcher:
         self._serial = threading.RLock()
 
     def load(self) -> None:
-        lambdas = str(PROJECT_ROOT / "lambdas")
-        if lambdas not in sys.path:
-            sys.path.insert(0, lambdas)  # the Lambda runtime's layout: the code root (LAMBDA_TASK_ROOT) is on the path
         for logical_id, function in self.resolver.artifact.functions.items():
             arn = self.resolver.get_att(logical_id, "Arn")
             name = self.resolver.physical_name(logical_id)
@@ -124,6 +122,7 @@ class Dispatcher:
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
             self._handlers[arn] = getattr(module, function.handler.rsplit(".", 1)[1])
+            _check_code_root(module)
 
     def unload(self) -> None:
         """Forget this rehearsal's handler modules; whoever imported them before gets theirs back."""
@@ -322,3 +321,15 @@ def _become(environment: dict[str, str]) -> None:
     os.environ.update(environment)
     for name in [k for k in os.environ if k not in environment]:
         del os.environ[name]
+
+
+def _check_code_root(module: Any) -> None:
+    """The handler must be this checkout's: the Lambda code root (lambdas/, LAMBDA_TASK_ROOT in AWS) is on the
+    path through the project's editable install (pyproject.toml), which may point at another checkout."""
+    root = PROJECT_ROOT / "lambdas"
+    source = Path(module.__file__ or "").resolve()
+    if not source.is_relative_to(root.resolve()):
+        raise RehearsalError(
+            f"{module.__name__} was imported from {source}, not from {root}: this venv's editable install "
+            "belongs to another checkout; run `make setup` here (or `pip install -e .`)"
+        )

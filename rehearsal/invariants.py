@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from lambdas.shared import tags
 from rehearsal.clock import Event, SimClock
 from rehearsal.fleet import groups_of
 from rehearsal.result import Result
 from rehearsal.timeline import build as build_timeline
+from shared import tags
 
 # The invariants, by the name the report prints when they hold (Result.invariants: name → violations found).
 DEFAULTS = "every launch template default points to an existing AMI"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.shared.config import DeployConfig
+from shared.config import DeployConfig
 from stacks.bounds import MAX_DEREGISTRATION_DELAY_SECONDS
 
 # A wait's elapsed time includes the real time the rehearsal's own steps take around it (well under a second).

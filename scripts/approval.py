@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Approve or reject a stage waiting for approval, under your own IAM identity.
 
-    python scripts/approval.py approve EXECUTION_ARN_OR_NAME [--stage prod] [--reason "looks good"]
-    python scripts/approval.py reject  EXECUTION_ARN_OR_NAME [--stage prod] [--reason "error rate up in test"]
+    python -m scripts.approval approve EXECUTION_ARN_OR_NAME [--stage prod] [--reason "looks good"]
+    python -m scripts.approval reject  EXECUTION_ARN_OR_NAME [--stage prod] [--reason "error rate up in test"]
 
 The approval's task token is in no mail and no log: it is in the lock table's wait item
 `wait#approval#<execution ARN>#<stage>`, which only the approvers' managed policy (stack output
@@ -25,18 +25,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the runtime
-sys.path.insert(0, str(ROOT / "scripts"))
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError  # noqa: E402
-from start_deployment import aws_failure, deploy_config, stack_name, stack_outputs  # noqa: E402
-
-from shared.aws.stepfunctions import execution_arn  # noqa: E402
-from shared.aws.task_tokens import (  # noqa: E402
+from scripts.start_deployment import aws_failure, deploy_config, stack_name, stack_outputs
+from shared.aws.stepfunctions import execution_arn
+from shared.aws.task_tokens import (
     APPROVAL,
     ApprovalAnswer,
     NoPendingApprovalError,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Undo a prune: restore an AMI, and its EBS snapshots, from the Recycle Bin.
 
-    python scripts/restore_image.py ami-0abc1234def567890 [--snapshot snap-...] [--region eu-west-1] [--dry-run]
+    python -m scripts.restore_image ami-0abc1234def567890 [--snapshot snap-...] [--region eu-west-1] [--dry-run]
 
 The prune deregisters an AMI with its snapshots; the Recycle Bin rules of the stack (stacks/recycle_bin.py) keep
 both for `retention.recycleBinDays` days. Restoring goes through EC2, not the `rbin` API:
@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # start_deployment, next to this script
-from start_deployment import deploy_config, region_of, stack_outputs  # the configuration `cdk deploy` used
+from scripts.start_deployment import deploy_config, region_of, stack_outputs  # the configuration `cdk deploy` used
 
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _SNAPSHOT_ID = re.compile(r"^snap-[0-9a-f]{8,17}$")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Start a deployment by hand: build the execution input, check it, start the state machine.
 
-    python scripts/start_deployment.py deploy --commit "$(git rev-parse HEAD)" [--stages test] [--dry-run]
-    python scripts/start_deployment.py deploy-image --ami ami-0abc1234def567890
-    python scripts/start_deployment.py rollback --to previous | --to ami-...
-    python scripts/start_deployment.py rebuild-base
+    python -m scripts.start_deployment deploy --commit "$(git rev-parse HEAD)" [--stages test] [--dry-run]
+    python -m scripts.start_deployment deploy-image --ami ami-0abc1234def567890
+    python -m scripts.start_deployment rollback --to previous | --to ami-...
+    python -m scripts.start_deployment rebuild-base
     ... --print    prints the JSON and the equivalent `aws stepfunctions start-execution` command only
 
 Checks that need AWS (is the commit in the CodeCommit repository, is the AMI ours, is it still kept) happen in
@@ -21,7 +21,6 @@ name a tag or branch, and is refused (`git rev-parse <sha>` prints the full one)
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shlex
@@ -29,19 +28,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from validate_request.logic import check_request, parse_request
+
+from shared.config import DeployConfig
+from shared.errors import InvalidInput
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the runtime
-
-from validate_request.logic import check_request, parse_request  # noqa: E402
-
-from shared.config import DeployConfig  # noqa: E402
-from shared.errors import InvalidInput  # noqa: E402
 
 
 def deploy_config() -> DeployConfig:
     """The configuration `cdk deploy` used: cdk.json's immutableAmi context, validated as at synth."""
-    sys.path.insert(0, str(ROOT))
-    stacks_config = importlib.import_module("stacks.config")  # the CDK side's loader, imported only here
+    from stacks import config as stacks_config  # the CDK side's loader (it imports aws_cdk): only here
+
     context = json.loads((ROOT / "cdk.json").read_text())["context"].get(stacks_config.CONTEXT_KEY)
     return DeployConfig.model_validate_json(stacks_config.load_config(context).deploy_config_json())
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """What runs where, since when; what is deploying, locked, queued or waiting for approval; what happened lately.
 
-    python scripts/status.py status  [--json]
-    python scripts/status.py history [--last 10] [--json]
+    python -m scripts.status status  [--json]
+    python -m scripts.status history [--last 10] [--json]
 
 Everything is read from AWS, under your own credentials, and nothing is changed:
 - per stage and group (cdk.json's stages), the group serving the target (blue-green: the one tagged
@@ -30,15 +30,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lambdas"))  # the Lambda code root, as in the runtime
-sys.path.insert(0, str(ROOT / "scripts"))
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from validate_request.logic import check_request, parse_request
 
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError  # noqa: E402
-from start_deployment import (  # noqa: E402
+from scripts.start_deployment import (
     NO_REGION,
     StartError,
     aws_failure,
@@ -47,12 +44,10 @@ from start_deployment import (  # noqa: E402
     stack_outputs,
     state_machine_arn,
 )
-from status_fleet import Fleet, iso, read_table  # noqa: E402
-from validate_request.logic import check_request, parse_request  # noqa: E402
-
-from shared.aws.stepfunctions import last_state_entered  # noqa: E402
-from shared.config import DeployConfig  # noqa: E402
-from shared.errors import InvalidInput  # noqa: E402
+from scripts.status_fleet import Fleet, iso, read_table
+from shared.aws.stepfunctions import last_state_entered
+from shared.config import DeployConfig
+from shared.errors import InvalidInput
 
 TABLE_OUTPUT = "LockTableName"  # stacks/approvals.py
 POLICY_OUTPUT = "StatusReaderPolicyArn"  # stacks/approvals.py

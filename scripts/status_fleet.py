@@ -16,27 +16,8 @@ from shared.aws.groups import BlueGreenGroups, GroupDetails
 from shared.aws.lock_table import QUEUE_PREFIX
 from shared.aws.task_tokens import APPROVAL_PREFIX, KEY_PREFIX
 from shared.config import Stage
+from shared.lock_items import STATUS_ATTRIBUTES
 
-# Every attribute of the lock table's items but taskToken (lock_table.py, task_tokens.py write them); the
-# StatusReaderPolicy (stacks/approvals.py STATUS_ATTRIBUTES) allows a Scan of exactly these.
-READABLE = (
-    "target",
-    "holder",
-    "expiresAt",
-    "acquiredAt",
-    "action",
-    "startedAt",
-    "executionId",
-    "targets",
-    "trigger",
-    "queuedAt",
-    "commit",
-    "branch",
-    "blockedBy",
-    "kind",
-    "resourceId",
-    "createdAt",
-)
 # Successful: the refresh replaced every instance (DescribeInstanceRefreshes, Status:
 # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html).
 _REFRESH_DONE = "Successful"
@@ -171,7 +152,7 @@ def _value(attribute: Mapping[str, Any]) -> Any:
 
 def read_table(dynamodb: Any, table: str, now: int) -> TableView:
     """Locks, queued deployments and pending approvals, without task tokens (one projected, consistent Scan)."""
-    names = {f"#a{i}": name for i, name in enumerate(READABLE)}
+    names = {f"#a{i}": name for i, name in enumerate(STATUS_ATTRIBUTES)}
     pages = dynamodb.get_paginator("scan").paginate(
         TableName=table,
         ConsistentRead=True,

@@ -14,36 +14,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from shared.aws.task_tokens import APPROVAL_PREFIX
+from shared.lock_items import STATUS_ATTRIBUTES
 from stacks.nag import ACCOUNT, PARTITION, REGION, acknowledge, wildcard_resource
-
-# The key prefix of approval wait items: shared.aws.task_tokens.APPROVAL_PREFIX (tests/infra/test_approvals.py pins
-# that both agree; the Lambda code's imports do not resolve from the CDK app).
-APPROVAL_PREFIX = "wait#approval#"
 
 # The stack outputs scripts/approval.py reads.
 POLICY_OUTPUT = "ApproverPolicyArn"
 TABLE_OUTPUT = "LockTableName"
-# scripts/status.py's read-only policy, and the lock table attributes it may read: every one but taskToken
-# (scripts/status_fleet.py READABLE; tests/infra/test_approvals.py pins that both agree).
+# scripts/status.py's read-only policy: a Scan of shared.lock_items.STATUS_ATTRIBUTES only.
 STATUS_POLICY_OUTPUT = "StatusReaderPolicyArn"
-STATUS_ATTRIBUTES = (
-    "target",
-    "holder",
-    "expiresAt",
-    "acquiredAt",
-    "action",
-    "startedAt",
-    "executionId",
-    "targets",
-    "trigger",
-    "queuedAt",
-    "commit",
-    "branch",
-    "blockedBy",
-    "kind",
-    "resourceId",
-    "createdAt",
-)
 
 
 class Approvals(Construct):

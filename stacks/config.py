@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from lambdas.shared.config import DeployConfig
-from lambdas.shared.config import _Model as Model
+from shared.config import DeployConfig
+from shared.config import _Model as Model
 from stacks import bounds
 
 CONTEXT_KEY = "immutableAmi"

@@ -26,8 +26,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.shared.config import Target
-from lambdas.shared.statuses import FINAL_IMAGE_STATUSES
+from shared.config import Target
+from shared.statuses import FINAL_IMAGE_STATUSES
 from stacks.bounds import QUEUE_CHECK_SECONDS, queue_attempts
 from stacks.checkov import skip
 from stacks.config import PROJECT_ROOT, PipelineConfig

@@ -28,8 +28,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
 from constructs import Construct
 
-from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
-from lambdas.shared.tags import PIPELINE as PIPELINE_TAG
+from shared.tags import APPLICATION as APPLICATION_TAG
+from shared.tags import PIPELINE as PIPELINE_TAG
 from stacks.checkov import skip
 from stacks.config import PROJECT_ROOT, PipelineConfig
 from stacks.image_versions import VersionLedger

@@ -24,7 +24,8 @@ from stacks.config import LOG_RETENTION_DAYS, PROJECT_ROOT, PipelineConfig
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE = "ImmutableAmiPipeline"
-LAMBDA_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "requirements.txt"]
+# *.egg-info: the metadata of the editable install (pyproject.toml), written beside the code, never deployed
+LAMBDA_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "requirements.txt", "*.egg-info"]
 # The requirements the tests install: the Powertools they run is the one the functions get.
 POWERTOOLS_REQUIREMENTS = PROJECT_ROOT / "requirements-dev.txt"
 _POWERTOOLS_PIN = re.compile(r"^aws-lambda-powertools(?:\[[^\]]*\])?==(\d+\.\d+\.\d+)\s*(?:#.*)?$", re.MULTILINE)

@@ -8,8 +8,8 @@ from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from lambdas.shared import tags as tag_keys
-from lambdas.shared.recipes import app_recipe_name_pattern
+from shared import tags as tag_keys
+from shared.recipes import app_recipe_name_pattern
 from stacks.approvals import Approvals
 from stacks.config import PipelineConfig
 from stacks.deploy_workflow import DeployWorkflow

@@ -25,7 +25,7 @@ from __future__ import annotations
 from aws_cdk import aws_rbin as rbin
 from constructs import Construct
 
-from lambdas.shared.tags import APPLICATION as APPLICATION_TAG
+from shared.tags import APPLICATION as APPLICATION_TAG
 from stacks.config import PipelineConfig
 
 # Recycle Bin resource types (AWS::Rbin::Rule ResourceType) and what each rule is for.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from check_green_group import logic
 from check_green_group.models import CheckGreenGroupInput
-
 from shared import clock
 from shared.aws.alarms import Alarms
 from shared.aws.elbv2 import LoadBalancing

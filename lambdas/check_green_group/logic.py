@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from check_green_group.models import CheckGreenGroupInput, CheckGreenGroupOutput, Verdict
-
 from shared.aws.autoscaling import ScalingActivity
 from shared.aws.groups import GroupDetails
 from shared.blue_green import TargetHealthReader, serving_health, timestamp

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from check_image_build import logic
 from check_image_build.models import CheckImageBuildEnvironment, CheckImageBuildInput
-
 from shared.aws.imagebuilder import ImageBuilder, ImageTags
 from shared.aws.images import Images
 from shared.config import load_deploy_config

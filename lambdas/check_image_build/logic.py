@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from check_image_build.models import BakedImage, BuildStatus, CheckImageBuildInput, CheckImageBuildOutput
 from start_image_build.models import Bake
 
+from check_image_build.models import BakedImage, BuildStatus, CheckImageBuildInput, CheckImageBuildOutput
 from shared import clock, tags
 from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH, BuildImage, OutputAmi
 from shared.aws.images import ImageRecord

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from check_refresh import logic
 from check_refresh.models import CheckRefreshInput
-
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.elbv2 import LoadBalancing
 from shared.config import load_deploy_config

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
 
+from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
 from shared import clock
 from shared.aws.autoscaling import Group, Refresh, ScalingActivity
 from shared.aws.elbv2 import TargetHealth

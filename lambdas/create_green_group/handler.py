@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from create_green_group import logic
 from create_green_group.models import CreateGreenGroupInput
-
 from shared import clock
 from shared.aws.groups import BlueGreenGroups
 from shared.aws.launch_templates import LaunchTemplates

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Protocol
 
 from create_green_group.models import CreateGreenGroupInput, GreenGroup
-
 from shared import tags
 from shared.aws.groups import Capacity, GroupDetails, Tag
 from shared.blue_green import (

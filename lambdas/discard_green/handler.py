@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from discard_green import logic
 from discard_green.models import DiscardGreenInput
-
 from shared import clock
 from shared.aws.elbv2 import LoadBalancing
 from shared.aws.groups import BlueGreenGroups

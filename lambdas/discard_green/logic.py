@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Protocol
 
 from create_green_group.models import GreenGroup
-from discard_green.models import DiscardGreenInput, DiscardGreenOutput
 
+from discard_green.models import DiscardGreenInput, DiscardGreenOutput
 from shared import tags
 from shared.aws.groups import Capacity, GroupDetails, TargetGroupAttachment
 from shared.aws.launch_templates import TemplateVersion

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from finish_execution import logic
 from finish_execution.models import ExecutionStatusEvent, FinishExecutionEnvironment
-
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.lock_table import LockTable

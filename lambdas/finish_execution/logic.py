@@ -23,13 +23,13 @@ from dataclasses import replace
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from finish_execution.models import ExecutionStatusDetail, ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
 from lock import logic as lock
 from publish_launch_template_version.logic import own_version, replaced_default
 from rollback import logic as rollback
 from rollback.models import RollbackInput
 from start_instance_refresh.logic import rolls_out
 
+from finish_execution.models import ExecutionStatusDetail, ExecutionStatusEvent, FinishExecutionOutput, TargetCleanup
 from shared import notifications as render
 from shared.aws.launch_templates import TemplateVersion
 from shared.config import DeployConfig, Target

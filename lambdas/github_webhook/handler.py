@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from github_webhook import logic
-from github_webhook.models import FunctionUrlRequest, GithubWebhookEnvironment
 from pydantic import ValidationError
 
+from github_webhook import logic
+from github_webhook.models import FunctionUrlRequest, GithubWebhookEnvironment
 from shared.aws.secrets import CachedSecret
 from shared.aws.stepfunctions import StepFunctions
 from shared.environment import load_environment

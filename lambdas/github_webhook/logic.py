@@ -27,6 +27,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
 from github_webhook.models import (
     DeployRequest,
     FunctionUrlRequest,
@@ -34,8 +36,6 @@ from github_webhook.models import (
     PushEvent,
     WebhookResponse,
 )
-from pydantic import ValidationError
-
 from shared.aws.stepfunctions import StartedExecution
 from shared.observability import logger, metrics
 from shared.parsing import describe_validation_error

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from lock import logic
 from lock.models import LockEnvironment, LockInput
-
 from shared import clock
 from shared.aws.lock_table import LockTable
 from shared.aws.task_tokens import TaskTokens

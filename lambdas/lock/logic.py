@@ -32,8 +32,8 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from lock.models import LockInput, LockOutput
 
+from lock.models import LockInput, LockOutput
 from shared.aws.lock_table import LockItem, PutOutcome, QueuedDeployment
 from shared.aws.task_tokens import TokenDelivery
 from shared.config import DeployConfig

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from notify import logic
 from notify.models import NotifyEnvironment, NotifyInput
-
 from shared import clock
 from shared.aws.notifications import Notifications
 from shared.config import load_deploy_config

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
-from notify.models import NotifyInput, NotifyOutput
 
+from notify.models import NotifyInput, NotifyOutput
 from shared import notifications as render
 from shared.config import DeployConfig
 from shared.notifications import Deployment, Notification, TargetOutcome

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from prune_images.logic import prune_images
 from prune_images.models import PruneImagesInput
-
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config

@@ -31,9 +31,9 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
+
 from prune_images.models import PruneFailure, PruneImagesInput, PruneImagesOutput, PruneProgress, SkippedImage
 from prune_images.plan import Decision, PruneFacts, PrunePlan, next_batch, plan_prune
-
 from shared import clock
 from shared.aws.images import Images
 from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef, LaunchTemplateVersionRecord

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from publish_launch_template_version import logic
 from publish_launch_template_version.models import PublishInput
-
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.images import Images
 from shared.aws.launch_templates import LaunchTemplates

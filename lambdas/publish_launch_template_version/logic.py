@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+
 from publish_launch_template_version.models import (
     KeptVersion,
     PruneFailure,
@@ -25,7 +26,6 @@ from publish_launch_template_version.models import (
     PublishOutput,
     RestoreOutput,
 )
-
 from shared import tags
 from shared.aws.autoscaling import Group, Refresh
 from shared.aws.images import ImageRecord

@@ -6,9 +6,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from register_wait import logic
 from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
-
 from shared import clock
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+
 from register_wait.models import (
     IMAGE_BUILD_VERSION_ARN_PATTERN,
     TERMINAL_STATUSES,
@@ -32,7 +33,6 @@ from register_wait.models import (
     RegisterWaitInput,
     RegisterWaitOutput,
 )
-
 from shared import notifications as render
 from shared.aws.autoscaling import Refresh
 from shared.aws.imagebuilder import BuildImage

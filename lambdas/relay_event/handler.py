@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from relay_event import logic
 from relay_event.models import EventBridgeEvent, RelayEventEnvironment
-
 from shared.aws.task_tokens import TaskTokens, WaitTable
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from relay_event.models import EventBridgeEvent, RelayEventOutput, WaitKind
 
+from relay_event.models import EventBridgeEvent, RelayEventOutput, WaitKind
 from shared.aws.task_tokens import TokenDelivery, WaitItem
 from shared.observability import logger, metrics
 from shared.statuses import FINAL_IMAGE_STATUSES

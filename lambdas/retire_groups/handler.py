@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from retire_groups import logic
 from retire_groups.models import RetireGroupsInput
-
 from shared.aws.groups import BlueGreenGroups
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics

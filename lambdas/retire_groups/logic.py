@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from retire_groups.models import RetireGroupsInput, RetireGroupsOutput, SkippedGroup
-
 from shared import tags
 from shared.aws.groups import GroupDetails
 from shared.blue_green import LIVE, RETAINED, TargetGroups, is_ours, role_since

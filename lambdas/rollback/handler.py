@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from rollback import logic
 from rollback.models import RollbackInput
-
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config

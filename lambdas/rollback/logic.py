@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from rollback.models import RollbackInput, RollbackOutput
 from start_instance_refresh.logic import RefreshStarter, rolls_out, start_refresh
 
+from rollback.models import RollbackInput, RollbackOutput
 from shared.aws.autoscaling import Refresh, RollbackAttempt
 from shared.aws.launch_templates import TemplateVersion
 from shared.config import DeployConfig

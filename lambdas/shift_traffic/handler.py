@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from shift_traffic import logic
-from shift_traffic.models import ShiftTrafficInput
 
 from shared import clock
 from shared.aws.groups import BlueGreenGroups
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
+from shift_traffic import logic
+from shift_traffic.models import ShiftTrafficInput
 
 CONFIG = load_deploy_config()
 

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from shift_traffic.models import ShiftTrafficInput, ShiftTrafficOutput
-
 from shared import tags
 from shared.aws.groups import GroupDetails, TargetGroupAttachment
 from shared.blue_green import (
@@ -34,6 +32,7 @@ from shared.config import DeployConfig
 from shared.errors import AutoScalingGroupNotFound, BlueGreenConflict
 from shared.observability import logger
 from shared.targets import require_target_strategy
+from shift_traffic.models import ShiftTrafficInput, ShiftTrafficOutput
 
 
 class ShiftGroups(GroupWriter, Protocol):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from start_image_build import logic
-from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput
 
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.images import Images
@@ -15,6 +13,8 @@ from shared.config import load_deploy_config
 from shared.environment import load_environment
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
+from start_image_build import logic
+from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput
 
 CONFIG = load_deploy_config()
 ENV = load_environment(StartImageBuildEnvironment, "start_image_build")

@@ -29,6 +29,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+
+from shared import clock, tags
+from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH
+from shared.aws.images import ImageRecord, newest_first
+from shared.config import DeployConfig, Source, Target
+from shared.errors import BaseImageMissing, InvalidInput
+from shared.observability import logger, metrics
+from shared.recipes import RECIPE_DIGEST_LENGTH
 from start_image_build.models import (
     FULL_COMMIT_PATTERN,
     AppRecipe,
@@ -41,14 +49,6 @@ from start_image_build.models import (
     StartImageBuildOutput,
     StepRequest,
 )
-
-from shared import clock, tags
-from shared.aws.imagebuilder import MAX_CLIENT_TOKEN_LENGTH
-from shared.aws.images import ImageRecord, newest_first
-from shared.config import DeployConfig, Source, Target
-from shared.errors import BaseImageMissing, InvalidInput
-from shared.observability import logger, metrics
-from shared.recipes import RECIPE_DIGEST_LENGTH
 
 # Which pipelines each action may start: "rebuild-base" bakes the base, then the app on it; "deploy" bakes
 # the app, and the base first when none exists yet (a fresh account).

@@ -5,13 +5,13 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from start_instance_refresh import logic
-from start_instance_refresh.models import StartInstanceRefreshInput
 
 from shared.aws.autoscaling import AutoScaling
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
+from start_instance_refresh import logic
+from start_instance_refresh.models import StartInstanceRefreshInput
 
 CONFIG = load_deploy_config()
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from start_instance_refresh.models import StartInstanceRefreshInput, StartInstanceRefreshOutput
 
 from shared.aws.autoscaling import Group, Refresh
 from shared.config import DeployConfig, RefreshPreferences, Target, require_valid_refresh
 from shared.errors import RefreshInProgress
 from shared.observability import logger, metrics
 from shared.targets import require_configured_target
+from start_instance_refresh.models import StartInstanceRefreshInput, StartInstanceRefreshOutput
 
 _STANDBY_STATES = frozenset({"Standby", "EnteringStandby"})
 _LEAVING_STATES_PREFIXES = ("Terminating", "Terminated", "Detach")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from validate_request.logic import validate_request
-from validate_request.models import ValidateRequestInput
 
 from shared.aws.codecommit import CodeCommit
 from shared.aws.images import Images
@@ -14,6 +12,8 @@ from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
 from shared.observability import CORRELATION_ID_PATH, logger, metrics
 from shared.parsing import parse_step_input
+from validate_request.logic import validate_request
+from validate_request.models import ValidateRequestInput
 
 CONFIG = load_deploy_config()
 

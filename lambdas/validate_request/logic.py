@@ -15,6 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import tags
+from shared.aws.codecommit import CodeCommit
+from shared.aws.images import ImageRecord, Images, newest_first
+from shared.aws.references import FleetReferences
+from shared.config import DeployConfig, Stage
+from shared.errors import InvalidInput
+from shared.observability import logger
+from shared.parsing import parse_step_input
 from validate_request.models import (
     ExecutionRequest,
     NormalisedRequest,
@@ -24,15 +32,6 @@ from validate_request.models import (
     ValidateRequestInput,
     ValidateRequestOutput,
 )
-
-from shared import tags
-from shared.aws.codecommit import CodeCommit
-from shared.aws.images import ImageRecord, Images, newest_first
-from shared.aws.references import FleetReferences
-from shared.config import DeployConfig, Stage
-from shared.errors import InvalidInput
-from shared.observability import logger
-from shared.parsing import parse_step_input
 
 APP: Pipeline = "app"
 BASE: Pipeline = "base"

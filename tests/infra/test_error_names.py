@@ -32,7 +32,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from lambdas.shared import errors as deploy_errors_module
+from shared import errors as deploy_errors_module
 from stacks.deploy_workflow import ASL_FILE, STEPS
 from stacks.lambda_function import camel
 from tests.infra.test_asl import all_states
@@ -190,11 +190,11 @@ def why_it_cannot_arrive(error: str, state: dict[str, Any]) -> str | None:
         return "not a States error name the Step Functions docs define"
     # A task waiting for its token fails with whatever error the SendTaskFailure names: the approval command's.
     # (Imported by name: task_tokens is Lambda code, checked by the other mypy pass under its own identity.)
-    rejected = importlib.import_module("lambdas.shared.aws.task_tokens").REJECTED
+    rejected = importlib.import_module("shared.aws.task_tokens").REJECTED
     if state.get("Resource", "").endswith(".waitForTaskToken") and error == rejected:
         return None if "approval" in json.dumps(state.get("Parameters", {})) else "only an approval is rejected"
     # ... and the lock step's: a queued push superseded by a newer one (lambdas/lock SendTaskFailure).
-    superseded = importlib.import_module("lambdas.lock.logic").SUPERSEDED
+    superseded = importlib.import_module("lock.logic").SUPERSEDED
     if state.get("Resource", "").endswith(".waitForTaskToken") and error == superseded:
         return None if '"enqueue"' in json.dumps(state.get("Parameters", {})) else "only a queued push is superseded"
     kind = integration(state)

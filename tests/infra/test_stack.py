@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from lambdas.shared import tags as lambda_tags
-from lambdas.shared.config import DeployConfig
+from shared import tags as lambda_tags
+from shared.config import DeployConfig
 from stacks.config import PROJECT_ROOT
 from stacks.deploy_workflow import STEPS
 from tests.infra.conftest import Synthesized, example_config, synthesize, variant

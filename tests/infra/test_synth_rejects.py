@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from lambdas.shared.config import (
+from shared.config import (
     ConfigurationError,
     DeployConfig,
     RefreshPreferences,
