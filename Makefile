@@ -53,7 +53,7 @@ test: setup
 ## What CI runs (.ci/run) and the README's test command.
 check: lint test
 
-## Ours against the seed pipeline's poll loop, side by side (BENCH_ARGS=--quick for the small sizes).
+## Ours against the shell-script baseline (README "Performance"), side by side (BENCH_ARGS=--quick for the small sizes).
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

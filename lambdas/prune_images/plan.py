@@ -1,7 +1,7 @@
 """The prune plan: a pure function from facts about the fleet to one decision (keep, delete, skip) per AMI.
 
 No AWS access here, so hypothesis can check the safety rule over random fleets
-(tests/unit/test_prune_plan_properties.py): an AMI is deleted only if no rule keeps it,
+(tests/unit/test_prune_images_plan_properties.py): an AMI is deleted only if no rule keeps it,
 and every rule that applies is named in its reasons.
 
 Rules (README, "Safety rules", rule 2), each an id in `Decision.rules`:

@@ -1,4 +1,5 @@
-"""A blue-green target in moto for the test_blue_green_* suites: a VPC subnet, a launch template with two
+"""A blue-green target in moto for the blue-green steps' suites (test_create_green_group.py, test_check_green_group.py,
+test_shift_traffic.py, test_discard_green.py, test_retire_groups.py): a VPC subnet, a launch template with two
 versions (AMI_OLD, AMI_NEW), two target groups, and helpers to create and read Auto Scaling groups.
 
 Use inside `mock_aws()` (the `fleet` fixture of each suite does); `config` holds the target in a blue-green
