@@ -318,6 +318,7 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                 for m in more
                 if m.never is not None or m.execution is None
             ]
+            script += [f"alsoStart: {m.late}" for m in more if m.late is not None]
             if stopper is not None and not stopper.stopped:
                 script.append(f"stopWhen: the execution never entered {stopper.state}")
             result.check(invariants.HARNESS, script)

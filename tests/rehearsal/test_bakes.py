@@ -179,6 +179,39 @@ def test_the_second_execution_starts_once_the_first_is_in_the_named_state_and_ho
     assert len(sfn.started) == 1
 
 
+def test_a_second_execution_that_never_reaches_its_hold_state_releases_the_world_and_fails_the_scenario(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a second execution started and holding the world, on a machine too slow for the hold
+    monkeypatch.setattr(SecondExecution, "HOLD_REAL_SECONDS", IDLE_SECONDS)
+    sfn, activity = FakeStepFunctions(), Activity()
+    second = second_execution(sfn, activity)
+    sfn.entered("first", "WaitForImageEvent")
+    assert second.poll() == "second"
+
+    # When the hold runs out before it reaches WaitForImageEvent
+    time.sleep(IDLE_SECONDS * 2)
+    second.poll()
+
+    # Then the world moves on (tokens may time out again) and the reason is kept for the harness invariant
+    activity.unanswered_token()
+    time.sleep(IDLE_SECONDS * 2)
+    assert activity.take_timeout()
+    assert second.late is not None
+    assert "did not reach WaitForImageEvent" in second.late
+
+
+def test_a_second_execution_that_reaches_its_hold_state_is_never_late() -> None:
+    sfn, activity = FakeStepFunctions(), Activity()
+    second = second_execution(sfn, activity)
+    sfn.entered("first", "WaitForImageEvent")
+    second.poll()
+    sfn.entered("second", "WaitForImageEvent")
+    second.poll()
+    assert second.late is None
+    assert not second.held
+
+
 def test_a_first_execution_that_ends_before_the_named_state_starts_no_second_one() -> None:
     # Given a first execution that ended without entering the state
     sfn, activity = FakeStepFunctions(), Activity()
