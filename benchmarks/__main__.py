@@ -1,6 +1,6 @@
 """python -m benchmarks [--quick] [--json]
 
-Runs our pipeline and the seed pipeline's poll-loop baseline side by side, in one process, on the
+Runs our pipeline and the shell-script baseline's poll loop side by side, in one process, on the
 same simulated scenarios, and prints a table (and with --json one JSON object as the last line).
 Nothing sleeps and nothing reaches AWS: the rehearsal's emulated account and moto serve every call.
 """

@@ -1,8 +1,8 @@
 """Orchestration figures from the rehearsal: state transitions, history events, Lambda invocations, lag.
 
 Both pipelines run in the same emulated account with the same durations (simulated time, nothing
-sleeps): ours (statemachine/deploy.asl.json: event-driven waits with a fallback poll) and the seed
-pipeline's poll loop (benchmarks/baseline.py: Wait 15 s → describe → Choice).
+sleeps): ours (statemachine/deploy.asl.json: event-driven waits with a fallback poll) and the shell-script
+baseline's poll loop (benchmarks/baseline.py: Wait 15 s → describe → Choice).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@
   once every branch of the workflow is waiting.
 - `Activity`: whether anything is happening, so a task token nobody will answer times out only when all
   else is quiet.
+- `TaskClock` and `TaskDeadlines`: when each task started, and whether an answer or heartbeat on simulated time
+  comes before the task's TimeoutSeconds and HeartbeatSeconds deadlines.
+- `SleepAdvances`: a stand-in for the `time` module whose `sleep` moves the simulated clock instead.
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 IDLE_SECONDS = 0.05  # no activity for this long: an unanswered task token can time out
 QUIET_SECONDS = 0.05  # no activity for this long: every branch waits, the next AWS event may happen
+MAX_REAL_WAIT_SECONDS = 30.0  # a token unanswered this long in real time is a rehearsal bug: time it out
+TOKEN_POLL_SECONDS = 0.02  # how often a token wait looks for its answer (real time)
+# The errors of a task that missed a deadline (AWS Step Functions Developer Guide, "Handling errors in Step
+# Functions workflows", error names).
+TIMEOUT = "States.Timeout"
+HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 
 
 class EventQueue:
@@ -110,6 +121,89 @@ class SimClock:
 
     def now(self) -> float:
         return self.at(time.time())
+
+
+class SleepAdvances:
+    """Stands in for the `time` module: sleeping advances the simulated clock; everything else is `time`'s."""
+
+    def __init__(self, advance: Callable[[float], None]) -> None:
+        self._advance = advance
+
+    def sleep(self, seconds: float) -> None:
+        self._advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class TaskClock:
+    """When each running task started, on the simulated clock `now` (None: no simulated clock, every task starts
+    at 0 and nothing arrives late)."""
+
+    def __init__(self, now: Callable[[], float] | None) -> None:
+        self._now = now
+        self._started: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def now(self) -> float:
+        return self._now() if self._now is not None else 0.0
+
+    def started(self, task: Any) -> None:
+        """The task starts (before its service call): its deadlines count from here.
+
+        AWS States Language, Task state: TimeoutSeconds "If the task runs longer than the specified seconds,
+        this state fails"; moto's own note on the field: "The count begins after the task has been started"."""
+        self._started[task] = self.now()
+
+    def deadlines(self, task: Any, timeout_seconds: float, heartbeat_seconds: float | None) -> TaskDeadlines:
+        """The task's deadlines, counted from its start (now, if its start was not seen)."""
+        start = self._started.pop(task, None)
+        start = self.now() if start is None else start
+        return TaskDeadlines(start, timeout_seconds, heartbeat_seconds, simulated=self._now is not None)
+
+
+class TaskDeadlines:
+    """A task's TimeoutSeconds deadline and, if it has HeartbeatSeconds, its heartbeat's.
+
+    AWS Step Functions API Reference, SendTaskHeartbeat: "The Timeout of a task ... is its maximum allowed
+    duration, regardless of the number of SendTaskHeartbeat requests received. Use HeartbeatSeconds to
+    configure the timeout interval for heartbeats"; each heartbeat "resets the Heartbeat clock"."""
+
+    def __init__(
+        self, start: float, timeout_seconds: float, heartbeat_seconds: float | None, *, simulated: bool
+    ) -> None:
+        self._timeout_seconds = timeout_seconds
+        self._heartbeat_seconds = heartbeat_seconds
+        self._simulated = simulated
+        self._deadline = start + timeout_seconds
+        self._beat_deadline = start + heartbeat_seconds if heartbeat_seconds is not None else None
+
+    def missed(self, at: float) -> str | None:
+        """What an answer or heartbeat arriving at simulated time `at` finds: None while the task still waits,
+        else the error of the deadline it has missed (TIMEOUT or HEARTBEAT_TIMEOUT)."""
+        if not self._simulated:
+            return None
+        if self._beat_deadline is not None and at > self._beat_deadline and self._beat_deadline < self._deadline:
+            return HEARTBEAT_TIMEOUT
+        if at > self._deadline:
+            return TIMEOUT
+        return None
+
+    def heartbeat(self, at: float) -> str | None:
+        """A heartbeat at `at`: the deadline it came too late for, or None and the heartbeat clock starts again."""
+        missed = self.missed(at)
+        if missed is None:
+            self._beat_deadline = at + float(self._heartbeat_seconds or 0)
+        return missed
+
+    def unanswered(self, at: float) -> tuple[str, float]:
+        """Nobody will answer: the deadline the task misses first, and the simulated seconds from `at` to it
+        (without the simulated clock, the whole interval)."""
+        if self._beat_deadline is not None and self._beat_deadline < self._deadline:
+            return HEARTBEAT_TIMEOUT, self._until(self._beat_deadline, at, self._heartbeat_seconds or 0.0)
+        return TIMEOUT, self._until(self._deadline, at, self._timeout_seconds)
+
+    def _until(self, deadline: float, at: float, full: float) -> float:
+        return max(0.0, deadline - at) if self._simulated else full
 
 
 # The state machine's Lambda invocation running on this thread (rehearsal.timeline.Source), if any.

@@ -1,9 +1,11 @@
-"""What every emulation of the rehearsal shares: the emulated account, botocore answers, moto's backends."""
+"""What every emulation of the rehearsal shares: the emulated account, botocore answers, moto's backends, and
+attributes replaced for the duration of a block."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
+_INHERITED = object()  # an attribute the owner did not have itself: deleted again afterwards
 
 
 def _ok(parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
@@ -41,6 +44,24 @@ def _backends() -> tuple[Any, Any]:
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[ACCOUNT][REGION], autoscaling_backends[ACCOUNT][REGION]
+
+
+@contextlib.contextmanager
+def replaced(replacements: Iterable[tuple[Any, str, Any]]) -> Iterator[None]:
+    """Each (owner, name, value) set for the duration of the block; afterwards each owner has what it had again
+    (an attribute it only inherited is deleted, so the inherited one shows through)."""
+    replacements = list(replacements)
+    saved = [(owner, name, vars(owner).get(name, _INHERITED)) for owner, name, _ in replacements]
+    for owner, name, value in replacements:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
 
 def _role(group_name: str) -> str | None:

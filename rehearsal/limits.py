@@ -25,6 +25,16 @@ HISTORY_CAP = 25_000
 # service), state or execution output, and input data when scheduling a task, entering a state, or starting an
 # execution".
 PAYLOAD_LIMIT_BYTES = 256 * 1024
+# What an execution that reaches the history quota records: the quotas page says only that "the execution will
+# fail". What AWS records, observed and published in floci-io/floci#2734 (the message users quote in
+# aws-samples/aws-organizations-tag-inventory#16 and loads/ardere#86): event 25,000 is the ExecutionFailed
+# event itself, error States.Runtime, with this cause.
+HISTORY_CAP_ERROR = "States.Runtime"
+HISTORY_CAP_CAUSE = "The execution reached the maximum number of history events ({cap})."
+# The error of a payload above the payload quota, which moto enforces itself, with `size < 262144`: exactly
+# 256 KiB is refused. The quotas page ("Maximum ... size ... 256 KiB") reads as inclusive; the stricter reading
+# is kept.
+DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
 WARN_SHARE = 0.8  # above this share of a limit an execution is reported: a larger run may reach the limit
 
 _PAYLOAD_FIELDS = ("input", "output", "parameters")  # the event details that carry a payload

@@ -46,13 +46,14 @@ import contextlib
 import importlib
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto
 
-from rehearsal.limits import HISTORY_CAP
+from rehearsal import clock
+from rehearsal.emulation import replaced
+from rehearsal.limits import DATA_LIMIT_EXCEEDED, HISTORY_CAP, HISTORY_CAP_CAUSE, HISTORY_CAP_ERROR
 
 PINNED_MOTO_VERSION = "5.2.5"
 
@@ -69,19 +70,6 @@ _ERROR_EQUALS = f"{_PARSER}.asl.component.common.error_name.error_equals_decl"
 _CALLBACKS = f"{_PARSER}.asl.eval.callback.callback"
 _BRANCHES = f"{_PARSER}.asl.component.state.exec.state_parallel.branches_decl"
 _ITERATION = f"{_PARSER}.asl.component.state.exec.state_map.iteration.iteration_worker"
-MAX_REAL_WAIT_SECONDS = 30.0  # a token unanswered this long in real time is a rehearsal bug: time it out
-_POLL_SECONDS = 0.02  # how often a token wait looks for its answer (real time)
-
-# The history quota (rehearsal.limits.HISTORY_CAP): the quotas page says only that "the execution will fail".
-# What AWS records, observed and published in floci-io/floci#2734 (the message users quote in
-# aws-samples/aws-organizations-tag-inventory#16 and loads/ardere#86): event 25,000 is the ExecutionFailed
-# event itself, error States.Runtime, with this cause.
-HISTORY_CAP_ERROR = "States.Runtime"
-HISTORY_CAP_CAUSE = "The execution reached the maximum number of history events ({cap})."
-# The payload quota (rehearsal.limits.PAYLOAD_LIMIT_BYTES) moto enforces itself, with `size < 262144`: exactly
-# 256 KiB is refused. The quotas page ("Maximum ... size ... 256 KiB") reads as inclusive; the stricter reading
-# is kept.
-DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
 
 # (module, attribute) pairs this seam replaces or reads.
 PATCHED = (
@@ -129,8 +117,7 @@ def check() -> None:
             f"moto {moto.__version__} is installed; the rehearsal seam is written for {PINNED_MOTO_VERSION}"
         )
     for module_name, attribute in PATCHED:
-        module = importlib.import_module(module_name)
-        if not hasattr(module, attribute):
+        if not hasattr(importlib.import_module(module_name), attribute):
             raise SeamBrokenError(f"{module_name}.{attribute} is gone: the rehearsal seam must be updated")
     for module_name, class_name, method in PATCHED_METHODS:
         if method not in vars(getattr(importlib.import_module(module_name), class_name)):  # its own, not inherited
@@ -142,19 +129,6 @@ def check() -> None:
             raise SeamBrokenError(f"{_CALLBACKS}.HeartbeatEndpoint.{attribute} is gone: the seam must be updated")
     if not hasattr(importlib.import_module(_EVENTS).EventManager(), "_event_id_gen"):
         raise SeamBrokenError(f"{_EVENTS}.EventManager._event_id_gen is gone: the seam must be updated")
-
-
-class _SimulatedTime:
-    """Stands in for the `time` module inside the retrier: sleeping advances the simulated clock."""
-
-    def __init__(self, advance: Callable[[float], None]) -> None:
-        self._advance = advance
-
-    def sleep(self, seconds: float) -> None:
-        self._advance(seconds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 @contextlib.contextmanager
@@ -190,15 +164,37 @@ def install(
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         advance(float(wait_seconds))
 
-    waits = _TokenWait(advance, take_timeout, now, moto_parts)
+    task_clock = clock.TaskClock(now)  # when each task started: its deadlines count from there
 
     def eval_wait_for_task_token(
         self: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
     ) -> Any:
-        outcome = waits.wait(env, float(timeout_seconds), callback_endpoint, heartbeat_endpoint)
-        if outcome is None:
-            return moto_parts.timed_out(callback_id=callback_endpoint.callback_id)
-        return outcome
+        # Polled in real time, judged on simulated time (rehearsal.clock.TaskDeadlines): the callback's outcome,
+        # or the outcome of the deadline the task missed.
+        beat = float(heartbeat_endpoint._heartbeat_seconds) if heartbeat_endpoint is not None else None
+        deadlines = task_clock.deadlines(env, float(timeout_seconds), beat)
+        real_deadline = time.time() + clock.MAX_REAL_WAIT_SECONDS
+        while env.is_running():
+            outcome = callback_endpoint.get_outcome()
+            if outcome is not None:
+                missed = deadlines.missed(task_clock.now())
+                return outcome if missed is None else moto_parts.missed(missed, callback_endpoint.callback_id)
+            if heartbeat_endpoint is not None and heartbeat_endpoint._next_heartbeat_event.is_set():
+                heartbeat_endpoint._next_heartbeat_event.clear()
+                missed = deadlines.heartbeat(task_clock.now())
+                if missed is not None:
+                    return moto_parts.missed(missed, callback_endpoint.callback_id)
+                real_deadline = time.time() + clock.MAX_REAL_WAIT_SECONDS
+            if take_timeout() or time.time() > real_deadline:
+                # Nobody will answer: the task ends at whichever deadline comes first, in simulated time.
+                missed, seconds = deadlines.unanswered(task_clock.now())
+                advance(seconds)
+                return moto_parts.missed(missed, callback_endpoint.callback_id)
+            callback_endpoint.wait(timeout=clock.TOKEN_POLL_SECONDS)
+            if callback_endpoint.get_outcome() is None:
+                # An endpoint a previous attempt interrupted answers wait() at once.
+                time.sleep(clock.TOKEN_POLL_SECONDS)
+        return moto_parts.missed(clock.TIMEOUT, callback_endpoint.callback_id)
 
     original_from_error = callback_task._from_error
 
@@ -219,7 +215,7 @@ def install(
         # "Handling errors in Step Functions workflows", States.DataLimitExceeded is reported "when, after
         # Parameters processing, the input of a state is larger than the payload size quota".
         self._verify_size_quota(env=env, value=raw_parameters)
-        waits.started(env)
+        task_clock.started(env)
         original_before(self, env, resource_runtime_part, raw_parameters, state_credentials)
 
     history = _HistoryCap(history_cap, moto_parts)
@@ -269,7 +265,7 @@ def install(
         (branches, "CustomErrorName", moto_parts.error_name),
         (iteration, "CustomErrorName", moto_parts.error_name),
         (wait_function, "_wait_interval", wait_interval),
-        (retrier, "time", _SimulatedTime(advance)),
+        (retrier, "time", clock.SleepAdvances(advance)),  # the `time` module the retrier sees
         (callback_task, "_eval_wait_for_task_token", eval_wait_for_task_token),
         (callback_task, "_from_error", from_error),
         (service_task, "_before_eval_execution", before_eval_execution),
@@ -278,39 +274,25 @@ def install(
         (worker, "_get_evaluation_environment", get_evaluation_environment),
         (error_equals, "_eval_body", error_equals_body),
     )
-    saved = [(owner, name, vars(owner).get(name, _INHERITED)) for owner, name, _ in replacements]
-    for owner, name, replacement in replacements:
-        setattr(owner, name, replacement)
-    try:
+    with replaced(replacements):
         yield
-    finally:
-        for owner, name, original in saved:
-            if original is _INHERITED:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
 
 
 class _MotoParts:
     """The moto types the replacements build or recognise (imported once, when the seam is installed)."""
 
     def __init__(self) -> None:
-        api = importlib.import_module(f"{_PARSER}.api")
-        callbacks = importlib.import_module(_CALLBACKS)
-        failure = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.failure_event")
-        names = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name")
-        name_types = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name_type")
-        details = importlib.import_module(f"{_PARSER}.asl.eval.event.event_detail")
+        self._api = api = importlib.import_module(f"{_PARSER}.api")
+        self._callbacks = callbacks = importlib.import_module(_CALLBACKS)
+        self._failure = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.failure_event")
+        self._names = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name")
+        self._name_types = importlib.import_module(f"{_PARSER}.asl.component.common.error_name.states_error_name_type")
+        self._details = importlib.import_module(f"{_PARSER}.asl.eval.event.event_detail")
         program_state = importlib.import_module(f"{_PARSER}.asl.eval.program_state")
-        self._api = api
-        self._callbacks = callbacks
-        self._failure = failure
-        self._names = names
-        self._name_types = name_types
-        self._details = details
         self._program_error = program_state.ProgramError
         self._program_stopped = program_state.ProgramStopped
         self.heartbeat_timeout_error = callbacks.HeartbeatTimeoutError
+        self.execution_failed_type = api.HistoryEventType.ExecutionFailed
         self.terminal_events = {
             api.HistoryEventType.ExecutionSucceeded,
             api.HistoryEventType.ExecutionFailed,
@@ -333,11 +315,11 @@ class _MotoParts:
             )
             return name
 
-    def timed_out(self, callback_id: str) -> Any:
+    def missed(self, error: str, callback_id: str) -> Any:
+        """A token wait's outcome when its task missed a deadline: HeartbeatTimedOut or CallbackOutcomeTimedOut."""
+        if error == clock.HEARTBEAT_TIMEOUT:
+            return self._callbacks.HeartbeatTimedOut()
         return self._callbacks.CallbackOutcomeTimedOut(callback_id=callback_id)
-
-    def heartbeat_timed_out(self) -> Any:
-        return self._callbacks.HeartbeatTimedOut()
 
     def heartbeat_failure(self, task: Any, env: Any) -> Any:
         error = self._name_types.StatesErrorNameType.StatesHeartbeatTimeout
@@ -358,10 +340,6 @@ class _MotoParts:
         failed = self._api.ExecutionFailedEventDetails(error=error, cause=cause)
         return failed, self._details.EventDetails(executionFailedEventDetails=failed)
 
-    @property
-    def execution_failed_type(self) -> Any:
-        return self._api.HistoryEventType.ExecutionFailed
-
     def is_error(self, env: Any) -> bool:
         return isinstance(env._program_state, self._program_error)
 
@@ -369,98 +347,12 @@ class _MotoParts:
         return isinstance(env._program_state, self._program_stopped)
 
 
-class _TokenWait:
-    """A task token's wait on simulated time: its TimeoutSeconds deadline and, if set, its heartbeat's."""
-
-    def __init__(
-        self,
-        advance: Callable[[float], None],
-        take_timeout: Callable[[], bool],
-        now: Callable[[], float] | None,
-        parts: _MotoParts,
-    ) -> None:
-        self._advance = advance
-        self._take_timeout = take_timeout
-        self._now = now
-        self._parts = parts
-        self._started: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def started(self, env: Any) -> None:
-        """The task starts (before its service call): its deadlines count from here.
-
-        AWS States Language, Task state: TimeoutSeconds "If the task runs longer than the specified seconds,
-        this state fails"; moto's own note on the field: "The count begins after the task has been started"."""
-        self._started[env] = self._clock()
-
-    def wait(self, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
-        """The callback's outcome; None when the task timed out; HeartbeatTimedOut when no heartbeat came.
-
-        AWS Step Functions API Reference, SendTaskHeartbeat: "The Timeout of a task ... is its maximum allowed
-        duration, regardless of the number of SendTaskHeartbeat requests received. Use HeartbeatSeconds to
-        configure the timeout interval for heartbeats"; each heartbeat "resets the Heartbeat clock"."""
-        start = self._started.pop(env, None)
-        start = self._clock() if start is None else start
-        deadline = start + timeout_seconds
-        beat = float(heartbeat_endpoint._heartbeat_seconds) if heartbeat_endpoint is not None else None
-        beat_deadline = start + beat if beat is not None else None
-        real_deadline = time.time() + MAX_REAL_WAIT_SECONDS
-        while env.is_running():
-            outcome = callback_endpoint.get_outcome()
-            if outcome is not None:
-                return self._judged(outcome, deadline, beat_deadline)
-            if heartbeat_endpoint is not None and heartbeat_endpoint._next_heartbeat_event.is_set():
-                heartbeat_endpoint._next_heartbeat_event.clear()
-                at = self._clock()
-                late = self._late(at, deadline, beat_deadline)
-                if late is not _ON_TIME:
-                    return late
-                beat_deadline = at + float(beat or 0)
-                real_deadline = time.time() + MAX_REAL_WAIT_SECONDS
-            if self._take_timeout() or time.time() > real_deadline:
-                # Nobody will answer: the task ends at whichever deadline comes first, in simulated time.
-                if beat_deadline is not None and beat_deadline < deadline:
-                    self._advance_to(beat_deadline, start, beat or 0.0)
-                    return self._parts.heartbeat_timed_out()
-                self._advance_to(deadline, start, timeout_seconds)
-                return None
-            callback_endpoint.wait(timeout=_POLL_SECONDS)
-            if callback_endpoint.get_outcome() is None:
-                time.sleep(_POLL_SECONDS)  # an endpoint a previous attempt interrupted answers wait() at once
-        return None
-
-    def _judged(self, outcome: Any, deadline: float, beat_deadline: float | None) -> Any:
-        late = self._late(self._clock(), deadline, beat_deadline)
-        return outcome if late is _ON_TIME else late
-
-    def _late(self, at: float, deadline: float, beat_deadline: float | None) -> Any:
-        """What an answer or heartbeat arriving at simulated time `at` finds: the task still waiting, or over."""
-        if self._now is None:
-            return _ON_TIME
-        if beat_deadline is not None and at > beat_deadline and beat_deadline < deadline:
-            return self._parts.heartbeat_timed_out()
-        if at > deadline:
-            return None
-        return _ON_TIME
-
-    def _clock(self) -> float:
-        return self._now() if self._now is not None else 0.0
-
-    def _advance_to(self, deadline: float, start: float, full: float) -> None:
-        if self._now is None:
-            self._advance(full)  # without the simulated clock: the whole interval, as before
-        else:
-            self._advance(max(0.0, deadline - self._now()))
-
-
-_ON_TIME = object()
-_INHERITED = object()
-
-
 class _HistoryCap:
     """The history quota: the event that would be number `cap` is the execution's failure instead."""
 
     def __init__(self, cap: int, parts: _MotoParts) -> None:
         self._cap = cap
+        self._cause = HISTORY_CAP_CAUSE.format(cap=cap)
         self._parts = parts
         self._lock = threading.RLock()
         self._reached: set[int] = set()  # id() of the event managers whose execution reached the cap
@@ -480,9 +372,7 @@ class _HistoryCap:
                 return int(manager._event_id_gen._next_id) - 1  # the execution has failed: nothing more is recorded
             if manager._event_id_gen._next_id < self._cap:
                 return original(manager, context, event_type, details, **kwargs)
-            failed, failed_details = self._parts.execution_failed(
-                HISTORY_CAP_ERROR, HISTORY_CAP_CAUSE.format(cap=self._cap)
-            )
+            failed, failed_details = self._parts.execution_failed(HISTORY_CAP_ERROR, self._cause)
             event_id = original(manager, context, self._parts.execution_failed_type, failed_details)
             self._reached.add(id(manager))
             root = self._roots.get(id(manager))
@@ -490,4 +380,4 @@ class _HistoryCap:
             root.set_error(failed)  # every frame of the execution stops running
         if event_type in self._parts.terminal_events:
             return event_id  # the execution was ending anyway: its last event is the quota's failure
-        raise HistoryCapError(HISTORY_CAP_CAUSE.format(cap=self._cap))
+        raise HistoryCapError(self._cause)

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from benchmarks import cost, imports, prune
+from benchmarks import cost, imports, prune, prune_world
 
 IMAGES = 30
 KEEP = 5
@@ -23,7 +23,7 @@ def small_run() -> dict[str, Any]:
     return prune.run_prune_benchmark(images=IMAGES, snapshots_per_image=2, keep=KEEP)
 
 
-def test_prune_benchmark_ours_makes_fewer_calls_than_the_seed_loop(small_run: dict[str, Any]) -> None:
+def test_prune_benchmark_ours_makes_fewer_calls_than_the_shell_script_baseline(small_run: dict[str, Any]) -> None:
     # Given 30 AMIs with 2 snapshots each, keep 5
     # When both approaches prune their own copy of the world
     ours, baseline = small_run["ours"], small_run["baseline"]
@@ -50,7 +50,7 @@ def test_prune_benchmark_counts_exactly_the_calls_each_approach_implies(small_ru
     }
     assert ours["totalCalls"] == 6 + 3 + PRUNED
     assert ours["ec2Calls"] == 3 + 3 + PRUNED  # what the benchmark's pruneApiCalls reports
-    # And the seed loop: one deregister per AMI plus one delete per snapshot
+    # And the shell-script baseline: one deregister per AMI plus one delete per snapshot
     assert baseline["apiCalls"] == {
         "ec2.DeleteSnapshot": PRUNED * 2,
         "ec2.DeregisterImage": PRUNED,
@@ -89,17 +89,17 @@ def test_prune_benchmark_pages_describe_images_by_a_thousand_as_ec2_does() -> No
 
 def test_prune_emulator_keeps_a_snapshot_another_image_still_uses() -> None:
     # Given two AMIs whose second snapshots are one and the same
-    with prune._environment(), mock_aws():
-        prune.build_world(images=2, snapshots_per_image=2, keep=1)
-        ec2_backend, _ = prune._backends()
+    with prune_world.benchmark_environment(), mock_aws():
+        prune_world.build_world(images=2, snapshots_per_image=2, keep=1)
+        ec2_backend, _ = prune_world._backends()
         older, newer = ec2_backend.amis["ami-00000000000000001"], ec2_backend.amis["ami-00000000000000002"]
         shared_snapshot = older.extra_snapshot_ids[0]
         newer.extra_snapshot_ids = (shared_snapshot,)
-        emulator = prune.PruneEmulator()
+        emulator = prune_world.PruneEmulator()
         emulator.install()
         try:
             # When the older one is deregistered with its snapshots
-            response = boto3.client("ec2", region_name=prune.REGION).deregister_image(
+            response = boto3.client("ec2", region_name=prune_world.REGION).deregister_image(
                 ImageId=older.id, DeleteAssociatedSnapshots=True
             )
         finally:
@@ -159,7 +159,7 @@ def test_cost_gb_seconds_from_invocations_memory_and_duration() -> None:
         cost.lambda_gb_seconds(1, 0, 1.0)
 
 
-def test_prune_benchmark_under_rate_limits_paces_ours_and_lets_the_seed_loop_burst(small_run: dict[str, Any]) -> None:
+def test_prune_benchmark_under_rate_limits_paces_ours_and_lets_the_baseline_burst(small_run: dict[str, Any]) -> None:
     # Given 25 AMIs to prune, far fewer than DeregisterImage's and DeleteSnapshot's 100-token buckets
     ours, baseline = small_run["ours"], small_run["baseline"]
     # Then ours paces DeregisterImage at the documented 5 per second from its first call (it does not count on
@@ -167,7 +167,7 @@ def test_prune_benchmark_under_rate_limits_paces_ours_and_lets_the_seed_loop_bur
     assert ours["invocations"] == 1
     assert ours["simulatedSeconds"] == pytest.approx((PRUNED - 1) / 5, abs=0.1)
     assert ours["throttled"] == {}
-    # and the seed loop's 75 calls all fit in the full buckets: no wait, nothing failed
+    # and the shell-script baseline's 75 calls all fit in the full buckets: no wait, nothing failed
     assert baseline["simulatedSeconds"] == 0
     assert baseline["failedCommands"] == 0
 
@@ -189,6 +189,6 @@ def test_prune_benchmark_backlog_takes_several_invocations_each_within_the_funct
     assert ours["imagesRemaining"] == sorted(world["newestImageIds"])
     assert ours["imagesPruned"] == 1195
     assert ours["simulatedSeconds"] >= (1195 - 2) / 5
-    # and the seed loop, whose DeleteSnapshot bucket runs dry, waits on the CLI's backoff for longer
+    # and the shell-script baseline, whose DeleteSnapshot bucket runs dry, waits on the CLI's backoff for longer
     assert baseline["throttled"]["ec2.DeleteSnapshot"] > 0
     assert baseline["simulatedSeconds"] > ours["simulatedSeconds"]
