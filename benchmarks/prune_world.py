@@ -118,11 +118,6 @@ def build_world(images: int, snapshots_per_image: int, keep: int) -> PruneWorld:
     )
 
 
-def prune_environment(keep: int) -> dict[str, str]:
-    """The prune function's environment as the stack deploys it for a one-group pipeline keeping `keep` images."""
-    return prune_function(keep)[0]
-
-
 @cache
 def prune_function(keep: int) -> tuple[dict[str, str], int]:
     """The prune function's environment and timeout as the stack deploys it for a one-group pipeline keeping `keep`
