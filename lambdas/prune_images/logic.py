@@ -41,13 +41,12 @@ from shared.config import DeployConfig
 from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
 from shared.recipes import RECIPE_DIGEST_LENGTH
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 from shared.tags import APPLICATION as APPLICATION_TAG
 from shared.versions import version_number
 
 # Instances in these states hold their AMI (a stopped instance can be started again).
 IN_USE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
-# Instance refresh statuses in which the refresh may still launch instances from its desired configuration.
-IN_FLIGHT_REFRESH_STATUSES = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 _SNAPSHOT_SKIPPED = "skipped"
 _SNAPSHOT_DELETED = "success"
 # EC2 API Reference, DeleteSnapshotReturnCode (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSnapshotReturnCode.html):
@@ -226,7 +225,7 @@ def gather_facts(
     refresh_refs: dict[str, list[str]] = defaultdict(list)
     for group in dict.fromkeys(t.auto_scaling_group_name for t in config.all_targets()):
         for refresh in fleet.instance_refreshes(group):
-            if refresh.status not in IN_FLIGHT_REFRESH_STATUSES:
+            if refresh.status not in ACTIVE_REFRESH_STATUSES:
                 continue
             where = f"{group} refresh {refresh.instance_refresh_id} ({refresh.status})"
             for image_id in refresh.image_ids:

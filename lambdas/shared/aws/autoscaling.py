@@ -16,9 +16,8 @@ from botocore.exceptions import ClientError
 
 from shared.aws.clients import adapter_client
 from shared.errors import AutoScalingGroupNotFound, RefreshInProgress
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 
-# Refresh statuses during which AWS refuses StartInstanceRefresh (InstanceRefreshInProgress).
-ACTIVE_REFRESH_STATUSES = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 _MAX_RECORDS = 100
 
 
