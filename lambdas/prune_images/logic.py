@@ -35,8 +35,10 @@ from prune_images.models import PruneFailure, PruneImagesInput, PruneImagesOutpu
 from prune_images.plan import Decision, PruneFacts, PrunePlan, next_batch, plan_prune
 
 from shared import clock
+from shared.aws.autoscaling import LaunchTemplateRef
 from shared.aws.images import Images
-from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef, LaunchTemplateVersionRecord
+from shared.aws.launch_templates import TemplateVersion
+from shared.aws.references import ApplicationGroup, FleetReferences
 from shared.config import DeployConfig
 from shared.errors import ImageDeregistrationFailed, LaunchTemplateNotFound
 from shared.observability import logger, metrics
@@ -210,15 +212,13 @@ def gather_facts(
     candidate_ids = [i.image_id for i in all_images]
 
     launch_template_refs: dict[str, list[str]] = defaultdict(list)
-    configured_versions: dict[str, list[LaunchTemplateVersionRecord]] = {}
+    configured_versions: dict[str, list[TemplateVersion]] = {}
     for template_id in dict.fromkeys(t.launch_template_id for t in config.all_targets()):
         configured_versions[template_id] = fleet.launch_template_versions(template_id)
         for version in configured_versions[template_id]:
             if version.image_id:
-                default = " (default)" if version.default else ""
-                launch_template_refs[version.image_id].append(
-                    f"{template_id} version {version.version_number}{default}"
-                )
+                default = " (default)" if version.is_default else ""
+                launch_template_refs[version.image_id].append(f"{template_id} version {version.number}{default}")
 
     instance_refs = fleet.instances_using_images(candidate_ids, IN_USE_INSTANCE_STATES) if candidate_ids else {}
 
@@ -227,7 +227,7 @@ def gather_facts(
         for refresh in fleet.instance_refreshes(group):
             if refresh.status not in ACTIVE_REFRESH_STATUSES:
                 continue
-            where = f"{group} refresh {refresh.instance_refresh_id} ({refresh.status})"
+            where = f"{group} refresh {refresh.refresh_id} ({refresh.status})"
             for image_id in refresh.image_ids:
                 refresh_refs[image_id].append(where)
             for ref in refresh.launch_templates:
@@ -261,7 +261,7 @@ def _template_images(fleet: FleetReferences, ref: LaunchTemplateRef) -> list[str
 
 
 def _group_images(
-    fleet: FleetReferences, group: ApplicationGroup, configured: dict[str, list[LaunchTemplateVersionRecord]]
+    fleet: FleetReferences, group: ApplicationGroup, configured: dict[str, list[TemplateVersion]]
 ) -> list[str]:
     """The AMIs a group launches from: its launch template version(s), and AMIs its overrides name.
 
@@ -286,11 +286,11 @@ def _group_images(
     return found
 
 
-def _resolve(versions: list[LaunchTemplateVersionRecord], version: str) -> list[LaunchTemplateVersionRecord]:
+def _resolve(versions: list[TemplateVersion], version: str) -> list[TemplateVersion]:
     """The version a group names ("7", "$Default" or "$Latest") among a template's versions."""
-    default = next((v.version_number for v in versions if v.default), None)
-    number = version_number(version, (v.version_number for v in versions), default)
-    return [v for v in versions if v.version_number == number]
+    default = next((v.number for v in versions if v.is_default), None)
+    number = version_number(version, (v.number for v in versions), default)
+    return [v for v in versions if v.number == number]
 
 
 def own_bake_recipe(reference_arn: str, application: str) -> bool:
