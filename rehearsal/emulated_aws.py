@@ -31,9 +31,10 @@ from botocore.awsrequest import AWSResponse
 from rehearsal.emulated_builds import BUILD_TERMINAL, Build, ImageBuilderEmulation
 from rehearsal.emulated_codecommit import CodeCommitEmulation
 from rehearsal.emulated_ec2 import Ec2Emulation
-from rehearsal.emulated_refresh import ACTIVE_REFRESH, Refresh, RefreshEmulation
+from rehearsal.emulated_refresh import Refresh, RefreshEmulation
 from rehearsal.emulation import ACCOUNT, REGION, _backends, _error, _ok, _Raw
 from rehearsal.rate_limits import RateLimits, request_of, retry_sleeps_on
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 
 __all__ = ["ACCOUNT", "REGION", "EmulatedAws", "_backends", "_error", "_ok"]
 
@@ -274,9 +275,9 @@ class EmulatedAws(RefreshEmulation, ImageBuilderEmulation, Ec2Emulation, CodeCom
             seconds = self._remaining(refresh.sim_start, float(self.scenario.get("refreshSeconds", 1200)))
             if self.timed:
                 return (refresh.statuses[-1] if refresh.statuses else "Successful"), seconds
-            while refresh.status in ACTIVE_REFRESH and refresh.statuses:
+            while refresh.status in ACTIVE_REFRESH_STATUSES and refresh.statuses:
                 self._advance(refresh)
-            return (None if refresh.status in ACTIVE_REFRESH else refresh.status), seconds
+            return (None if refresh.status in ACTIVE_REFRESH_STATUSES else refresh.status), seconds
         build = self.builds.get(resource_id)
         if build is None:
             return None, 0.0

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rehearsal.emulation import ACCOUNT, REGION, EmulationState, _backends, _error, _ok, _role
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 
-# Statuses: Amazon EC2 Auto Scaling API Reference, "InstanceRefresh" (Status); the non-final ones are active.
-# StartInstanceRefresh on a group with one active fails with InstanceRefreshInProgress, Rollback/Cancel without
-# one with ActiveInstanceRefreshNotFound (API Reference, each action's "Errors").
-ACTIVE_REFRESH = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+# Statuses: Amazon EC2 Auto Scaling API Reference, "InstanceRefresh" (Status); the non-final ones are active
+# (ACTIVE_REFRESH_STATUSES, the set the functions use). StartInstanceRefresh on a group with one active fails with
+# InstanceRefreshInProgress, Rollback/Cancel without one with ActiveInstanceRefreshNotFound (API Reference, each
+# action's "Errors").
 # Detail types: Amazon EC2 Auto Scaling User Guide, "Instance refresh events" (EventBridge).
 REFRESH_EVENTS = {
     "Successful": "EC2 Auto Scaling Instance Refresh Succeeded",
@@ -78,7 +79,9 @@ class Refresh:
 
 class RefreshEmulation(EmulationState):
     def _active(self, group: str) -> Refresh | None:
-        return next((r for r in self.refreshes.values() if r.group == group and r.status in ACTIVE_REFRESH), None)
+        return next(
+            (r for r in self.refreshes.values() if r.group == group and r.status in ACTIVE_REFRESH_STATUSES), None
+        )
 
     def _start_refresh(self, params: dict[str, Any]) -> Any:
         group_name = params["AutoScalingGroupName"]
@@ -143,7 +146,7 @@ class RefreshEmulation(EmulationState):
         }
 
     def _advance(self, refresh: Refresh) -> None:
-        if refresh.status not in ACTIVE_REFRESH:
+        if refresh.status not in ACTIVE_REFRESH_STATUSES:
             return
         refresh.calls += 1
         if self.timed:

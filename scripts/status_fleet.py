@@ -12,10 +12,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared import tags
+from shared.aws.autoscaling import AutoScaling
 from shared.aws.groups import BlueGreenGroups, GroupDetails
+from shared.aws.launch_templates import LaunchTemplates, TemplateVersion
 from shared.aws.lock_table import QUEUE_PREFIX
 from shared.aws.task_tokens import APPROVAL_PREFIX, KEY_PREFIX
 from shared.config import Stage
+from shared.errors import LaunchTemplateNotFound
 from shared.lock_items import STATUS_ATTRIBUTES
 
 # Successful: the refresh replaced every instance (DescribeInstanceRefreshes, Status:
@@ -62,21 +65,18 @@ class Fleet:
     """Reads what each configured target runs: groups (Auto Scaling), versions and images (EC2)."""
 
     def __init__(self, autoscaling: Any, ec2: Any) -> None:
-        self._autoscaling = autoscaling
+        self._autoscaling = AutoScaling(autoscaling)
         self._groups = BlueGreenGroups(autoscaling)
+        self._templates = LaunchTemplates(ec2)
         self._ec2 = ec2
 
-    def version(self, template: str, version: str) -> dict[str, Any] | None:
+    def version(self, template: str, version: str) -> TemplateVersion | None:
         # ResolveAlias: an ImageId given as an SSM parameter comes back as the AMI id it resolves to
         # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeLaunchTemplateVersions.html).
         try:
-            found = self._ec2.describe_launch_template_versions(
-                LaunchTemplateId=template, Versions=[version], ResolveAlias=True
-            )["LaunchTemplateVersions"]
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")).startswith("InvalidLaunchTemplate"):
-                return None
-            raise
+            found = self._templates.describe_versions(template, versions=[version], resolve_alias=True)
+        except LaunchTemplateNotFound:
+            return None
         return found[0] if found else None
 
     def image_tags(self, ami: str) -> dict[str, str] | None:
@@ -89,10 +89,9 @@ class Fleet:
         return {t["Key"]: t.get("Value", "") for t in images[0].get("Tags", [])} if images else None
 
     def refreshed_at(self, group: str) -> datetime | None:
-        """When the group's newest successful instance refresh ended (the first page: AWS keeps recent ones)."""
-        refreshes = self._autoscaling.describe_instance_refreshes(AutoScalingGroupName=group, MaxRecords=100)
-        ends = [r["EndTime"] for r in refreshes.get("InstanceRefreshes", []) if r.get("Status") == _REFRESH_DONE]
-        return max(ends, default=None)
+        """When the group's newest successful instance refresh ended (AWS keeps those of the last six weeks)."""
+        refreshes = self._autoscaling.describe_refreshes(group)
+        return max((r.end_time for r in refreshes if r.status == _REFRESH_DONE and r.end_time), default=None)
 
     def target(self, application: str, stage: Stage, target: str, fallback_template: str) -> GroupStatus:
         base = GroupStatus(stage=stage.name, strategy=stage.strategy, target=target, group=None)
@@ -102,25 +101,25 @@ class Fleet:
         template = group.launch_template_id or fallback_template
         version = group.launch_template_version or "$Default"
         found = self.version(template, version)
-        ami = (found or {}).get("LaunchTemplateData", {}).get("ImageId")
+        ami = found.image_id if found else None
         image = self.image_tags(ami) if ami else None
         since = self.refreshed_at(group.name) if stage.strategy == "rolling" else None
         return _replace(
             base,
             group=group.name,
             launch_template=template,
-            version=f"{version} = {found['VersionNumber']}" if found and version.startswith("$") else version,
+            version=f"{version} = {found.number}" if found and version.startswith("$") else version,
             ami=ami,
             commit=(image or {}).get(tags.COMMIT),
             branch=(image or {}).get(tags.BRANCH),
             built=(image or {}).get(tags.BUILD_TIME),
-            since=iso(since) or group.tag(tags.ROLE_SINCE) or iso((found or {}).get("CreateTime")),
+            since=iso(since) or group.tag(tags.ROLE_SINCE) or iso(found.created if found else None),
             instances=len(group.instances),
             note=_note(template, version, found, ami, image),
         )
 
 
-def _note(template: str, version: str, found: Any, ami: str | None, image: Any) -> str | None:
+def _note(template: str, version: str, found: TemplateVersion | None, ami: str | None, image: Any) -> str | None:
     if found is None:
         return f"launch template {template} version {version} not found"
     if ami is None:

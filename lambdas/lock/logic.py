@@ -50,17 +50,7 @@ DEPLOYMENT_IN_PROGRESS = "DeploymentInProgress"
 
 
 class LockStore(Protocol):
-    def put_if_free(
-        self,
-        target: str,
-        *,
-        holder: str,
-        now: int,
-        expires_at: int,
-        action: str | None = None,
-        when_busy: str | None = None,
-        started_at: int | None = None,
-    ) -> PutOutcome: ...
+    def put_if_free(self, lock: LockItem) -> PutOutcome: ...
 
     def get(self, target: str) -> LockItem | None: ...
 
@@ -170,13 +160,15 @@ def acquire(
     newly_taken: list[str] = []
     for target in targets:
         outcome = store.put_if_free(
-            target,
-            holder=request.execution_id,
-            now=now,
-            expires_at=now + ttl_seconds,
-            action=request.request.action if request.request else None,
-            when_busy=request.request.when_busy if request.request else None,
-            started_at=_started_at(request, now) if request.request else None,
+            LockItem(
+                target=target,
+                holder=request.execution_id,
+                expires_at=now + ttl_seconds,
+                acquired_at=now,
+                action=request.request.action if request.request else None,
+                when_busy=request.request.when_busy if request.request else None,
+                started_at=_started_at(request, now) if request.request else None,
+            )
         )
         if outcome.written:
             if outcome.previous is None or outcome.previous.holder != request.execution_id:

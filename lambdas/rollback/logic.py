@@ -24,10 +24,11 @@ from shared.aws.launch_templates import TemplateVersion
 from shared.config import DeployConfig
 from shared.errors import LaunchTemplateNotFound, RollbackFailed
 from shared.observability import logger, metrics
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 from shared.targets import require_configured_target
 
-# Statuses in which RollbackInstanceRefresh is attempted.
-ROLLBACK_ELIGIBLE_STATUSES = frozenset({"Pending", "InProgress", "Baking", "Cancelling"})
+# Statuses in which RollbackInstanceRefresh is attempted: every active one but a rollback already under way.
+ROLLBACK_ELIGIBLE_STATUSES = ACTIVE_REFRESH_STATUSES - {"RollbackInProgress"}
 _LEAVING_PREFIXES = ("Terminating", "Terminated", "Detach")
 
 

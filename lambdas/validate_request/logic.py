@@ -272,34 +272,27 @@ def resolve_rollback(to: str, stages: list[Stage], config: DeployConfig, images:
                 f'to: "previous": no kept image is older than {current.image_id}, which the default version of '
                 f"{target.launch_template_id} ({target.auto_scaling_group_name}) uses (kept: {described})"
             )
-        chosen = older[0]
-        logger.info(
-            "rollback target resolved",
-            extra={
-                "to": PREVIOUS,
-                "amiId": chosen.image_id,
-                "currentAmiId": current.image_id,
-                "launchTemplateId": target.launch_template_id,
-                "why": "the newest kept app image created before the AMI the first target's default version uses",
-            },
+        chosen, how = older[0], "rollback target resolved"
+        why = "the newest kept app image created before the AMI the first target's default version uses"
+    else:
+        if len(kept) < 2:
+            raise InvalidInput(
+                f'to: "previous": {target.launch_template_id} uses {current_id or "no AMI"}, which is not one of '
+                f"{config.application}'s images, and there is no second kept image to fall back to (kept: {described})"
+            )
+        chosen, how = kept[1], "rollback target resolved by fallback"
+        why = (
+            "the first target's default version does not use one of this application's available app images, "
+            "so the second-newest kept image was chosen"
         )
-        return chosen.image_id
-
-    if len(kept) < 2:
-        raise InvalidInput(
-            f'to: "previous": {target.launch_template_id} uses {current_id or "no AMI"}, which is not one of '
-            f"{config.application}'s images, and there is no second kept image to fall back to (kept: {described})"
-        )
-    chosen = kept[1]
     logger.info(
-        "rollback target resolved by fallback",
+        how,
         extra={
             "to": PREVIOUS,
             "amiId": chosen.image_id,
             "currentAmiId": current_id,
             "launchTemplateId": target.launch_template_id,
-            "why": "the first target's default version does not use one of this application's available app images, "
-            "so the second-newest kept image was chosen",
+            "why": why,
         },
     )
     return chosen.image_id

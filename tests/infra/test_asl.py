@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 from stacks.deploy_workflow import ASL_FILE, STEPS
 from stacks.lambda_function import camel
 from tests.infra.conftest import Synthesized
@@ -286,3 +287,26 @@ def test_an_approval_waits_on_register_wait_which_keeps_its_token_in_the_table()
     assert payload["resourceId.$"] == "States.Format('{}#{}', $.executionId, $.stage.name)"
     assert payload["approval"]["stage.$"] == "$.stage.name"
     assert payload["approval"]["timeoutSeconds.$"] == approval["TimeoutSecondsPath"]
+
+
+def _status_alternatives(condition: Any) -> Iterator[list[str]]:
+    """The values of every `Or` of StringEquals tests on one `...result.status` variable, nested anywhere."""
+    if isinstance(condition, list):
+        for item in condition:
+            yield from _status_alternatives(item)
+    elif isinstance(condition, dict):
+        tests = condition.get("Or", [])
+        variables = {t.get("Variable", "") for t in tests if isinstance(t, dict)}
+        if len(variables) == 1 and next(iter(variables)).endswith(".result.status"):
+            yield [t["StringEquals"] for t in tests]
+        for value in condition.values():
+            yield from _status_alternatives(value)
+
+
+def test_every_wait_on_an_active_instance_refresh_lists_exactly_the_active_statuses() -> None:
+    # Given every Choice of the definition that branches on an instance refresh's status
+    choices = [s for _, s in all_states(asl()["States"]) if s.get("Type") == "Choice"]
+    waits = [set(v) for c in choices for v in _status_alternatives(c["Choices"]) if set(v) & ACTIVE_REFRESH_STATUSES]
+    # Then each one that waits on a refresh still under way names the functions' active statuses, no more, no fewer
+    assert len(waits) == 2  # RefreshVerdict and RollbackVerdict
+    assert all(w == ACTIVE_REFRESH_STATUSES for w in waits)

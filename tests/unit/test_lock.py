@@ -77,9 +77,9 @@ class RecordingStore:
         self.table = table
         self.calls: list[tuple[str, str]] = []
 
-    def put_if_free(self, target: str, *, holder: str, now: int, expires_at: int, **holder_says: Any) -> PutOutcome:
-        self.calls.append(("put", target))
-        return self.table.put_if_free(target, holder=holder, now=now, expires_at=expires_at, **holder_says)
+    def put_if_free(self, lock: LockItem) -> PutOutcome:
+        self.calls.append(("put", lock.target))
+        return self.table.put_if_free(lock)
 
     def get(self, target: str) -> LockItem | None:
         self.calls.append(("get", target))
@@ -381,7 +381,9 @@ def test_adapter_sends_the_documented_conditional_put() -> None:
             },
         )
         # When a lock is put
-        outcome = LockTable(TABLE, dynamodb).put_if_free("web-app-test", holder=ME, now=NOW, expires_at=NOW + TTL)
+        outcome = LockTable(TABLE, dynamodb).put_if_free(
+            LockItem(target="web-app-test", holder=ME, expires_at=NOW + TTL, acquired_at=NOW)
+        )
         stub.assert_no_pending_responses()
     # Then it is written, with no previous item
     assert outcome == PutOutcome(written=True, previous=None)

@@ -660,7 +660,7 @@ def test_prune_result_says_how_long_pruned_images_stay_restorable(fleet: Fleet) 
     # Then the result (which the notification carries) says for how long and how to restore them
     assert result["recycleBinDays"] == 10
     assert "restorable for 10 day(s)" in result["restorable"]
-    assert "scripts/restore_image.py" in result["restorable"]
+    assert "make restore-image AMI=" in result["restorable"]
 
 
 def test_prune_result_says_pruned_images_cannot_be_restored_without_a_recycle_bin(fleet: Fleet) -> None:
@@ -912,7 +912,7 @@ def test_instance_refreshes_follow_next_token_and_read_mixed_instances_policy() 
 
         # Then both pages are there, with the template (by name) and the AMI of the override
         stub.assert_no_pending_responses()
-    assert [(r.instance_refresh_id, r.status) for r in refreshes] == [("r1", "Successful"), ("r2", "Baking")]
+    assert [(r.refresh_id, r.status) for r in refreshes] == [("r1", "Successful"), ("r2", "Baking")]
     assert refreshes[1].image_ids == ("ami-0000000000000000a",)
     assert [(t.launch_template_name, t.version) for t in refreshes[1].launch_templates] == [("web", "4")]
 
@@ -1018,7 +1018,7 @@ def test_launch_template_versions_resolve_ssm_aliases_and_read_every_page() -> N
 
         # Then both pages are read, a version without an AMI has image_id None
         stub.assert_no_pending_responses()
-    assert [(v.version_number, v.image_id) for v in versions] == [(2, "ami-00000002"), (1, None)]
+    assert [(v.number, v.image_id) for v in versions] == [(2, "ami-00000002"), (1, None)]
 
 
 def test_deregister_translates_unexpected_errors(monkeypatch: pytest.MonkeyPatch) -> None:

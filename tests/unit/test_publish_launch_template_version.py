@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from publish_launch_template_version import logic
 from publish_launch_template_version.models import PublishInput
 
 from shared import tags
-from shared.aws.autoscaling import AutoScaling
+from shared.aws.autoscaling import AutoScaling, LaunchTemplateRef
 from shared.aws.images import ImageRecord
 from shared.aws.launch_templates import (
     MAX_VERSIONS_PER_DELETE,
@@ -25,7 +26,7 @@ from shared.aws.launch_templates import (
     TemplateVersion,
     VersionDeleteFailure,
 )
-from shared.aws.references import ApplicationGroup, FleetReferences, LaunchTemplateRef
+from shared.aws.references import ApplicationGroup, FleetReferences
 from shared.config import DeployConfig, Retention, Target
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
@@ -754,22 +755,76 @@ def test_adapter_refuses_more_than_200_versions_per_delete() -> None:
         LaunchTemplates(boto3.client("ec2", region_name=REGION)).delete_versions(TEMPLATE, list(range(1, 202)))
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "InvalidLaunchTemplateId.NotFound",
-        "InvalidLaunchTemplateId.Malformed",
-        "InvalidLaunchTemplateName.NotFoundException",
-    ],
-)
-def test_adapter_translates_ec2_not_found_codes_into_launch_template_not_found(code: str) -> None:
+NOT_FOUND_CODES = [
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateId.Malformed",
+    "InvalidLaunchTemplateId.VersionNotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateName.MalformedException",
+]
+# Every reader of DescribeLaunchTemplateVersions: publish's (as it is) and prune's (aliases resolved).
+VERSION_READERS: list[Callable[[Any], Any]] = [
+    lambda ec2: LaunchTemplates(ec2).list_versions(TEMPLATE),
+    lambda ec2: LaunchTemplates(ec2).default_version(TEMPLATE),
+    lambda ec2: FleetReferences(ec2, object()).launch_template_versions(TEMPLATE),
+    lambda ec2: FleetReferences(ec2, object()).default_version_image_id(TEMPLATE),
+]
+
+
+@pytest.mark.parametrize("read", VERSION_READERS)
+@pytest.mark.parametrize("code", NOT_FOUND_CODES)
+def test_adapter_translates_ec2_not_found_codes_into_launch_template_not_found(
+    code: str, read: Callable[[Any], Any]
+) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     with Stubber(ec2) as stub:
         # Given EC2 answers a not-found code
         stub.add_client_error("describe_launch_template_versions", service_error_code=code)
-        # When / Then
+        # When / Then every reader says the same
         with pytest.raises(LaunchTemplateNotFound, match=code):
-            LaunchTemplates(ec2).list_versions(TEMPLATE)
+            read(ec2)
+
+
+@pytest.mark.parametrize("read", VERSION_READERS)
+def test_a_version_that_cannot_be_read_is_an_error_not_a_version_without_an_ami(read: Callable[[Any], Any]) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    with Stubber(ec2) as stub:
+        # Given the read is denied (the role may not describe versions, or a resolved read its AMI parameter)
+        stub.add_client_error("describe_launch_template_versions", service_error_code="UnauthorizedOperation")
+        # When / Then the error reaches the caller: prune never takes it for a template that launches nothing
+        with pytest.raises(ClientError, match="UnauthorizedOperation"):
+            read(ec2)
+
+
+def test_publish_and_prune_read_the_same_version_alike_but_only_prune_resolves_aliases() -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    answer = {
+        "LaunchTemplateVersions": [
+            {
+                "LaunchTemplateId": TEMPLATE,
+                "VersionNumber": 3,
+                "VersionDescription": "deployed",
+                "DefaultVersion": True,
+                "LaunchTemplateData": {"ImageId": AMI},
+            }
+        ]
+    }
+    with Stubber(ec2) as stub:
+        # Given one version, asked for by publish (as it is) and by prune (ResolveAlias)
+        stub.add_response(
+            "describe_launch_template_versions", answer, {"LaunchTemplateId": TEMPLATE, "MaxResults": 200}
+        )
+        stub.add_response(
+            "describe_launch_template_versions",
+            answer,
+            {"LaunchTemplateId": TEMPLATE, "ResolveAlias": True, "MaxResults": 200},
+        )
+        # When both read it
+        published = LaunchTemplates(ec2).list_versions(TEMPLATE)
+        pruned = FleetReferences(ec2, object()).launch_template_versions(TEMPLATE)
+        # Then they hold one record: the same number, AMI and default
+        stub.assert_no_pending_responses()
+    assert published == pruned == [TemplateVersion(number=3, image_id=AMI, description="deployed", is_default=True)]
 
 
 # --- handler end to end (moto EC2 and groups, stubbed configured group reads) ------------------------------

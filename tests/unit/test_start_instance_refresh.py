@@ -14,11 +14,12 @@ from botocore.stub import Stubber
 from start_instance_refresh import logic
 from start_instance_refresh.models import StartInstanceRefreshInput
 
-from shared.aws.autoscaling import ACTIVE_REFRESH_STATUSES, AutoScaling, Group, GroupInstance, Refresh, RollbackAttempt
+from shared.aws.autoscaling import AutoScaling, Group, GroupInstance, Refresh, RollbackAttempt
 from shared.aws.autoscaling import ScalingActivity as Activity
 from shared.config import ConfigurationError, DeployConfig, RefreshPreferences, Target
 from shared.errors import AutoScalingGroupNotFound, InvalidInput, RefreshInProgress
 from shared.observability import metrics
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
 
 CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)

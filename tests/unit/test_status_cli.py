@@ -19,7 +19,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from shared import tags
-from shared.aws.lock_table import LockTable, QueuedDeployment
+from shared.aws.lock_table import LockItem, LockTable, QueuedDeployment
 from shared.aws.task_tokens import WaitItem, WaitTable
 from tests.conftest import REGION
 from tests.unit.blue_green_fleet import APP, EXECUTION, SEED, Fleet, build_fleet
@@ -168,7 +168,9 @@ def test_status_shows_what_each_group_runs_the_running_deployment_locks_queue_an
     fleet.create_ours(LIVE, "live", since="2026-11-22T09:30:00Z", execution=EXECUTION, image=ami, version=version)
     # a running deployment holding the test target, a queued push behind it, and prod's approval pending
     LockTable(TABLE, session.clients["dynamodb"]).put_if_free(
-        SEED, holder=RUNNING, now=NOW - 600, expires_at=NOW + 3000, action="deploy", started_at=NOW - 700
+        LockItem(
+            SEED, holder=RUNNING, expires_at=NOW + 3000, acquired_at=NOW - 600, action="deploy", started_at=NOW - 700
+        )
     )
     LockTable(TABLE, session.clients["dynamodb"]).put_queued(
         QueuedDeployment(
@@ -413,7 +415,7 @@ def test_status_is_read_only(world: tuple[Session, Fleet], capsys: pytest.Captur
         for g in session.clients["autoscaling"].describe_auto_scaling_groups()["AutoScalingGroups"]
     )
     LockTable(TABLE, session.clients["dynamodb"]).put_if_free(
-        SEED, holder=RUNNING, now=NOW - 10_000, expires_at=NOW - 1
+        LockItem(SEED, holder=RUNNING, expires_at=NOW - 1, acquired_at=NOW - 10_000)
     )
     before = session.clients["dynamodb"].scan(TableName=TABLE)["Items"]
     session.sfn_stub.add_response(

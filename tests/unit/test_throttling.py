@@ -38,7 +38,7 @@ from shared.aws.groups import BlueGreenGroups, Capacity
 from shared.aws.imagebuilder import ImageBuilder, ImageTags
 from shared.aws.images import Images
 from shared.aws.launch_templates import LaunchTemplates
-from shared.aws.lock_table import LockTable
+from shared.aws.lock_table import LockItem, LockTable
 from shared.aws.references import FleetReferences
 from shared.aws.secrets import Secrets
 from shared.aws.stepfunctions import StepFunctions
@@ -275,7 +275,8 @@ PER_CALL_HANDLING: list[tuple[str, str, str, int, Callable[[Any], Any], str]] = 
     ("autoscaling", "delete_auto_scaling_group", "Throttling", 400,
      lambda c: BlueGreenGroups(c).delete(GROUP), "False: already gone, or GroupBusy"),
     ("dynamodb", "put_item", "ProvisionedThroughputExceededException", 400,
-     lambda c: LockTable("locks", c).put_if_free(GROUP, holder="me", now=1, expires_at=2), "a lock outcome"),
+     lambda c: LockTable("locks", c).put_if_free(LockItem(GROUP, holder="me", expires_at=2, acquired_at=1)),
+     "a lock outcome"),
     ("dynamodb", "delete_item", "ThrottlingException", 400,
      lambda c: LockTable("locks", c).delete_if_held_by(GROUP, "me"), "False: not ours"),
     ("dynamodb", "delete_item", "RequestLimitExceeded", 400,

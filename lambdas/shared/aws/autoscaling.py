@@ -1,6 +1,7 @@
 """EC2 Auto Scaling: group description, instance refreshes, scaling activities.
 
-`DescribeInstanceRefreshes` has no botocore paginator: NextToken is followed by hand. Error codes are
+`describe_refreshes` is the one reader of DescribeInstanceRefreshes, which has no botocore paginator: NextToken
+is followed by hand. Error codes are
 translated into the named errors of shared.errors; RollbackInstanceRefresh and CancelInstanceRefresh
 refusals are returned as outcomes because the caller handles each of them.
 """
@@ -16,9 +17,8 @@ from botocore.exceptions import ClientError
 
 from shared.aws.clients import adapter_client
 from shared.errors import AutoScalingGroupNotFound, RefreshInProgress
+from shared.statuses import ACTIVE_REFRESH_STATUSES
 
-# Refresh statuses during which AWS refuses StartInstanceRefresh (InstanceRefreshInProgress).
-ACTIVE_REFRESH_STATUSES = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 _MAX_RECORDS = 100
 
 
@@ -42,6 +42,15 @@ class Group:
 
 
 @dataclass(frozen=True)
+class LaunchTemplateRef:
+    """A launch template and version as a group or a refresh names it (by id or name; number, $Latest or $Default)."""
+
+    launch_template_id: str | None
+    launch_template_name: str | None
+    version: str
+
+
+@dataclass(frozen=True)
 class Refresh:
     refresh_id: str
     status: str
@@ -55,6 +64,10 @@ class Refresh:
     # RollbackDetails.RollbackStartTime: a rolled-back refresh keeps its StartTime (API Reference, RollbackDetails).
     rollback_start_time: datetime | None = None
     end_time: datetime | None = None  # EndTime: when the refresh ended (absent while it runs)
+    # Every launch template its desired configuration names (mixed instances overrides included), and the AMIs
+    # overrides name directly: what the refresh may still launch (empty: the group's own configuration).
+    launch_templates: tuple[LaunchTemplateRef, ...] = ()
+    image_ids: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -95,8 +108,38 @@ def _template_spec(container: dict[str, Any]) -> dict[str, Any]:
     return dict(mixed.get("LaunchTemplateSpecification", {}))
 
 
+def launch_specs(container: dict[str, Any]) -> tuple[tuple[LaunchTemplateRef, ...], tuple[str, ...]]:
+    """The launch templates and directly named AMIs of a group or of a refresh's desired configuration.
+
+    A spec without a version launches the template's default version: it is reported as "$Default".
+    """
+    specs: list[dict[str, Any]] = []
+    image_ids: list[str] = []
+    if container.get("LaunchTemplate"):
+        specs.append(container["LaunchTemplate"])
+    mixed = (container.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
+    if mixed.get("LaunchTemplateSpecification"):
+        specs.append(mixed["LaunchTemplateSpecification"])
+    for override in mixed.get("Overrides", []):
+        if override.get("LaunchTemplateSpecification"):
+            specs.append(override["LaunchTemplateSpecification"])
+        if override.get("ImageId"):
+            image_ids.append(override["ImageId"])
+    refs = tuple(
+        LaunchTemplateRef(
+            launch_template_id=s.get("LaunchTemplateId"),
+            launch_template_name=s.get("LaunchTemplateName"),
+            version=str(s.get("Version") or "$Default"),
+        )
+        for s in specs
+    )
+    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(image_ids))
+
+
 def _to_refresh(item: dict[str, Any]) -> Refresh:
-    spec = _template_spec(item.get("DesiredConfiguration", {}))
+    desired = item.get("DesiredConfiguration") or {}
+    spec = _template_spec(desired)
+    launch_templates, image_ids = launch_specs(desired)
     return Refresh(
         refresh_id=item["InstanceRefreshId"],
         status=item.get("Status", ""),
@@ -109,6 +152,8 @@ def _to_refresh(item: dict[str, Any]) -> Refresh:
         launch_template_version=spec.get("Version"),
         rollback_start_time=item.get("RollbackDetails", {}).get("RollbackStartTime"),
         end_time=item.get("EndTime"),
+        launch_templates=launch_templates,
+        image_ids=image_ids,
     )
 
 

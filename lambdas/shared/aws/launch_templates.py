@@ -1,14 +1,18 @@
-"""EC2 launch template versions: list (paginated), create, set the default, delete.
+"""EC2 launch template versions: describe (the one reader of DescribeLaunchTemplateVersions), create, set the
+default, delete.
 
 Error translation: every "this template (or version) does not exist / is malformed" code becomes
-`LaunchTemplateNotFound`. `DeleteLaunchTemplateVersions` reports per-version results; they are returned
-as they are, the caller decides what counts as done.
+`LaunchTemplateNotFound`; any other error (throttling, a denied ResolveAlias read of the AMI parameter) is raised
+as it is, so a reader that cannot tell which AMI a version uses never answers "none" (prune depends on it).
+`DeleteLaunchTemplateVersions` reports per-version results; they are returned as they are, the caller decides
+what counts as done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,6 +24,9 @@ from shared.errors import LaunchTemplateNotFound
 MAX_VERSIONS_PER_DELETE = 200
 _PAGE_SIZE = 200  # the maximum MaxResults of DescribeLaunchTemplateVersions
 
+# Amazon EC2 API Reference, "Error codes for the Amazon EC2 API" (client errors): the template id or name, or the
+# version, does not exist or is not valid. botocore's EC2 model declares no error shapes, so the codes are listed
+# here; they are the only ones that mean "no such template or version".
 _NOT_FOUND_CODES = frozenset(
     {
         "InvalidLaunchTemplateId.NotFound",
@@ -34,9 +41,10 @@ _NOT_FOUND_CODES = frozenset(
 @dataclass(frozen=True)
 class TemplateVersion:
     number: int
-    image_id: str | None
+    image_id: str | None  # None when the version sets no AMI; the AMI an SSM alias resolves to when read resolved
     description: str
     is_default: bool
+    created: datetime | None = None  # CreateTime
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,10 @@ def _error_code(exc: ClientError) -> str:
 def _to_version(item: dict[str, Any]) -> TemplateVersion:
     return TemplateVersion(
         number=int(item["VersionNumber"]),
-        image_id=item.get("LaunchTemplateData", {}).get("ImageId"),
+        image_id=item.get("LaunchTemplateData", {}).get("ImageId") or None,
         description=item.get("VersionDescription") or "",
         is_default=bool(item.get("DefaultVersion", False)),
+        created=item.get("CreateTime"),
     )
 
 
@@ -73,30 +82,51 @@ class LaunchTemplates:
         message = exc.response.get("Error", {}).get("Message", "")
         return LaunchTemplateNotFound(f"launch template {template_id}: {_error_code(exc)}: {message}")
 
-    def list_versions(self, template_id: str) -> list[TemplateVersion]:
-        """Every version of the template (paginated, 200 per call)."""
-        paginator = self._ec2.get_paginator("describe_launch_template_versions")
-        versions: list[TemplateVersion] = []
-        try:
-            for page in paginator.paginate(LaunchTemplateId=template_id, PaginationConfig={"PageSize": _PAGE_SIZE}):
-                versions.extend(_to_version(item) for item in page.get("LaunchTemplateVersions", []))
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND_CODES:
-                raise self._not_found(exc, template_id) from exc
-            raise
-        return versions
+    def describe_versions(
+        self,
+        template_id: str | None = None,
+        *,
+        template_name: str | None = None,
+        versions: Sequence[str] = (),
+        resolve_alias: bool = False,
+    ) -> list[TemplateVersion]:
+        """The template's versions (all of them, 200 a page, unless `versions` names some: numbers, "$Default",
+        "$Latest"), by id or else by name.
 
-    def default_version(self, template_id: str) -> TemplateVersion:
+        `resolve_alias`: an ImageId given as "resolve:ssm:<parameter>" comes back as the AMI id it resolves to
+        (ResolveAlias, which reads the parameter as the caller: ssm:GetParameters); without it, as the alias.
+        """
+        request: dict[str, Any] = (
+            {"LaunchTemplateId": template_id} if template_id else {"LaunchTemplateName": template_name}
+        )
+        if resolve_alias:
+            request["ResolveAlias"] = True
+        if versions:
+            request["Versions"] = list(versions)
+        else:
+            request["PaginationConfig"] = {"PageSize": _PAGE_SIZE}
+        paginator = self._ec2.get_paginator("describe_launch_template_versions")
         try:
-            response = self._ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["$Default"])
+            return [
+                _to_version(item)
+                for page in paginator.paginate(**request)
+                for item in page.get("LaunchTemplateVersions", [])
+            ]
         except ClientError as exc:
             if _error_code(exc) in _NOT_FOUND_CODES:
-                raise self._not_found(exc, template_id) from exc
+                which = template_id or template_name
+                raise self._not_found(exc, f"{which} (versions {list(versions) or 'all'})") from exc
             raise
-        items = response.get("LaunchTemplateVersions", [])
-        if not items:
+
+    def list_versions(self, template_id: str) -> list[TemplateVersion]:
+        """Every version of the template."""
+        return self.describe_versions(template_id)
+
+    def default_version(self, template_id: str, *, resolve_alias: bool = False) -> TemplateVersion:
+        found = self.describe_versions(template_id, versions=["$Default"], resolve_alias=resolve_alias)
+        if not found:
             raise LaunchTemplateNotFound(f"launch template {template_id} has no default version")
-        return _to_version(items[0])
+        return found[0]
 
     def create_version(
         self, template_id: str, *, source_version: int, image_id: str, description: str, client_token: str

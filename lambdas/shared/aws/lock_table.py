@@ -119,29 +119,23 @@ class LockTable:
         self._table = table_name
         self._dynamodb = adapter_client(dynamodb, "dynamodb")
 
-    def put_if_free(
-        self,
-        target: str,
-        *,
-        holder: str,
-        now: int,
-        expires_at: int,
-        action: str | None = None,
-        when_busy: str | None = None,
-        started_at: int | None = None,
-    ) -> PutOutcome:
-        """PutItem unless another holder's unexpired lock exists (then nothing is written)."""
+    def put_if_free(self, lock: LockItem) -> PutOutcome:
+        """PutItem `lock` unless another holder's lock is unexpired at its `acquired_at`, the time of the request
+        (then nothing is written)."""
+        if lock.acquired_at is None:
+            raise ValueError("a lock is put with the time it is acquired at")
+        now, holder = lock.acquired_at, lock.holder
         item: dict[str, Any] = {
-            "target": {"S": target},
+            "target": {"S": lock.target},
             "holder": {"S": holder},
-            "expiresAt": {"N": str(expires_at)},
+            "expiresAt": {"N": str(lock.expires_at)},
             "acquiredAt": {"N": str(now)},
         }
-        for name, value in (("action", action), ("whenBusy", when_busy)):
+        for name, value in (("action", lock.action), ("whenBusy", lock.when_busy)):
             if value is not None:
                 item[name] = {"S": value}
-        if started_at is not None:
-            item["startedAt"] = {"N": str(started_at)}
+        if lock.started_at is not None:
+            item["startedAt"] = {"N": str(lock.started_at)}
         try:
             response = self._dynamodb.put_item(
                 TableName=self._table,

@@ -6,55 +6,20 @@ Pruning and rollback resolution read these; nothing here changes anything in AWS
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from shared import tags
+from shared.aws.autoscaling import AutoScaling, LaunchTemplateRef, Refresh, launch_specs
 from shared.aws.clients import adapter_client
-from shared.errors import LaunchTemplateNotFound
+from shared.aws.launch_templates import LaunchTemplates, TemplateVersion
 
 # DescribeInstances accepts at most 200 values per filter.
 _FILTER_VALUES_MAX = 200
 # DescribeAutoScalingGroups: at most 100 groups a page, and (at that page size) at most 50 names a request.
 _GROUPS_PAGE_SIZE = 100
 _GROUP_NAMES_MAX = 50
-_TEMPLATE_NOT_FOUND_CODES = frozenset(
-    {
-        "InvalidLaunchTemplateId.NotFound",
-        "InvalidLaunchTemplateId.Malformed",
-        "InvalidLaunchTemplateName.NotFoundException",
-        "InvalidLaunchTemplateId.VersionNotFound",
-    }
-)
-
-
-@dataclass(frozen=True)
-class LaunchTemplateVersionRecord:
-    launch_template_id: str
-    version_number: int
-    image_id: str | None  # resolved AMI id (an SSM parameter alias is resolved), None when the version sets none
-    default: bool
-
-
-@dataclass(frozen=True)
-class LaunchTemplateRef:
-    """A launch template and version as an instance refresh names it (by id or name; number, $Latest or $Default)."""
-
-    launch_template_id: str | None
-    launch_template_name: str | None
-    version: str
-
-
-@dataclass(frozen=True)
-class InstanceRefreshRecord:
-    auto_scaling_group_name: str
-    instance_refresh_id: str
-    status: str
-    launch_templates: tuple[LaunchTemplateRef, ...]  # from DesiredConfiguration (empty: the group's own template)
-    image_ids: tuple[str, ...]  # AMI ids named directly by mixed instances policy overrides
 
 
 @dataclass(frozen=True)
@@ -73,37 +38,9 @@ class ApplicationGroup:
         return f"Auto Scaling group {self.name}" + (f" ({self.role})" if self.role else "")
 
 
-def _launch_specs(container: dict[str, Any]) -> tuple[tuple[LaunchTemplateRef, ...], tuple[str, ...]]:
-    """The launch templates and directly named AMIs of a group or of a refresh's desired configuration.
-
-    A spec without a version launches the template's default version: it is reported as "$Default".
-    """
-    specs: list[dict[str, Any]] = []
-    image_ids: list[str] = []
-    if container.get("LaunchTemplate"):
-        specs.append(container["LaunchTemplate"])
-    mixed = (container.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
-    if mixed.get("LaunchTemplateSpecification"):
-        specs.append(mixed["LaunchTemplateSpecification"])
-    for override in mixed.get("Overrides", []):
-        if override.get("LaunchTemplateSpecification"):
-            specs.append(override["LaunchTemplateSpecification"])
-        if override.get("ImageId"):
-            image_ids.append(override["ImageId"])
-    refs = tuple(
-        LaunchTemplateRef(
-            launch_template_id=s.get("LaunchTemplateId"),
-            launch_template_name=s.get("LaunchTemplateName"),
-            version=str(s.get("Version") or "$Default"),
-        )
-        for s in specs
-    )
-    return tuple(dict.fromkeys(refs)), tuple(dict.fromkeys(image_ids))
-
-
 def _to_application_group(group: dict[str, Any]) -> ApplicationGroup:
     role = next((t.get("Value") for t in group.get("Tags", []) if t.get("Key") == tags.ROLE), None)
-    launch_templates, image_ids = _launch_specs(group)
+    launch_templates, image_ids = launch_specs(group)
     return ApplicationGroup(
         name=group["AutoScalingGroupName"],
         role=role or None,
@@ -130,44 +67,16 @@ class FleetReferences:
         *,
         launch_template_name: str | None = None,
         versions: Sequence[str] = (),
-    ) -> list[LaunchTemplateVersionRecord]:
-        """The template's versions (all of them unless `versions` names some), with the AMI each one uses."""
-        request: dict[str, Any] = {"ResolveAlias": True}
-        if launch_template_id:
-            request["LaunchTemplateId"] = launch_template_id
-        else:
-            request["LaunchTemplateName"] = launch_template_name
-        if versions:
-            request["Versions"] = list(versions)
-        else:
-            request["PaginationConfig"] = {"PageSize": 200}
-        paginator = self._ec2.get_paginator("describe_launch_template_versions")
-        try:
-            return [
-                LaunchTemplateVersionRecord(
-                    launch_template_id=v["LaunchTemplateId"],
-                    version_number=int(v["VersionNumber"]),
-                    image_id=v.get("LaunchTemplateData", {}).get("ImageId") or None,
-                    default=bool(v.get("DefaultVersion")),
-                )
-                for page in paginator.paginate(**request)
-                for v in page.get("LaunchTemplateVersions", [])
-            ]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _TEMPLATE_NOT_FOUND_CODES:
-                which = launch_template_id or launch_template_name
-                message = exc.response["Error"].get("Message", "")
-                raise LaunchTemplateNotFound(
-                    f"launch template {which} (versions {list(versions) or 'all'}): {message}"
-                ) from exc
-            raise
+    ) -> list[TemplateVersion]:
+        """The template's versions (all of them unless `versions` names some), with the AMI each one uses (an SSM
+        parameter alias resolved)."""
+        return LaunchTemplates(self._ec2).describe_versions(
+            launch_template_id, template_name=launch_template_name, versions=versions, resolve_alias=True
+        )
 
     def default_version_image_id(self, launch_template_id: str) -> str | None:
         """The AMI the template's default version launches (None when that version sets no AMI)."""
-        found = self.launch_template_versions(launch_template_id, versions=["$Default"])
-        if not found:
-            raise LaunchTemplateNotFound(f"launch template {launch_template_id} has no default version")
-        return found[0].image_id
+        return LaunchTemplates(self._ec2).default_version(launch_template_id, resolve_alias=True).image_id
 
     def instances_using_images(self, image_ids: Sequence[str], states: Sequence[str]) -> dict[str, list[str]]:
         """Instance ids per AMI, for instances in the given states that were launched from any of `image_ids`."""
@@ -188,21 +97,9 @@ class FleetReferences:
                         found.setdefault(instance["ImageId"], []).append(instance["InstanceId"])
         return found
 
-    def instance_refreshes(self, auto_scaling_group_name: str) -> list[InstanceRefreshRecord]:
-        """Every instance refresh AWS still lists for the group (DescribeInstanceRefreshes, all pages)."""
-        records: list[InstanceRefreshRecord] = []
-        for refresh in self._refresh_pages(auto_scaling_group_name):
-            launch_templates, image_ids = _launch_specs(refresh.get("DesiredConfiguration") or {})
-            records.append(
-                InstanceRefreshRecord(
-                    auto_scaling_group_name=refresh.get("AutoScalingGroupName", auto_scaling_group_name),
-                    instance_refresh_id=refresh.get("InstanceRefreshId", ""),
-                    status=refresh.get("Status", ""),
-                    launch_templates=launch_templates,
-                    image_ids=image_ids,
-                )
-            )
-        return records
+    def instance_refreshes(self, auto_scaling_group_name: str) -> list[Refresh]:
+        """Every instance refresh AWS still lists for the group, with what its desired configuration launches."""
+        return AutoScaling(self._given_autoscaling).describe_refreshes(auto_scaling_group_name)
 
     def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]:
         """Every group tagged immutable-ami:application=<application> (live, green and retained blue-green groups,
@@ -225,14 +122,3 @@ class FleetReferences:
             )
             found.update((g["AutoScalingGroupName"], g) for page in pages for g in page.get("AutoScalingGroups", []))
         return [_to_application_group(g) for g in found.values()]
-
-    def _refresh_pages(self, auto_scaling_group_name: str) -> Iterator[dict[str, Any]]:
-        # botocore has no paginator for DescribeInstanceRefreshes: follow NextToken by hand.
-        request: dict[str, Any] = {"AutoScalingGroupName": auto_scaling_group_name, "MaxRecords": 100}
-        while True:
-            response = self._autoscaling.describe_instance_refreshes(**request)
-            yield from response.get("InstanceRefreshes", [])
-            token = response.get("NextToken")
-            if not token:
-                return
-            request["NextToken"] = token
