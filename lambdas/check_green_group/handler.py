@@ -19,19 +19,9 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
-
-
-@cache
-def load_balancing() -> LoadBalancing:
-    return LoadBalancing()
-
-
-@cache
-def alarms() -> Alarms:
-    return Alarms()
+groups = cache(BlueGreenGroups)
+load_balancing = cache(LoadBalancing)
+alarms = cache(Alarms)
 
 
 @step_handler(CheckGreenGroupInput)

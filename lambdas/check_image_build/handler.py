@@ -19,19 +19,9 @@ ENV = load_environment(CheckImageBuildEnvironment, "check_image_build")
 CONFIG = load_deploy_config()
 
 
-@cache
-def imagebuilder() -> ImageBuilder:
-    return ImageBuilder()
-
-
-@cache
-def image_tags() -> ImageTags:
-    return ImageTags()
-
-
-@cache
-def images() -> Images:
-    return Images()
+imagebuilder = cache(ImageBuilder)
+image_tags = cache(ImageTags)
+images = cache(Images)
 
 
 @step_handler(CheckImageBuildInput)

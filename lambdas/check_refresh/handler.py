@@ -17,14 +17,8 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def load_balancing() -> LoadBalancing:
-    return LoadBalancing()
+autoscaling = cache(AutoScaling)
+load_balancing = cache(LoadBalancing)
 
 
 @step_handler(CheckRefreshInput)

@@ -18,14 +18,8 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
-
-
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
+groups = cache(BlueGreenGroups)
+launch_templates = cache(LaunchTemplates)
 
 
 @step_handler(CreateGreenGroupInput)

@@ -19,19 +19,9 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
-
-
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
-@cache
-def load_balancing() -> LoadBalancing:
-    return LoadBalancing()
+groups = cache(BlueGreenGroups)
+launch_templates = cache(LaunchTemplates)
+load_balancing = cache(LoadBalancing)
 
 
 @step_handler(DiscardGreenInput)

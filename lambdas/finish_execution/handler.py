@@ -24,9 +24,7 @@ CONFIG = load_deploy_config()
 ENV = load_environment(FinishExecutionEnvironment, "finish_execution")
 
 
-@cache
-def history() -> ExecutionHistory:
-    return ExecutionHistory()
+history = cache(ExecutionHistory)
 
 
 @cache
@@ -45,14 +43,8 @@ def queue() -> Queue:
     return Queue(store=locks(), tokens=TaskTokens())
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
+autoscaling = cache(AutoScaling)
+launch_templates = cache(LaunchTemplates)
 
 
 @cache

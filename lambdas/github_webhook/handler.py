@@ -36,9 +36,7 @@ def webhook_secret() -> CachedSecret:
     )
 
 
-@cache
-def stepfunctions() -> StepFunctions:
-    return StepFunctions()
+stepfunctions = cache(StepFunctions)
 
 
 @observed(correlation_id_path=None, log_event=False)

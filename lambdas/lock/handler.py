@@ -25,9 +25,7 @@ def lock_table() -> LockTable:
     return LockTable(ENV.lock_table_name)
 
 
-@cache
-def task_tokens() -> TaskTokens:
-    return TaskTokens()
+task_tokens = cache(TaskTokens)
 
 
 @step_handler(LockInput)

@@ -17,14 +17,8 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def _images() -> Images:
-    return Images()
-
-
-@cache
-def _fleet() -> FleetReferences:
-    return FleetReferences()
+_images = cache(Images)
+_fleet = cache(FleetReferences)
 
 
 @step_handler(PruneImagesInput)

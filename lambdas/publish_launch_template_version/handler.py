@@ -19,24 +19,10 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def images() -> Images:
-    return Images()
+launch_templates = cache(LaunchTemplates)
+autoscaling = cache(AutoScaling)
+fleet = cache(FleetReferences)
+images = cache(Images)
 
 
 @step_handler(PublishInput)

@@ -28,9 +28,7 @@ def wait_table() -> WaitTable:
     return WaitTable(ENV.lock_table_name)
 
 
-@cache
-def task_tokens() -> TaskTokens:
-    return TaskTokens()
+task_tokens = cache(TaskTokens)
 
 
 @cache
@@ -38,14 +36,8 @@ def notifications() -> Notifications:
     return Notifications(ENV.topic_arn)
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def imagebuilder() -> ImageBuilder:
-    return ImageBuilder()
+autoscaling = cache(AutoScaling)
+imagebuilder = cache(ImageBuilder)
 
 
 @step_handler(RegisterWaitInput)

@@ -21,9 +21,7 @@ def wait_table() -> WaitTable:
     return WaitTable(ENV.lock_table_name)
 
 
-@cache
-def task_tokens() -> TaskTokens:
-    return TaskTokens()
+task_tokens = cache(TaskTokens)
 
 
 @step_handler(EventBridgeEvent)

@@ -16,9 +16,7 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
+groups = cache(BlueGreenGroups)
 
 
 @step_handler(RetireGroupsInput)

@@ -17,14 +17,8 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
+autoscaling = cache(AutoScaling)
+launch_templates = cache(LaunchTemplates)
 
 
 @step_handler(RollbackInput)

@@ -20,19 +20,9 @@ CONFIG = load_deploy_config()
 ENV = load_environment(StartImageBuildEnvironment, "start_image_build")
 
 
-@cache
-def imagebuilder() -> ImageBuilder:
-    return ImageBuilder()
-
-
-@cache
-def fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def images() -> Images:
-    return Images()
+imagebuilder = cache(ImageBuilder)
+fleet = cache(FleetReferences)
+images = cache(Images)
 
 
 @step_handler(StartImageBuildInput)

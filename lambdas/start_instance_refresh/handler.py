@@ -16,9 +16,7 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
+autoscaling = cache(AutoScaling)
 
 
 @step_handler(StartInstanceRefreshInput)

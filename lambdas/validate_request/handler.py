@@ -18,19 +18,9 @@ from shared.observability import logger
 CONFIG = load_deploy_config()
 
 
-@cache
-def _images() -> Images:
-    return Images()
-
-
-@cache
-def _fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def _codecommit() -> CodeCommit:
-    return CodeCommit()
+_images = cache(Images)
+_fleet = cache(FleetReferences)
+_codecommit = cache(CodeCommit)
 
 
 @step_handler(ValidateRequestInput)
