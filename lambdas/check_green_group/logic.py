@@ -45,10 +45,10 @@ def _failed_launches(activities: Sequence[ScalingActivity]) -> list[ScalingActiv
 def run(
     request: CheckGreenGroupInput,
     config: DeployConfig,
+    *,
     groups: GreenReader,
     load_balancing: TargetHealthReader,
     alarms: AlarmReader,
-    *,
     now: datetime,
 ) -> CheckGreenGroupOutput:
     require_target_strategy(config, request.target, "blue-green")

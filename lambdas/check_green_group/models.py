@@ -6,31 +6,24 @@ from datetime import datetime
 from typing import Literal
 
 from create_green_group.models import GreenGroup
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from shared.config import Target
+from shared.models import StepInput, StepModel
 
 # InProgress and Soaking: look again later. Healthy: shift traffic. Alarm, Failed, TimedOut: discard green.
 Verdict = Literal["InProgress", "Soaking", "Healthy", "Alarm", "Failed", "TimedOut"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class CheckGreenGroupInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False  # accepted like on every step; checking changes nothing anyway
+class CheckGreenGroupInput(StepInput):
+    # dryRun is accepted like on every step; checking changes nothing anyway.
     target: Target
     green: GreenGroup
     # The previous check's `healthySince`: when green was first seen healthy (the soak counts from it).
     healthy_since: datetime | None = Field(default=None, strict=False)
 
 
-class CheckGreenGroupOutput(_Model):
+class CheckGreenGroupOutput(StepModel):
     verdict: Verdict
     reason: str
     healthy_since: datetime | None  # null while green is not healthy

@@ -248,12 +248,12 @@ def cancel_running(
 def run(
     request: CheckImageBuildInput,
     region: str,
+    *,
     builds: BuildReader,
     tagger: AmiTagger,
     packages: PackageReader | None = None,
     images: ImageLister | None = None,
     application: str | None = None,
-    *,
     canceller: BuildCanceller | None = None,
     repository: str | None = None,
     snapshots: SnapshotTagger | None = None,

@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 from start_image_build.models import AMI_ID_PATTERN, Pipeline, StartImageBuildOutput, StepRequest
+
+from shared.models import StepInput, StepModel
 
 BuildStatus = Literal["BUILDING", "AVAILABLE", "FAILED", "CANCELLED"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class CheckImageBuildInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1, max_length=2048)
-    dry_run: bool = False
+class CheckImageBuildInput(StepInput):
     build: StartImageBuildOutput
     request: StepRequest
     base_ami_id: str | None = Field(default=None, pattern=AMI_ID_PATTERN)
@@ -27,12 +20,12 @@ class CheckImageBuildInput(_Model):
     cancel: bool = False
 
 
-class BakedImage(_Model):
+class BakedImage(StepModel):
     commit: str | None
     ami_id: str
 
 
-class CheckImageBuildOutput(_Model):
+class CheckImageBuildOutput(StepModel):
     status: BuildStatus
     ami_id: str | None  # the AMI of this region, when AVAILABLE
     image_build_version_arn: str | None
@@ -46,7 +39,7 @@ class CheckImageBuildOutput(_Model):
     pending_build_arn: str | None = None
     # rebuild-base (commits from the targets): this region's AMI of every commit baked; each target takes its own.
     images: list[BakedImage] | None = None
-    cancelled: list[str] = []  # builds this call cancelled
+    cancelled: list[str] = Field(default_factory=list)  # builds this call cancelled
 
 
 class CheckImageBuildEnvironment(BaseModel):

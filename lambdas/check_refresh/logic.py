@@ -122,7 +122,7 @@ def _output(verdict: Verdict, refresh: Refresh, reason: str) -> CheckRefreshOutp
 
 
 def run(
-    request: CheckRefreshInput, config: DeployConfig, autoscaling: RefreshReader, load_balancing: TargetHealthReader
+    request: CheckRefreshInput, config: DeployConfig, *, autoscaling: RefreshReader, load_balancing: TargetHealthReader
 ) -> CheckRefreshOutput:
     require_configured_target(config, request.target)
     group_name = request.target.auto_scaling_group_name

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from shared.config import Target
+from shared.models import StepInput, StepModel
 
 Verdict = Literal["InProgress", "Healthy", "Failed"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class CheckRefreshInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False  # accepted like on every step; checking changes nothing anyway
+class CheckRefreshInput(StepInput):
+    # dryRun is accepted like on every step; checking changes nothing anyway.
     target: Target
     instance_refresh_id: str = Field(min_length=1, max_length=255)
     launch_template_version: int = Field(ge=1)
 
 
-class CheckRefreshOutput(_Model):
+class CheckRefreshOutput(StepModel):
     verdict: Verdict
     status: str
     percentage_complete: int

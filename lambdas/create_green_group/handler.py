@@ -7,32 +7,24 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from create_green_group import logic
-from create_green_group.models import CreateGreenGroupInput
+from create_green_group.models import CreateGreenGroupInput, GreenGroup
 from shared import clock
 from shared.aws.groups import BlueGreenGroups
 from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
+groups = cache(BlueGreenGroups)
+launch_templates = cache(LaunchTemplates)
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, CreateGreenGroupInput)
-    output = logic.run(request, CONFIG, groups(), launch_templates(), now=clock.now())
+@step_handler(CreateGreenGroupInput)
+def lambda_handler(request: CreateGreenGroupInput, context: LambdaContext) -> GreenGroup:
+    output = logic.run(request, CONFIG, groups=groups(), templates=launch_templates(), now=clock.now())
     logger.info(
         "green group ready" if not output.dry_run else "green group planned",
         extra={
@@ -43,4 +35,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": output.dry_run,
         },
     )
-    return output.model_dump(by_alias=True, mode="json")
+    return output

@@ -145,9 +145,9 @@ def _adopt(request: CreateGreenGroupInput, blue: GroupDetails, green: GroupDetai
 def run(
     request: CreateGreenGroupInput,
     config: DeployConfig,
+    *,
     groups: GreenGroups,
     templates: TemplateReader,
-    *,
     now: datetime,
 ) -> GreenGroup:
     require_target_strategy(config, request.target, "blue-green")

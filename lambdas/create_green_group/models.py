@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from shared.config import Target
+from shared.models import Payload, StepInput
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class CreateGreenGroupInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class CreateGreenGroupInput(StepInput):
     target: Target
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
     # The version publish_launch_template_version just made: green launches exactly this number.
@@ -28,10 +20,8 @@ class CreateGreenGroupInput(_Model):
     previous_version: int | None = Field(default=None, ge=1)
 
 
-class GreenGroup(_Model):
+class GreenGroup(Payload):
     """The output of create_green_group, passed back in as `green` (so it is parsed as strictly as any input)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     blue_group_name: str = Field(min_length=1)
     green_group_name: str = Field(min_length=1)

@@ -7,37 +7,32 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from discard_green import logic
-from discard_green.models import DiscardGreenInput
+from discard_green.models import DiscardGreenInput, DiscardGreenOutput
 from shared import clock
 from shared.aws.elbv2 import LoadBalancing
 from shared.aws.groups import BlueGreenGroups
 from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
+groups = cache(BlueGreenGroups)
+launch_templates = cache(LaunchTemplates)
+load_balancing = cache(LoadBalancing)
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
-@cache
-def load_balancing() -> LoadBalancing:
-    return LoadBalancing()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, DiscardGreenInput)
-    output = logic.run(request, CONFIG, groups(), launch_templates(), load_balancing(), now=clock.now())
+@step_handler(DiscardGreenInput)
+def lambda_handler(request: DiscardGreenInput, context: LambdaContext) -> DiscardGreenOutput:
+    output = logic.run(
+        request,
+        CONFIG,
+        groups=groups(),
+        templates=launch_templates(),
+        load_balancing=load_balancing(),
+        now=clock.now(),
+    )
     logger.info("green discarded", extra={**output.model_dump(by_alias=True), "dryRun": request.dry_run})
-    return output.model_dump(by_alias=True, mode="json")
+    return output

@@ -196,10 +196,10 @@ def _restore_default(request: DiscardGreenInput, templates: DefaultVersionStore)
 def run(
     request: DiscardGreenInput,
     config: DeployConfig,
+    *,
     groups: DiscardGroups,
     templates: DefaultVersionStore,
     load_balancing: TargetHealthReader,
-    *,
     now: datetime,
 ) -> DiscardGreenOutput:
     require_target_strategy(config, request.target, "blue-green")

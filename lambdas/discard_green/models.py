@@ -6,13 +6,9 @@ from datetime import datetime
 
 from create_green_group.models import GreenGroup
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from shared.config import Target
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+from shared.models import StepInput, StepModel
 
 
 class StepError(BaseModel):
@@ -25,11 +21,7 @@ class StepError(BaseModel):
     cause: str | None = Field(default=None, alias="Cause")
 
 
-class DiscardGreenInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class DiscardGreenInput(StepInput):
     target: Target
     green: GreenGroup | None = None  # null when create_green_group itself failed
     previous_version: int | None = Field(default=None, ge=1)  # the launch template default before publish
@@ -40,7 +32,7 @@ class DiscardGreenInput(_Model):
     restoring_since: datetime | None = Field(default=None, strict=False)
 
 
-class DiscardGreenOutput(_Model):
+class DiscardGreenOutput(StepModel):
     green_deleted: bool  # a green group this execution created was deleted (or is being deleted)
     green_retained: bool  # a reused retained group was taken out of the target groups and retained again
     blue_restored: bool  # blue was attached back / scaled back up / tagged live again

@@ -8,7 +8,7 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from finish_execution import logic
-from finish_execution.models import ExecutionStatusEvent, FinishExecutionEnvironment
+from finish_execution.models import ExecutionStatusEvent, FinishExecutionEnvironment, FinishExecutionOutput
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.lock_table import LockTable
@@ -17,16 +17,14 @@ from shared.aws.stepfunctions import ExecutionHistory
 from shared.aws.task_tokens import TaskTokens
 from shared.config import load_deploy_config
 from shared.environment import load_environment
-from shared.observability import logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 ENV = load_environment(FinishExecutionEnvironment, "finish_execution")
 
 
-@cache
-def history() -> ExecutionHistory:
-    return ExecutionHistory()
+history = cache(ExecutionHistory)
 
 
 @cache
@@ -45,14 +43,8 @@ def queue() -> Queue:
     return Queue(store=locks(), tokens=TaskTokens())
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
+autoscaling = cache(AutoScaling)
+launch_templates = cache(LaunchTemplates)
 
 
 @cache
@@ -60,20 +52,17 @@ def notifications() -> Notifications:
     return Notifications(ENV.topic_arn)
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.executionArn")
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    parsed = parse_step_input(event, ExecutionStatusEvent)
+@step_handler(ExecutionStatusEvent, correlation_id_path="detail.executionArn")
+def lambda_handler(parsed: ExecutionStatusEvent, context: LambdaContext) -> FinishExecutionOutput:
     logger.info("finish_execution: execution ended", extra={"status": parsed.detail.status})
-    output = logic.run(
+    return logic.run(
         parsed,
         ENV.state_machine_arn,
         CONFIG,
-        history(),
-        locks(),
-        autoscaling(),
-        launch_templates(),
-        notifications(),
+        history=history(),
+        locks=locks(),
+        autoscaling=autoscaling(),
+        templates=launch_templates(),
+        notifier=notifications(),
         queue=queue(),
     )
-    return output.model_dump(by_alias=True, mode="json")

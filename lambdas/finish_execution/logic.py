@@ -93,8 +93,8 @@ def _clean_rolling(
             new_version=ours.number,
         ),
         config,
-        autoscaling,
-        templates,
+        autoscaling=autoscaling,
+        launch_templates=templates,
     )
     return TargetCleanup(auto_scaling_group_name=group, outcome="rolled-back", actions=done.actions)
 
@@ -142,6 +142,7 @@ def run(
     event: ExecutionStatusEvent,
     state_machine_arn: str,
     config: DeployConfig,
+    *,
     history: History,
     locks: Locks,
     autoscaling: rollback.RollbackAutoScaling,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+
+from shared.models import StepModel
 
 
-class ExecutionStatusDetail(BaseModel):
+class ExecutionStatusDetail(StepModel):
     """The detail of a "Step Functions Execution Status Change" event (EventBridge events reference, Step Functions
     events); fields this step does not read (startDate, stopDate, input, output...) are ignored."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     execution_arn: str = Field(min_length=1)
     state_machine_arn: str = Field(min_length=1)
@@ -27,22 +28,19 @@ class ExecutionStatusEvent(BaseModel):
     detail: ExecutionStatusDetail
 
 
-class TargetCleanup(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
+class TargetCleanup(StepModel):
     auto_scaling_group_name: str
     outcome: str  # "untouched", "deployed", "rolled-back", "check-by-hand"
     actions: list[str]
 
 
-class FinishExecutionOutput(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
+class FinishExecutionOutput(StepModel):
     execution_arn: str
     status: str
     handled: bool  # the execution ended through its own failure path: it already cleaned up and told
     locks_released: list[str]
-    queued_woken: list[str] = []  # queued deployments resumed because this execution's locks were released
+    # Queued deployments resumed because this execution's locks were released.
+    queued_woken: list[str] = Field(default_factory=list)
     targets: list[TargetCleanup]
     notified: bool
 

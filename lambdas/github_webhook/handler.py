@@ -7,7 +7,6 @@ of a resolver's decoded text. The event is never logged: it carries the signatur
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,19 +14,17 @@ from pydantic import ValidationError
 
 from github_webhook import logic
 from github_webhook.models import FunctionUrlRequest, GithubWebhookEnvironment
+from shared import clock
 from shared.aws.secrets import CachedSecret
 from shared.aws.stepfunctions import StepFunctions
 from shared.environment import load_environment
-from shared.observability import logger, metrics
+from shared.handler import observed
+from shared.observability import logger
 
 ENV = load_environment(GithubWebhookEnvironment, "github_webhook")
 SECRET_MAX_AGE_SECONDS = 300
 # A signature mismatch fetches the secret again, but not more often than this per process.
 SECRET_MIN_REFRESH_SECONDS = 5
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @cache
@@ -39,13 +36,10 @@ def webhook_secret() -> CachedSecret:
     )
 
 
-@cache
-def stepfunctions() -> StepFunctions:
-    return StepFunctions()
+stepfunctions = cache(StepFunctions)
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
+@observed(correlation_id_path=None, log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # The correlation id is set here, not by correlation_id_path: only a well-formed delivery id may tag log lines,
     # and the previous invocation's is cleared first (the logger's keys outlive an invocation).
@@ -56,5 +50,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         reason = f"not a Lambda function URL request: {logic.describe_request_error(exc)}"
         return logic.rejected(400, reason[:500]).to_function_url()
     logger.set_correlation_id(logic.correlation_id(request))
-    response = logic.receive(request, ENV, webhook_secret(), stepfunctions(), now)
+    response = logic.receive(request, ENV, secrets=webhook_secret(), starter=stepfunctions(), clock=clock.now)
     return response.to_function_url()

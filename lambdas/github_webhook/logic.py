@@ -255,6 +255,7 @@ def start(
 def receive(
     request: FunctionUrlRequest,
     env: GithubWebhookEnvironment,
+    *,
     secrets: SecretSource,
     starter: ExecutionStarter,
     clock: Clock,

@@ -6,8 +6,9 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
 from validate_request.models import PlainText
+
+from shared.models import Payload, StepModel
 
 # ARNs as botocore's secretsmanager and stepfunctions models spell them (secret ARNs end in a random suffix).
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$"  # noqa: S105 (a pattern, not a password)
@@ -25,11 +26,7 @@ def _is_utf8_text(text: str) -> bool:
     return True
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class FunctionUrlRequest(_Model):
+class FunctionUrlRequest(StepModel):
     """The parts of a Lambda function URL event (payload format 2.0) the webhook reads.
 
     Other fields (requestContext, rawPath, ...) are AWS's and ignored; header names are lower-cased
@@ -93,10 +90,8 @@ class PushEvent(_GitHub):
     pusher: Pusher
 
 
-class DeployRequest(_Model):
+class DeployRequest(Payload):
     """The execution input for an accepted push: the `deploy` request validate_request accepts from GitHub."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     action: Literal["deploy"] = "deploy"
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
@@ -111,7 +106,7 @@ class DeployRequest(_Model):
         return json.dumps(self.model_dump(by_alias=True, mode="json", exclude_none=True), separators=(",", ":"))
 
 
-class WebhookResponse(_Model):
+class WebhookResponse(StepModel):
     status_code: int
     body: dict[str, Any]
 

@@ -356,6 +356,7 @@ def release(request: LockInput, store: QueueStore, tokens: Tokens | None = None)
 def run(
     request: LockInput,
     config: DeployConfig,
+    *,
     store: QueueStore,
     tokens: Tokens,
     ttl_seconds: int,

@@ -6,19 +6,13 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from shared.config import Strategy, Target
+from shared.models import Payload, StepInput, StepModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class LockStage(_Model):
+class LockStage(Payload):
     """A stage as validate_request outputs it."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1)
     approval: bool = False
@@ -27,7 +21,7 @@ class LockStage(_Model):
     targets: list[Target] = Field(min_length=1)
 
 
-class QueueRequest(_Model):
+class QueueRequest(StepModel):
     """What the queue needs of validate_request's normalised request: the rest of it is ignored here."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
@@ -39,12 +33,8 @@ class QueueRequest(_Model):
     branch: str | None = None
 
 
-class LockInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class LockInput(StepInput):
     action: Literal["acquire", "release", "enqueue"]
-    execution_id: str = Field(min_length=1, max_length=2048)
-    dry_run: bool = False
     stages: list[LockStage] = Field(min_length=1)
     attempt: int = Field(default=0, ge=0)
     # The queue (a push that finds its targets locked waits for them): the request, when the execution started
@@ -58,7 +48,7 @@ class LockInput(_Model):
         return sorted({t.auto_scaling_group_name for s in self.stages for t in s.targets})
 
 
-class LockOutput(_Model):
+class LockOutput(StepModel):
     action: Literal["acquire", "release", "enqueue"]
     acquired: bool
     released: bool
@@ -67,8 +57,9 @@ class LockOutput(_Model):
     held_until: int | None  # its lock's expiry (epoch seconds)
     attempt: int
     queued: bool = False  # enqueue: this execution now waits in the queue
-    superseded: list[str] = []  # queued executions this call ended as Superseded
-    woken: list[str] = []  # queued executions this call resumed (their targets may be free now)
+    superseded: list[str] = Field(default_factory=list)  # queued executions this call ended as Superseded
+    # Queued executions this call resumed (their targets may be free now).
+    woken: list[str] = Field(default_factory=list)
 
 
 class LockEnvironment(BaseModel):

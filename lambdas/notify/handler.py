@@ -7,13 +7,13 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from notify import logic
-from notify.models import NotifyEnvironment, NotifyInput
+from notify.models import NotifyEnvironment, NotifyInput, NotifyOutput
 from shared import clock
 from shared.aws.notifications import Notifications
 from shared.config import load_deploy_config
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 ENV = load_environment(NotifyEnvironment, "notify")
@@ -24,10 +24,8 @@ def notifications() -> Notifications:
     return Notifications(ENV.topic_arn)
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, NotifyInput)
+@step_handler(NotifyInput)
+def lambda_handler(request: NotifyInput, context: LambdaContext) -> NotifyOutput:
     logger.info(f"notify: {request.event}")
-    output = logic.run(request, CONFIG, notifications(), clock.now)  # shared.clock: simulated in a rehearsal
-    return output.model_dump(by_alias=True, mode="json")
+    # shared.clock.now, looked up at call time: simulated in a rehearsal
+    return logic.run(request, CONFIG, publisher=notifications(), now=clock.now)

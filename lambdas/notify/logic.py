@@ -118,7 +118,7 @@ def count(notification: Notification, dry_run: bool) -> None:
 
 
 def run(
-    request: NotifyInput, config: DeployConfig, publisher: render.Publisher, now: Callable[[], datetime]
+    request: NotifyInput, config: DeployConfig, *, publisher: render.Publisher, now: Callable[[], datetime]
 ) -> NotifyOutput:
     published, ids = [], []
     dry_run = bool(request.request and request.request.dry_run)

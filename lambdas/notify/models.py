@@ -6,18 +6,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+
+from shared.models import ExecutionId, Payload, StepModel
 
 # The events the state machine asks for; RolledBack follows one of them (shared.notifications), ApprovalRequested
 # comes from register_wait.
 StepEvent = Literal["DeploymentStarted", "DeploymentSucceeded", "DeploymentFailed", "DeploymentRejected", "Superseded"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class NotifyRequest(_Model):
+class NotifyRequest(StepModel):
     """What a notification says of validate_request's normalised request: the rest of it is ignored here."""
 
     model_config = ConfigDict(extra="ignore")
@@ -31,22 +28,22 @@ class NotifyRequest(_Model):
     dry_run: bool = False
 
 
-class NotifyTarget(_Model):
+class NotifyTarget(StepModel):
     model_config = ConfigDict(extra="ignore")
 
     auto_scaling_group_name: str = Field(min_length=1)
 
 
-class NotifyStage(_Model):
+class NotifyStage(StepModel):
     """A stage as validate_request outputs it (name and groups are all a notification names)."""
 
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1)
-    targets: list[NotifyTarget] = []
+    targets: list[NotifyTarget] = Field(default_factory=list)
 
 
-class StepError(_Model):
+class StepError(StepModel):
     """An error as a Catch records it ({"Error", "Cause"})."""
 
     model_config = ConfigDict(extra="ignore", alias_generator=None)
@@ -55,12 +52,10 @@ class StepError(_Model):
     Cause: str | None = None
 
 
-class NotifyInput(_Model):
-    model_config = ConfigDict(extra="forbid")
-
+class NotifyInput(Payload):
     event: StepEvent
-    execution_id: str = Field(min_length=1, max_length=2048)
-    started_at: datetime | None = None  # $$.Execution.StartTime
+    execution_id: ExecutionId
+    started_at: datetime | None = Field(default=None, strict=False)  # $$.Execution.StartTime
     request: NotifyRequest | None = None  # absent when the request was rejected
     stages: list[NotifyStage] | None = None
     ami_id: str | None = None
@@ -71,7 +66,7 @@ class NotifyInput(_Model):
     superseded: StepError | None = None  # Superseded: the JoinQueue task's failure
 
 
-class NotifyOutput(_Model):
+class NotifyOutput(StepModel):
     published: list[str]  # the events published, in order
     message_ids: list[str]
 

@@ -7,30 +7,22 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prune_images.logic import prune_images
-from prune_images.models import PruneImagesInput
+from prune_images.models import PruneImagesInput, PruneImagesOutput
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def _images() -> Images:
-    return Images()
+_images = cache(Images)
+_fleet = cache(FleetReferences)
 
 
-@cache
-def _fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    payload = parse_step_input(event, PruneImagesInput)
+@step_handler(PruneImagesInput)
+def lambda_handler(payload: PruneImagesInput, context: LambdaContext) -> PruneImagesOutput:
     logger.info(
         "pruning images",
         extra={
@@ -41,5 +33,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         },
     )
     seconds_left = context.get_remaining_time_in_millis() / 1000
-    output = prune_images(payload, CONFIG, _images(), _fleet(), seconds_left=seconds_left)
-    return output.model_dump(by_alias=True, mode="json")
+    return prune_images(payload, CONFIG, images=_images(), fleet=_fleet(), seconds_left=seconds_left)

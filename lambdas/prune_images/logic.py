@@ -45,6 +45,7 @@ MAX_REFERENCED_CARRIED = 1000
 def prune_images(
     payload: PruneImagesInput,
     config: DeployConfig,
+    *,
     images: Images,
     fleet: FleetReferences,
     seconds_left: float | None = None,

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from shared.models import StepInput
+
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 
 
@@ -39,9 +41,7 @@ class PruneProgress(_Input):
     referenced_ami_ids: list[Annotated[str, AfterValidator(_ami_id)]] = Field(default_factory=list)
 
 
-class PruneImagesInput(_Input):
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class PruneImagesInput(StepInput):
     # AMIs this execution must keep whatever the rules say (the image just deployed, the rollback target).
     # A null entry (an optional id the state machine did not have) protects nothing and is dropped.
     protect_ami_ids: list[Annotated[str, AfterValidator(_ami_id)] | None] = Field(default_factory=list)

@@ -7,42 +7,26 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from publish_launch_template_version import logic
-from publish_launch_template_version.models import PublishInput
+from publish_launch_template_version.models import PublishInput, PublishOutput, RestoreOutput
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.images import Images
 from shared.aws.launch_templates import LaunchTemplates
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
+launch_templates = cache(LaunchTemplates)
+autoscaling = cache(AutoScaling)
+fleet = cache(FleetReferences)
+images = cache(Images)
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
-
-
-@cache
-def fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def images() -> Images:
-    return Images()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, PublishInput)
+@step_handler(PublishInput)
+def lambda_handler(request: PublishInput, context: LambdaContext) -> PublishOutput | RestoreOutput:
     logger.info(
         "publishing launch template version",
         extra={
@@ -52,7 +36,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         },
     )
     if request.restore:
-        restored = logic.restore(request, CONFIG, launch_templates())
-        return restored.model_dump(by_alias=True, mode="json")
-    output = logic.run(request, CONFIG, launch_templates(), autoscaling(), fleet(), images())
-    return output.model_dump(by_alias=True, mode="json")
+        return logic.restore(request, CONFIG, launch_templates())
+    return logic.run(
+        request, CONFIG, launch_templates=launch_templates(), autoscaling=autoscaling(), groups=fleet(), images=images()
+    )

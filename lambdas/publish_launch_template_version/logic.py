@@ -293,6 +293,7 @@ def kept_versions(
 def run(
     request: PublishInput,
     config: DeployConfig,
+    *,
     launch_templates: LaunchTemplateStore,
     autoscaling: GroupReader,
     groups: ApplicationGroupReader,

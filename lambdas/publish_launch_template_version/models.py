@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from shared.config import Target
+from shared.models import Payload, StepInput, StepModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class CommitImage(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class CommitImage(Payload):
     commit: str | None
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
 
 
-class PublishInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class PublishInput(StepInput):
     target: Target
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]{8,17}$")
     commit: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,128}$")
@@ -34,18 +24,18 @@ class PublishInput(_Model):
     images: list[CommitImage] | None = None
 
 
-class PruneFailure(_Model):
+class PruneFailure(StepModel):
     version: int
     code: str
     message: str
 
 
-class KeptVersion(_Model):
+class KeptVersion(StepModel):
     version: int
     reasons: list[str]  # "the previous default", "used by Auto Scaling group web-app-prod-exec1 (retained)", ...
 
 
-class PublishOutput(_Model):
+class PublishOutput(StepModel):
     launch_template_id: str
     # The AMI the version runs: in a rebuild of several commits, the image of this target's own commit.
     ami_id: str
@@ -57,7 +47,7 @@ class PublishOutput(_Model):
     kept_versions: list[KeptVersion]  # every version left, newest first, with why it stays
 
 
-class RestoreOutput(_Model):
+class RestoreOutput(StepModel):
     launch_template_id: str
     restored: bool  # True when this execution's version was the default and the previous one is again
     default_version: int

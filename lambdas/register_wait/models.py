@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
+from shared.models import Payload, StepInput, StepModel
 from shared.statuses import FINAL_IMAGE_STATUSES, FINAL_REFRESH_STATUSES
 
 WaitKind = Literal["refresh", "image", "approval"]
@@ -24,14 +24,8 @@ TERMINAL_STATUSES: dict[str, frozenset[str]] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class ApprovalRequest(_Model):
+class ApprovalRequest(Payload):
     """What an approval waits on, for the mail (kind approval only)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     stage: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")  # shared.config.Stage.name
     ami_id: str | None = None
@@ -41,12 +35,8 @@ class ApprovalRequest(_Model):
     timeout_seconds: int = Field(gt=0, le=8760 * 3600)
 
 
-class RegisterWaitInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class RegisterWaitInput(StepInput):
     task_token: str = Field(min_length=1, max_length=2048, repr=False)  # $$.Task.Token
-    execution_id: str = Field(min_length=1, max_length=2048)
-    dry_run: bool = False
     kind: WaitKind
     # The instance refresh id (kind refresh) or the image build version ARN (kind image).
     resource_id: str = Field(min_length=1, max_length=1024)
@@ -54,7 +44,7 @@ class RegisterWaitInput(_Model):
     approval: ApprovalRequest | None = None  # kind approval only
 
 
-class ApprovalMessage(_Model):
+class ApprovalMessage(StepModel):
     """The ApprovalRequested notification: what waits, since and until when, and how to answer. Never the token."""
 
     event: Literal["ApprovalRequested"] = "ApprovalRequested"
@@ -70,7 +60,7 @@ class ApprovalMessage(_Model):
     reject: str
 
 
-class RegisterWaitOutput(_Model):
+class RegisterWaitOutput(StepModel):
     registered: bool
     already_done: bool  # the resource had already finished when the wait was registered
     status: str | None  # its status at that look (None when the look failed or found nothing yet)

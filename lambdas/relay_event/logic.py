@@ -99,7 +99,7 @@ def _output(reading: Reading, resumed: bool, reason: str) -> RelayEventOutput:
     return RelayEventOutput(resumed=resumed, kind=reading.kind, resource_id=reading.resource_id, reason=reason)
 
 
-def run(event: EventBridgeEvent, waits: WaitReader, tokens: TokenSender) -> RelayEventOutput:
+def run(event: EventBridgeEvent, *, waits: WaitReader, tokens: TokenSender) -> RelayEventOutput:
     reading = read(event)
     if reading.resource_id is not None:
         logger.set_correlation_id(reading.resource_id)  # the event has no executionId: the resource ties the logs

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+
+from shared.models import StepModel
 
 WaitKind = Literal["refresh", "image"]
 
@@ -25,9 +26,7 @@ class EventBridgeEvent(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-class RelayEventOutput(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
+class RelayEventOutput(StepModel):
     resumed: bool
     kind: WaitKind | None
     resource_id: str | None

@@ -36,7 +36,7 @@ def _why_not_deleted(group: GroupDetails, config: DeployConfig, configured: str)
     return None
 
 
-def run(request: RetireGroupsInput, config: DeployConfig, groups: RetireGroups) -> RetireGroupsOutput:
+def run(request: RetireGroupsInput, config: DeployConfig, *, groups: RetireGroups) -> RetireGroupsOutput:
     require_target_strategy(config, request.target, "blue-green")
     configured = request.target.auto_scaling_group_name
     target = TargetGroups.of(groups.groups_of_target(config.application, configured), configured)

@@ -7,30 +7,22 @@ from functools import cache
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollback import logic
-from rollback.models import RollbackInput
+from rollback.models import RollbackInput, RollbackOutput
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.launch_templates import LaunchTemplates
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
+autoscaling = cache(AutoScaling)
+launch_templates = cache(LaunchTemplates)
 
 
-@cache
-def launch_templates() -> LaunchTemplates:
-    return LaunchTemplates()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, RollbackInput)
+@step_handler(RollbackInput)
+def lambda_handler(request: RollbackInput, context: LambdaContext) -> RollbackOutput:
     logger.info(
         "rolling back",
         extra={
@@ -41,5 +33,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    output = logic.run(request, CONFIG, autoscaling(), launch_templates())
-    return output.model_dump(by_alias=True, mode="json")
+    return logic.run(request, CONFIG, autoscaling=autoscaling(), launch_templates=launch_templates())

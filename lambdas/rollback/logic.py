@@ -181,6 +181,7 @@ def _restore_default(request: RollbackInput, launch_templates: DefaultVersionSto
 def run(
     request: RollbackInput,
     config: DeployConfig,
+    *,
     autoscaling: RollbackAutoScaling,
     launch_templates: DefaultVersionStore,
 ) -> RollbackOutput:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from shared.config import Target
+from shared.models import StepInput, StepModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class RollbackInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class RollbackInput(StepInput):
     target: Target
     instance_refresh_id: str | None = Field(default=None, min_length=1, max_length=255)
     previous_version: int = Field(ge=1)
@@ -29,7 +21,7 @@ class RollbackInput(_Model):
         return self
 
 
-class RollbackOutput(_Model):
+class RollbackOutput(StepModel):
     auto_scaling_group_name: str
     actions: list[str]
     launch_template_default_version: int

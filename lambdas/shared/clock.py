@@ -14,6 +14,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def epoch_seconds() -> int:
+    """`now()` in whole seconds since the epoch: the expiry times the lock and wait items carry."""
+    return int(now().timestamp())
+
+
 def sleep(seconds: float) -> None:
     """Wait inside a step (only to pace calls to a documented API rate; waiting for AWS belongs to the ASL)."""
     if seconds > 0:

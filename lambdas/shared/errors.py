@@ -1,8 +1,9 @@
-"""Errors raised by the handlers.
+"""Errors raised by the handlers: each class here is raised by some code path (tests/infra/test_error_names.py).
 
 Each class name is the Step Functions error name the state machine catches or retries on
 (Lambda reports the exception class name as `errorType`), so renaming one is a breaking
-change to `statemachine/deploy.asl.json`.
+change to `statemachine/deploy.asl.json`. The names the state machine itself fails with (its Fail states:
+DeploymentInProgress, ImageBuildFailed, RefreshFailed, ...) are not exceptions: they live in the ASL only.
 """
 
 
@@ -14,10 +15,6 @@ class InvalidInput(DeployError):
     """The execution input (or a step's payload) is malformed; nothing in AWS was touched."""
 
 
-class DeploymentInProgress(DeployError):
-    """Another execution holds the lock of a target."""
-
-
 class RefreshInProgress(DeployError):
     """An instance refresh that is not ours is running on the group."""
 
@@ -26,16 +23,8 @@ class ImageNotReady(DeployError):
     """The image build has not finished yet (the state machine retries on this)."""
 
 
-class ImageBuildFailed(DeployError):
-    """The image build ended FAILED or CANCELLED."""
-
-
 class LaunchTemplateNotFound(DeployError):
     """A configured launch template (or its default version) does not exist."""
-
-
-class RefreshFailed(DeployError):
-    """The instance refresh failed, was cancelled or rolled back, or the fleet is unhealthy."""
 
 
 class RollbackFailed(DeployError):

@@ -1,10 +1,7 @@
 """Logger and Metrics, created once per process and shared by every handler.
 
-Every handler uses the same decorator order::
-
-    @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-    @metrics.log_metrics
-    def lambda_handler(event, context): ...
+Every handler gets the same decorator order, the logger's context (correlation id at CORRELATION_ID_PATH) around
+metrics, from shared.handler (`step_handler`, or `observed` for a handler that parses its own event).
 
 Service name, metrics namespace and log level come from the standard Powertools environment
 variables (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL), which the

@@ -9,24 +9,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared import clock
 from shared.aws.groups import BlueGreenGroups
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 from shift_traffic import logic
-from shift_traffic.models import ShiftTrafficInput
+from shift_traffic.models import ShiftTrafficInput, ShiftTrafficOutput
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def groups() -> BlueGreenGroups:
-    return BlueGreenGroups()
+groups = cache(BlueGreenGroups)
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, ShiftTrafficInput)
-    output = logic.run(request, CONFIG, groups(), now=clock.now())
+@step_handler(ShiftTrafficInput)
+def lambda_handler(request: ShiftTrafficInput, context: LambdaContext) -> ShiftTrafficOutput:
+    output = logic.run(request, CONFIG, groups=groups(), now=clock.now())
     logger.info(
         "traffic shift step",
         extra={
@@ -36,4 +32,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    return output.model_dump(by_alias=True, mode="json")
+    return output

@@ -94,8 +94,8 @@ def _retire_blue(
 def run(
     request: ShiftTrafficInput,
     config: DeployConfig,
-    groups: ShiftGroups,
     *,
+    groups: ShiftGroups,
     now: datetime,
 ) -> ShiftTrafficOutput:
     require_target_strategy(config, request.target, "blue-green")

@@ -5,26 +5,17 @@ from __future__ import annotations
 from typing import Literal
 
 from create_green_group.models import GreenGroup
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from shared.config import Target
+from shared.models import StepInput, StepModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
-class ShiftTrafficInput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    execution_id: str = Field(min_length=1)
-    dry_run: bool = False
+class ShiftTrafficInput(StepInput):
     target: Target
     green: GreenGroup
 
 
-class ShiftTrafficOutput(_Model):
+class ShiftTrafficOutput(StepModel):
     done: bool  # false: blue's target groups are being detached (draining); call again after a wait
     blue_group_name: str
     green_group_name: str

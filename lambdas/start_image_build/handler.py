@@ -11,34 +11,22 @@ from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
 from shared.environment import load_environment
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 from start_image_build import logic
-from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput
+from start_image_build.models import StartImageBuildEnvironment, StartImageBuildInput, StartImageBuildOutput
 
 CONFIG = load_deploy_config()
 ENV = load_environment(StartImageBuildEnvironment, "start_image_build")
 
 
-@cache
-def imagebuilder() -> ImageBuilder:
-    return ImageBuilder()
+imagebuilder = cache(ImageBuilder)
+fleet = cache(FleetReferences)
+images = cache(Images)
 
 
-@cache
-def fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def images() -> Images:
-    return Images()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, StartImageBuildInput)
+@step_handler(StartImageBuildInput)
+def lambda_handler(request: StartImageBuildInput, context: LambdaContext) -> StartImageBuildOutput:
     logger.info(
         "starting image build",
         extra={
@@ -49,5 +37,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    output = logic.run(request, CONFIG, ENV, imagebuilder(), fleet(), images())
-    return output.model_dump(by_alias=True, mode="json")
+    return logic.run(request, CONFIG, ENV, imagebuilder=imagebuilder(), templates=fleet(), images=images())

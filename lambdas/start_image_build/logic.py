@@ -278,10 +278,10 @@ def run(
     request: StartImageBuildInput,
     config: DeployConfig,
     env: StartImageBuildEnvironment,
+    *,
     imagebuilder: PipelineStarter,
     templates: TemplateReader,
     images: ImageReader,
-    *,
     now: Callable[[], datetime] | None = None,  # shared.clock.now, looked up at call time
 ) -> StartImageBuildOutput:
     check_pipeline(request)

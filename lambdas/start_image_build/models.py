@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json
-from pydantic.alias_generators import to_camel
 from validate_request.models import NormalisedRequest
+
+from shared.models import Payload, StepInput
 
 Pipeline = Literal["app", "base"]
 AMI_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
@@ -16,21 +17,13 @@ INFRASTRUCTURE_ARN_PATTERN = r"^arn:aws[^:]*:imagebuilder:[^:]+:[0-9]{12}:infras
 DISTRIBUTION_ARN_PATTERN = r"^arn:aws[^:]*:imagebuilder:[^:]+:[0-9]{12}:distribution-configuration/[a-z0-9-_]+$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-
 class StepRequest(NormalisedRequest):
     """validate_request's `request`, passed back in by the state machine: no field added, none dropped."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class StartImageBuildInput(_Model):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    execution_id: str = Field(min_length=1, max_length=2048)
-    dry_run: bool = False
+
+class StartImageBuildInput(StepInput):
     request: StepRequest
     pipeline: Pipeline
     base_ami_id: str | None = Field(default=None, pattern=AMI_ID_PATTERN)
@@ -40,10 +33,8 @@ CommitsFrom = Literal["request", "targets"]
 FULL_COMMIT_PATTERN = r"^[0-9a-f]{40}$"
 
 
-class Bake(_Model):
+class Bake(Payload):
     """One image build this step started: for the app image, one per commit, each from its own recipe."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     commit: str | None  # None for the base image
     image_build_version_arn: str | None  # None in a dry run
@@ -51,9 +42,7 @@ class Bake(_Model):
     base_ami_id: str | None = None  # the app recipe's parent: the base AMI this bake starts from
 
 
-class StartImageBuildOutput(_Model):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class StartImageBuildOutput(Payload):
     pipeline: Pipeline
     # The build the state machine waits on (the first unfinished one: check_image_build moves it on).
     image_build_version_arn: str | None  # None in a dry run
@@ -62,11 +51,11 @@ class StartImageBuildOutput(_Model):
     dry_run: bool
     # When this step started the build (epoch seconds): check_image_build bounds the bake from it.
     started_at: int | None = None
-    bakes: list[Bake] = []
+    bakes: list[Bake] = Field(default_factory=list)
     # "targets": rebuild-base re-bakes the commit each target runs; every target then gets its own commit's image.
     commits_from: CommitsFrom = "request"
     # rebuild-base's base bake: the base images the targets' images were built on (their BASE_IMAGE tags).
-    running_bases: list[str] = []
+    running_bases: list[str] = Field(default_factory=list)
 
 
 class RecipeComponent(BaseModel):

@@ -8,23 +8,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.aws.autoscaling import AutoScaling
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 from start_instance_refresh import logic
-from start_instance_refresh.models import StartInstanceRefreshInput
+from start_instance_refresh.models import StartInstanceRefreshInput, StartInstanceRefreshOutput
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def autoscaling() -> AutoScaling:
-    return AutoScaling()
+autoscaling = cache(AutoScaling)
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    request = parse_step_input(event, StartInstanceRefreshInput)
+@step_handler(StartInstanceRefreshInput)
+def lambda_handler(request: StartInstanceRefreshInput, context: LambdaContext) -> StartInstanceRefreshOutput:
     logger.info(
         "starting instance refresh",
         extra={
@@ -33,5 +29,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             "dryRun": request.dry_run,
         },
     )
-    output = logic.run(request, CONFIG, autoscaling())
-    return output.model_dump(by_alias=True, mode="json")
+    return logic.run(request, CONFIG, autoscaling=autoscaling())

@@ -170,7 +170,7 @@ def start_refresh(
 
 
 def run(
-    request: StartInstanceRefreshInput, config: DeployConfig, autoscaling: RefreshStarter
+    request: StartInstanceRefreshInput, config: DeployConfig, *, autoscaling: RefreshStarter
 ) -> StartInstanceRefreshOutput:
     outcome = start_refresh(
         autoscaling=autoscaling,

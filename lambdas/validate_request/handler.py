@@ -10,33 +10,20 @@ from shared.aws.codecommit import CodeCommit
 from shared.aws.images import Images
 from shared.aws.references import FleetReferences
 from shared.config import load_deploy_config
-from shared.observability import CORRELATION_ID_PATH, logger, metrics
-from shared.parsing import parse_step_input
+from shared.handler import step_handler
+from shared.observability import logger
 from validate_request.logic import validate_request
-from validate_request.models import ValidateRequestInput
+from validate_request.models import ValidateRequestInput, ValidateRequestOutput
 
 CONFIG = load_deploy_config()
 
 
-@cache
-def _images() -> Images:
-    return Images()
+_images = cache(Images)
+_fleet = cache(FleetReferences)
+_codecommit = cache(CodeCommit)
 
 
-@cache
-def _fleet() -> FleetReferences:
-    return FleetReferences()
-
-
-@cache
-def _codecommit() -> CodeCommit:
-    return CodeCommit()
-
-
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    payload = parse_step_input(event, ValidateRequestInput)
+@step_handler(ValidateRequestInput)
+def lambda_handler(payload: ValidateRequestInput, context: LambdaContext) -> ValidateRequestOutput:
     logger.info("validating execution input", extra={"executionName": payload.execution_name, "input": payload.input})
-    output = validate_request(payload, CONFIG, _images(), _fleet(), _codecommit())
-    return output.model_dump(by_alias=True, mode="json")
+    return validate_request(payload, CONFIG, images=_images(), fleet=_fleet(), codecommit=_codecommit())

@@ -44,7 +44,7 @@ _TRIGGER_ACTIONS = {"codecommit": ("deploy",), "github": ("deploy",), "schedule"
 
 
 def validate_request(
-    event: ValidateRequestInput, config: DeployConfig, images: Images, fleet: FleetReferences, codecommit: CodeCommit
+    event: ValidateRequestInput, config: DeployConfig, *, images: Images, fleet: FleetReferences, codecommit: CodeCommit
 ) -> ValidateRequestOutput:
     request = parse_request(event.input)
     stages = check_request(request, config)

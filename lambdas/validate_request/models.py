@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from shared.config import Strategy
+from shared.models import ExecutionId, Payload, StepModel
 
 Action = Literal["deploy", "rebuild-base", "deploy-image", "rollback"]
 Trigger = Literal["manual", "codecommit", "github", "schedule"]
@@ -107,18 +108,10 @@ def _name(value: str) -> str:
     return value
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class _Output(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class ValidateRequestInput(_Input):
+class ValidateRequestInput(Payload):
     """What the state machine passes: the execution's id and name, and its raw input (any JSON)."""
 
-    execution_id: str = Field(min_length=1)
+    execution_id: ExecutionId
     execution_name: str = Field(min_length=1)
     input: Any
 
@@ -146,7 +139,7 @@ class ExecutionRequest(BaseModel):
     when_busy: Annotated[WhenBusy, PlainText] | None = None  # default: "queue" for triggers, "wait" for manual runs
 
 
-class NormalisedRequest(_Output):
+class NormalisedRequest(StepModel):
     action: Action
     commit: str | None
     branch: str | None
@@ -161,12 +154,12 @@ class NormalisedRequest(_Output):
     when_busy: WhenBusy = "wait"  # validate_request always sets it; steps that read a request older than it wait
 
 
-class TargetOut(_Output):
+class TargetOut(StepModel):
     auto_scaling_group_name: str
     launch_template_id: str
 
 
-class StageOut(_Output):
+class StageOut(StepModel):
     name: str
     approval: bool
     wave_size: int
@@ -174,7 +167,7 @@ class StageOut(_Output):
     targets: list[TargetOut]
 
 
-class ValidateRequestOutput(_Output):
+class ValidateRequestOutput(StepModel):
     request: NormalisedRequest
     stages: list[StageOut]
     needs_bake: bool

@@ -269,7 +269,7 @@ def test_an_error_no_function_of_the_step_raises_is_dead() -> None:
     # Given a Lambda task of lock, whose function touches neither image builds nor blue-green groups
     state = {"Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "${LockFunctionArn}"}}
     # Then an error only other steps raise cannot arrive there, and one its adapters raise can
-    assert why_it_cannot_arrive("ImageBuildFailed", state) == "nothing the lock function imports raises it"
+    assert why_it_cannot_arrive("ImageNotReady", state) == "nothing the lock function imports raises it"
     assert why_it_cannot_arrive("Throttled", state) is None
 
 
@@ -282,3 +282,42 @@ def test_base_image_missing_arrives_where_the_app_bake_starts_and_nowhere_else()
         "nothing the check_image_build function imports raises it"
     )
     assert {name for error, name, _ in NAMED if error == "BaseImageMissing"} == {"StartImageBuild"}
+
+
+def raise_statements(path: Path) -> set[str]:
+    """Names a module raises: `raise Name(...)`, `raise module.Name(...)`, `raise Name`."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = node.exc.func if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else None
+        target = target or (node.exc if isinstance(node, ast.Raise) else None)
+        if isinstance(target, ast.Name):
+            names.add(target.id)
+        elif isinstance(target, ast.Attribute):
+            names.add(target.attr)
+    return names
+
+
+def test_every_exception_class_of_the_errors_module_is_raised_somewhere() -> None:
+    # Given every module under lambdas/ but the errors module itself
+    raised = set().union(*(raise_statements(p) for p in LAMBDAS.rglob("*.py") if p != ERRORS_MODULE))
+    # Then each exception class there is raised by some code path: a name the state machine only fails with (a Fail
+    # state's Error: DeploymentInProgress, ImageBuildFailed, RefreshFailed) is no exception class
+    assert deploy_errors()
+    assert sorted(deploy_errors() - raised) == []
+
+
+def test_a_raise_is_told_apart_from_a_mention(tmp_path: Path) -> None:
+    # Given a module that raises one error, catches another and builds a third without raising it
+    module = tmp_path / "step.py"
+    module.write_text(
+        "from shared import errors\n"
+        "def run():\n"
+        "    try:\n"
+        "        raise errors.GroupBusy('busy')\n"
+        "    except errors.Throttled:\n"
+        "        raise\n"
+        "    record = errors.RollbackFailed('kept')\n"
+        "    raise InvalidInput\n"
+    )
+    # Then only the raised ones count
+    assert raise_statements(module) == {"GroupBusy", "InvalidInput"}

@@ -66,7 +66,14 @@ def check(
     request = CheckGreenGroupInput(
         execution_id=EXECUTION, target=fleet.target, green=green_payload(fleet, **green), healthy_since=healthy_since
     )
-    output = logic.run(request, fleet.config, groups or fleet.groups, fleet.load_balancing, fleet.alarms, now=now)
+    output = logic.run(
+        request,
+        fleet.config,
+        groups=groups or fleet.groups,
+        load_balancing=fleet.load_balancing,
+        alarms=fleet.alarms,
+        now=now,
+    )
     return output.model_dump(by_alias=True, mode="json")
 
 

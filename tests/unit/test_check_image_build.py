@@ -176,8 +176,8 @@ class Aws:
             output = logic.run(
                 request,
                 REGION,
-                builder,
-                tagger,
+                builds=builder,
+                tagger=tagger,
                 application="web-app",
                 canceller=builder,
                 repository=repository,
@@ -519,7 +519,9 @@ def test_snapshot_tagging_needs_the_application() -> None:
     Stubber(imagebuilder).activate()  # no responses: any call fails the test
     # When run, Then it refuses before any call, naming the key
     with pytest.raises(InvalidInput, match="application"):
-        logic.run(request, REGION, ImageBuilder(imagebuilder), ImageTags(no_ec2()), snapshots=Images(no_ec2()))
+        logic.run(
+            request, REGION, builds=ImageBuilder(imagebuilder), tagger=ImageTags(no_ec2()), snapshots=Images(no_ec2())
+        )
 
 
 def test_base_image_tag_is_the_parent_the_build_started_from_not_the_one_requested(aws: Aws) -> None:
@@ -746,7 +748,7 @@ def test_adapter_passes_on_any_other_cancel_error() -> None:
 
 def test_cancel_without_a_canceller_is_invalid(aws: Aws) -> None:
     with pytest.raises(InvalidInput, match="without a canceller"):
-        logic.run(check_input(cancel=True), REGION, ImageBuilder(aws.imagebuilder), ImageTags(no_ec2()))
+        logic.run(check_input(cancel=True), REGION, builds=ImageBuilder(aws.imagebuilder), tagger=ImageTags(no_ec2()))
 
 
 # --- dry run and bad input -----------------------------------------------------------------------

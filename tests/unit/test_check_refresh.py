@@ -78,7 +78,7 @@ def test_successful_refresh_with_every_instance_healthy_in_every_target_group_is
         {TG_WEB: {"i-1": "healthy", "i-2": "healthy"}, TG_API: {"i-1": "healthy", "i-2": "healthy"}}
     )
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, elb)
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=elb)
     # Then the verdict is Healthy, with a readable reason
     assert (output.verdict, output.status, output.percentage_complete) == ("Healthy", "Successful", 100)
     assert "all 2 InService instances are healthy in 2 target group(s)" in output.reason
@@ -91,7 +91,7 @@ def test_successful_refresh_with_instances_still_in_initial_health_is_in_progres
         {TG_WEB: {"i-1": "healthy", "i-2": "healthy"}, TG_API: {"i-1": "healthy", "i-2": "initial"}}
     )
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, elb)
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=elb)
     # Then it keeps waiting and says for what
     assert output.verdict == "InProgress"
     assert "i-2 initial in api" in output.reason
@@ -102,7 +102,7 @@ def test_successful_refresh_with_an_unhealthy_instance_fails_naming_it() -> None
     autoscaling = FakeAutoScaling(make_group(FLEET, [TG_WEB]), [make_refresh("r-1", "Successful")])
     elb = FakeLoadBalancing({TG_WEB: {"i-1": "healthy", "i-2": "unhealthy"}})
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, elb)
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=elb)
     # Then it fails with the instance id and the reason
     assert output.verdict == "Failed"
     assert "i-2 unhealthy in web (Target.Timeout)" in output.reason
@@ -113,7 +113,7 @@ def test_successful_refresh_waits_for_instances_not_yet_registered() -> None:
     autoscaling = FakeAutoScaling(make_group(FLEET, [TG_WEB]), [make_refresh("r-1", "Successful")])
     elb = FakeLoadBalancing({TG_WEB: {"i-1": "healthy"}})
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, elb)
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=elb)
     # Then it is not Healthy yet
     assert output.verdict == "InProgress"
     assert "i-2 not registered yet in web" in output.reason
@@ -124,7 +124,7 @@ def test_successful_refresh_on_a_group_without_target_groups_is_healthy() -> Non
     autoscaling = FakeAutoScaling(make_group(FLEET), [make_refresh("r-1", "Successful")])
     elb = FakeLoadBalancing({})
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, elb)
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=elb)
     # Then Healthy, without asking the load balancer
     assert output.verdict == "Healthy"
     assert elb.calls == []
@@ -138,7 +138,7 @@ def test_ended_or_reversed_refresh_is_failed_with_the_aws_status_reason(status: 
     refresh = make_refresh("r-1", status, reason="Alarm 5xx went into ALARM")
     autoscaling = FakeAutoScaling(refreshes=[refresh])
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
     # Then the verdict is Failed and the reason quotes AWS
     assert (output.verdict, output.status) == ("Failed", status)
     assert output.reason == f"instance refresh r-1 to version 2 is {status}: Alarm 5xx went into ALARM"
@@ -150,7 +150,7 @@ def test_running_refresh_is_in_progress_with_its_percentage(status: str) -> None
     refresh = dataclasses.replace(make_refresh("r-1", status, percentage=40), instances_to_update=3)
     autoscaling = FakeAutoScaling(refreshes=[refresh], activities=[failed_launch(1), failed_launch(2)])
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
     # Then it is InProgress with AWS's numbers and how long it has been running
     dumped = output.model_dump(by_alias=True)
     assert dumped.pop("elapsedSeconds") >= 0
@@ -174,7 +174,7 @@ def test_refresh_with_repeated_launch_failures_is_failed_early_with_the_first_er
     ]
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress")], activities=activities)
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
     # Then Failed, quoting the first failure since the start
     assert logic.STUCK_LAUNCH_FAILURE_THRESHOLD == 3
     assert output.verdict == "Failed"
@@ -189,7 +189,7 @@ def test_failed_activities_that_are_not_launches_do_not_count_as_stuck() -> None
     ]
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress")], activities=terminations)
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
     # Then it is still in progress
     assert output.verdict == "InProgress"
 
@@ -199,7 +199,7 @@ def test_unknown_refresh_id_raises_instance_refresh_not_found() -> None:
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-other", "InProgress")])
     # When / Then
     with pytest.raises(InstanceRefreshNotFound, match="r-1"):
-        logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+        logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
 
 
 # --- adapters (Stubber) --------------------------------------------------------------------------
@@ -334,6 +334,6 @@ def test_elapsed_seconds_count_from_the_refresh_start() -> None:
     refresh = dataclasses.replace(make_refresh("r-1", "InProgress", percentage=40), start_time=started)
     autoscaling = FakeAutoScaling(refreshes=[refresh], activities=[])
     # When checked
-    output = logic.run(check_request(), CONFIG, autoscaling, FakeLoadBalancing({}))
+    output = logic.run(check_request(), CONFIG, autoscaling=autoscaling, load_balancing=FakeLoadBalancing({}))
     # Then the state machine can bound its wait by time, not by the number of polls
     assert 595 <= output.elapsed_seconds <= 660

@@ -59,7 +59,11 @@ def create_request(fleet: Fleet, *, ami: str = AMI_NEW, dry_run: bool = False) -
 
 def create(fleet: Fleet, *, ami: str = AMI_NEW, dry_run: bool = False) -> dict[str, Any]:
     output = logic.run(
-        create_request(fleet, ami=ami, dry_run=dry_run), fleet.config, fleet.groups, fleet.templates, now=NOW
+        create_request(fleet, ami=ami, dry_run=dry_run),
+        fleet.config,
+        groups=fleet.groups,
+        templates=fleet.templates,
+        now=NOW,
     )
     return output.model_dump(by_alias=True, mode="json")
 
@@ -321,7 +325,9 @@ def test_create_is_idempotent_when_the_step_is_retried(fleet: Fleet) -> None:
     fleet.create_group(SEED)
     first = create(fleet)
     # When the step runs again (a retry after a timeout)
-    second = logic.run(create_request(fleet), fleet.config, AwsLikeGroups(fleet.asg), fleet.templates, now=NOW)
+    second = logic.run(
+        create_request(fleet), fleet.config, groups=AwsLikeGroups(fleet.asg), templates=fleet.templates, now=NOW
+    )
     # Then it adopts its own green and answers the same
     assert second.model_dump(by_alias=True, mode="json") == first
     assert fleet.names() == sorted([SEED, GREEN])
@@ -336,7 +342,9 @@ def test_create_adopts_its_green_when_aws_answers_already_exists() -> None:
             GREEN, version="2", group_tags={tags.EXECUTION: EXECUTION, tags.ROLE_SINCE: "2026-11-22T09:59:00Z"}
         )
         # When green is created
-        output = logic.run(create_request(fleet), fleet.config, AwsLikeGroups(fleet.asg), fleet.templates, now=NOW)
+        output = logic.run(
+            create_request(fleet), fleet.config, groups=AwsLikeGroups(fleet.asg), templates=fleet.templates, now=NOW
+        )
     # Then the existing group of this execution is adopted, with its creation time
     assert (output.green_group_name, output.reused) == (GREEN, False)
     assert output.created_at.isoformat() == "2026-11-22T09:59:00+00:00"
@@ -348,7 +356,9 @@ def test_create_refuses_a_green_name_taken_by_another_execution(fleet: Fleet) ->
     fleet.create_group(GREEN, group_tags={tags.EXECUTION: OTHER_EXECUTION})
     # When / Then
     with pytest.raises(BlueGreenConflict, match="not created by this execution"):
-        logic.run(create_request(fleet), fleet.config, AwsLikeGroups(fleet.asg), fleet.templates, now=NOW)
+        logic.run(
+            create_request(fleet), fleet.config, groups=AwsLikeGroups(fleet.asg), templates=fleet.templates, now=NOW
+        )
 
 
 def test_two_live_groups_are_a_conflict_naming_both(fleet: Fleet) -> None:
@@ -395,7 +405,7 @@ def test_create_rejects_a_target_of_a_rolling_stage(fleet: Fleet) -> None:
     request = CreateGreenGroupInput(execution_id=EXECUTION, target=prod, ami_id=AMI_NEW, launch_template_version=2)
     # When / Then
     with pytest.raises(InvalidInput, match="not configured in a blue-green stage"):
-        logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW)
+        logic.run(request, fleet.config, groups=fleet.groups, templates=fleet.templates, now=NOW)
 
 
 @pytest.mark.parametrize(

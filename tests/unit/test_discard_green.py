@@ -38,12 +38,12 @@ def create(fleet: Fleet) -> GreenGroup:
     request = CreateGreenGroupInput(
         execution_id=EXECUTION, target=fleet.target, ami_id=AMI_NEW, launch_template_version=2, previous_version=1
     )
-    return create_logic.run(request, fleet.config, fleet.groups, fleet.templates, now=NOW)
+    return create_logic.run(request, fleet.config, groups=fleet.groups, templates=fleet.templates, now=NOW)
 
 
 def shift(fleet: Fleet, green: GreenGroup) -> bool:
     request = ShiftTrafficInput(execution_id=EXECUTION, target=fleet.target, green=green)
-    return shift_logic.run(request, fleet.config, fleet.groups, now=NOW).done
+    return shift_logic.run(request, fleet.config, groups=fleet.groups, now=NOW).done
 
 
 def discard(
@@ -68,7 +68,12 @@ def discard(
         restoring_since=restoring_since,
     )
     output = logic.run(
-        request, fleet.config, fleet.groups, fleet.templates, load_balancing or fleet.load_balancing, now=now
+        request,
+        fleet.config,
+        groups=fleet.groups,
+        templates=fleet.templates,
+        load_balancing=load_balancing or fleet.load_balancing,
+        now=now,
     )
     return output.model_dump(by_alias=True, mode="json")
 
@@ -262,7 +267,12 @@ def test_discard_without_a_green_payload_finds_this_executions_green_by_its_name
     request = DiscardGreenInput(execution_id=EXECUTION, target=fleet.target, previous_version=1, new_version=2)
 
     output = logic.run(
-        request, fleet.config, ListingNotCaughtUp(fleet.asg), fleet.templates, fleet.load_balancing, now=NOW
+        request,
+        fleet.config,
+        groups=ListingNotCaughtUp(fleet.asg),
+        templates=fleet.templates,
+        load_balancing=fleet.load_balancing,
+        now=NOW,
     )
 
     assert output.green_deleted is True
@@ -324,7 +334,14 @@ def test_discard_leaves_a_default_that_is_not_this_executions_version(fleet: Fle
 def test_discard_rejects_a_rolling_target(fleet: Fleet) -> None:
     request = DiscardGreenInput(execution_id=EXECUTION, target=fleet.config.stages[1].targets[0])
     with pytest.raises(InvalidInput, match="blue-green stage"):
-        logic.run(request, fleet.config, fleet.groups, fleet.templates, fleet.load_balancing, now=NOW)
+        logic.run(
+            request,
+            fleet.config,
+            groups=fleet.groups,
+            templates=fleet.templates,
+            load_balancing=fleet.load_balancing,
+            now=NOW,
+        )
 
 
 def test_handler_discards_through_the_lambda_entry_point(

@@ -99,7 +99,14 @@ def published_by_this_execution() -> FakeLaunchTemplates:
 def run(status: str, last: str | None, autoscaling: FakeAutoScaling, store: FakeLaunchTemplates) -> Any:
     locks, notifier = FakeLocks({GROUP: EXECUTION, "someone-elses": "other"}), FakeNotifier()
     output = logic.run(
-        status_event(status), STATE_MACHINE, ONE_TARGET, FakeHistory(last), locks, autoscaling, store, notifier
+        status_event(status),
+        STATE_MACHINE,
+        ONE_TARGET,
+        history=FakeHistory(last),
+        locks=locks,
+        autoscaling=autoscaling,
+        templates=store,
+        notifier=notifier,
     )
     return output, locks, notifier
 
@@ -164,11 +171,11 @@ def test_events_of_another_state_machine_or_status_are_refused() -> None:
             status_event("ABORTED", machine=f"{STATE_MACHINE}-other"),
             STATE_MACHINE,
             CONFIG,
-            FakeHistory(None),
-            FakeLocks({}),
-            FakeAutoScaling(),
-            FakeLaunchTemplates(),
-            FakeNotifier(),
+            history=FakeHistory(None),
+            locks=FakeLocks({}),
+            autoscaling=FakeAutoScaling(),
+            templates=FakeLaunchTemplates(),
+            notifier=FakeNotifier(),
         )
 
 
@@ -232,11 +239,11 @@ def test_a_stopped_execution_wakes_the_push_queued_for_its_groups_and_leaves_the
         status_event("ABORTED"),
         STATE_MACHINE,
         ONE_TARGET,
-        FakeHistory("WaitForRefreshEvent"),
-        locks,
-        autoscaling,
-        published_by_this_execution(),
-        notifier,
+        history=FakeHistory("WaitForRefreshEvent"),
+        locks=locks,
+        autoscaling=autoscaling,
+        templates=published_by_this_execution(),
+        notifier=notifier,
         queue=queue,
     )
     # Then the queued push is woken (it takes the lock next) and nothing of the stopped one is left queued

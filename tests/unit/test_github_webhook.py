@@ -22,6 +22,7 @@ from moto import mock_aws
 from validate_request.logic import check_request, parse_request
 
 import shared.observability
+from shared import clock
 from shared.aws.secrets import CachedSecret, Secrets
 from shared.aws.stepfunctions import StartedExecution, StepFunctions, execution_arn
 from shared.config import ConfigurationError, DeployConfig
@@ -175,7 +176,7 @@ def handler(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(module, "ENV", aws.env)
     monkeypatch.setattr(module, "webhook_secret", lambda: aws.cache)
     monkeypatch.setattr(module, "stepfunctions", lambda: StepFunctions(aws.sfn))
-    monkeypatch.setattr(module, "now", aws.clock.now)
+    monkeypatch.setattr(clock, "now", aws.clock.now)
     return module
 
 
@@ -470,7 +471,7 @@ def test_oversize_body_never_reads_the_secret() -> None:
 
     request = FunctionUrlRequest.model_validate(delivery(body=b"x" * (logic.MAX_BODY_BYTES + 1)))
     # When the oversize delivery is received
-    response = logic.receive(request, ENV_FOR_LOGIC, Spy(), NoStarts(), lambda: datetime.now(UTC))
+    response = logic.receive(request, ENV_FOR_LOGIC, secrets=Spy(), starter=NoStarts(), clock=lambda: datetime.now(UTC))
     # Then it is refused without reading the secret
     assert response.status_code == 413
     assert Spy.calls == 0

@@ -11,9 +11,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from lock import logic
-from lock.models import LockEnvironment, LockInput
+from lock.models import LockEnvironment, LockInput, LockOutput
 from moto import mock_aws
 
+from shared import clock
 from shared.aws.lock_table import LockItem, LockTable, PutOutcome
 from shared.aws.task_tokens import TokenDelivery
 from shared.config import ConfigurationError, DeployConfig
@@ -143,9 +144,23 @@ def hold(dynamodb: Any, target: str, holder: str, expires_at: int) -> None:
     )
 
 
+def call(
+    request: LockInput, store: logic.QueueStore, tokens: Tokens | None = None, clock: Clock | None = None
+) -> LockOutput:
+    """The lock logic with this module's TTL and queue bound, on a fixed clock unless one is given."""
+    return logic.run(
+        request,
+        CONFIG,
+        store=store,
+        tokens=Tokens() if tokens is None else tokens,
+        ttl_seconds=TTL,
+        queue_seconds=QUEUE_SECONDS,
+        clock=Clock() if clock is None else clock,
+    )
+
+
 def run(request: LockInput, store: RecordingStore, clock: Clock | None = None) -> dict[str, Any]:
-    output = logic.run(request, CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, clock or Clock())
-    return output.model_dump(by_alias=True, mode="json")
+    return call(request, store, clock=clock).model_dump(by_alias=True, mode="json")
 
 
 # --- acquire -------------------------------------------------------------------------------------
@@ -355,7 +370,15 @@ def test_lock_refuses_unconfigured_stages_and_targets_before_touching_dynamodb(
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     # When / Then
     with Stubber(dynamodb), pytest.raises(InvalidInput, match=message):
-        logic.run(lock_request(stages=[stage]), CONFIG, LockTable(TABLE, dynamodb), Tokens(), TTL, 60, Clock())
+        logic.run(
+            lock_request(stages=[stage]),
+            CONFIG,
+            store=LockTable(TABLE, dynamodb),
+            tokens=Tokens(),
+            ttl_seconds=TTL,
+            queue_seconds=60,
+            clock=Clock(),
+        )
 
 
 def test_adapter_sends_the_documented_conditional_put() -> None:
@@ -437,7 +460,7 @@ def handler(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("QUEUE_SECONDS", str(QUEUE_SECONDS))
     module = importlib.import_module("lock.handler")
     monkeypatch.setattr(module, "lock_table", lambda: LockTable(TABLE, dynamodb))
-    monkeypatch.setattr(module, "now", Clock())
+    monkeypatch.setattr(clock, "epoch_seconds", Clock())
     monkeypatch.setattr(module, "task_tokens", lambda: Tokens())
     monkeypatch.setattr(
         module,
@@ -544,9 +567,7 @@ def test_enqueue_behind_a_held_lock_waits_with_its_token_and_answers_nothing(
     hold(dynamodb, "web-app-test", OTHER, NOW + 600)
     tokens = Tokens()
     # When a push finds it locked and joins the queue
-    output = logic.run(
-        queue_request("enqueue", ME, 5, token="token-me"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
-    )
+    output = call(queue_request("enqueue", ME, 5, token="token-me"), store, tokens)
     # Then it waits: its item holds the token, the targets, the commit, when it queued, whom it waits for
     assert (output.queued, output.holder, output.superseded, output.woken) == (True, OTHER, [], [])
     entry = queue_of(dynamodb)[ME]
@@ -566,9 +587,7 @@ def test_enqueue_after_the_lock_was_released_meanwhile_wakes_itself(store: Recor
     # Given the lock was released between the failed acquire and the queue item
     tokens = Tokens()
     # When the push joins the queue
-    output = logic.run(
-        queue_request("enqueue", ME, 5, token="token-me"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
-    )
+    output = call(queue_request("enqueue", ME, 5, token="token-me"), store, tokens)
     # Then it resumes at once (back to AcquireLock) instead of sleeping until its fallback look
     assert output.woken == [ME]
     assert tokens.sent == [("token-me", "success", json.dumps({"wokenBy": ME}))]
@@ -576,10 +595,8 @@ def test_enqueue_after_the_lock_was_released_meanwhile_wakes_itself(store: Recor
 
 def test_a_retried_enqueue_keeps_when_it_first_queued(store: RecordingStore, dynamodb: Any) -> None:
     hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
-    logic.run(queue_request("enqueue", ME, 5, token="t1"), CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock())
-    logic.run(
-        queue_request("enqueue", ME, 5, token="t2"), CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock(NOW + 900)
-    )
+    call(queue_request("enqueue", ME, 5, token="t1"), store)
+    call(queue_request("enqueue", ME, 5, token="t2"), store, clock=Clock(NOW + 900))
     entry = queue_of(dynamodb)[ME]
     assert (entry.task_token, entry.queued_at) == ("t2", NOW)
 
@@ -588,16 +605,12 @@ def test_a_newer_push_supersedes_the_older_queued_push_it_covers(store: Recordin
     # Given a push queued behind a running deployment
     hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
     tokens = Tokens()
-    logic.run(queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    call(queue_request("enqueue", ME, 5, token="token-old"), store, tokens)
     # When a newer push to the same targets (and more) queues too
-    output = logic.run(
+    output = call(
         queue_request("enqueue", NEWER, 9, token="token-new", stages=[TEST_STAGE, PROD_STAGE], commit=PUSH_B),
-        CONFIG,
         store,
         tokens,
-        TTL,
-        QUEUE_SECONDS,
-        Clock(),
     )
     # Then the older one ends as Superseded, naming the newer, and leaves the queue; the newer waits
     assert output.superseded == [ME]
@@ -612,11 +625,9 @@ def test_an_older_push_queueing_behind_a_newer_queued_one_is_superseded_at_once(
 ) -> None:
     hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
     tokens = Tokens()
-    logic.run(queue_request("enqueue", NEWER, 9, token="token-new"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    call(queue_request("enqueue", NEWER, 9, token="token-new"), store, tokens)
     # When an older push (a late retry, a slow start) queues for the same targets
-    output = logic.run(
-        queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
-    )
+    output = call(queue_request("enqueue", ME, 5, token="token-old"), store, tokens)
     # Then it is superseded by the newer one and never waits
     assert output.superseded == [ME]
     assert not output.queued
@@ -629,11 +640,9 @@ def test_an_older_push_blocked_by_a_newer_push_holding_its_targets_is_superseded
 ) -> None:
     # Given a newer push took the lock (it says what it deploys and when it started)
     tokens = Tokens()
-    logic.run(queue_request("acquire", NEWER, 9), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    call(queue_request("acquire", NEWER, 9), store, tokens)
     # When an older push (woken a moment too late) finds the targets taken and queues
-    output = logic.run(
-        queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
-    )
+    output = call(queue_request("enqueue", ME, 5, token="token-old"), store, tokens)
     # Then it is superseded: deploying it after the newer one would roll the fleet back to an older commit
     assert output.superseded == [ME]
     assert queue_of(dynamodb) == {}
@@ -644,11 +653,11 @@ def test_a_push_taking_the_locks_supersedes_older_queued_pushes_and_leaves_the_q
 ) -> None:
     hold(dynamodb, "web-app-test", OTHER, NOW + 600)
     tokens = Tokens()
-    logic.run(queue_request("enqueue", ME, 5, token="token-old"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
-    logic.run(queue_request("enqueue", NEWER, 9, token="token-new"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    call(queue_request("enqueue", ME, 5, token="token-old"), store, tokens)
+    call(queue_request("enqueue", NEWER, 9, token="token-new"), store, tokens)
     assert list(queue_of(dynamodb)) == [NEWER]  # the older one was superseded when the newer queued
     # When the lock expires and the newer push takes it
-    output = logic.run(queue_request("acquire", NEWER, 9), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock(NOW + 601))
+    output = call(queue_request("acquire", NEWER, 9), store, tokens, clock=Clock(NOW + 601))
     # Then it holds the lock and is no longer queued
     assert output.acquired
     assert queue_of(dynamodb) == {}
@@ -658,15 +667,7 @@ def test_release_wakes_the_deployments_queued_for_the_released_targets_only(
     store: RecordingStore, dynamodb: Any
 ) -> None:
     # Given this execution holds test and prod; one push waits for test, a base rebuild for prod, one for another group
-    logic.run(
-        queue_request("acquire", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]),
-        CONFIG,
-        store,
-        Tokens(),
-        TTL,
-        QUEUE_SECONDS,
-        Clock(),
-    )
+    call(queue_request("acquire", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]), store)
     table = LockTable(TABLE, dynamodb)
     for execution, targets, action in (
         (ME, ("web-app-test",), "deploy"),
@@ -687,15 +688,7 @@ def test_release_wakes_the_deployments_queued_for_the_released_targets_only(
         )
     tokens = Tokens(closed=frozenset({"token-run-2"}))
     # When it releases
-    output = logic.run(
-        queue_request("release", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]),
-        CONFIG,
-        store,
-        tokens,
-        TTL,
-        QUEUE_SECONDS,
-        Clock(),
-    )
+    output = call(queue_request("release", OTHER, 1, stages=[TEST_STAGE, PROD_STAGE]), store, tokens)
     # Then both deployments waiting for its targets are resumed (a closed task is no error, just not woken);
     # the one waiting for another group sleeps on
     assert sorted(t for t, kind, _ in tokens.sent if kind == "success") == ["token-run-1", "token-run-2"]
@@ -706,18 +699,8 @@ def test_release_wakes_the_deployments_queued_for_the_released_targets_only(
 def test_a_base_rebuild_in_the_queue_is_never_superseded_by_a_push(store: RecordingStore, dynamodb: Any) -> None:
     hold(dynamodb, "web-app-test", OTHER, NOW + 7200)
     tokens = Tokens()
-    logic.run(
-        queue_request("enqueue", ME, 5, token="t-rebuild", deploy="rebuild-base", commit=None),
-        CONFIG,
-        store,
-        tokens,
-        TTL,
-        QUEUE_SECONDS,
-        Clock(),
-    )
-    output = logic.run(
-        queue_request("enqueue", NEWER, 9, token="t-push"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock()
-    )
+    call(queue_request("enqueue", ME, 5, token="t-rebuild", deploy="rebuild-base", commit=None), store, tokens)
+    output = call(queue_request("enqueue", NEWER, 9, token="t-push"), store, tokens)
     assert output.superseded == []
     assert sorted(queue_of(dynamodb)) == [ME, NEWER]
 
@@ -735,7 +718,7 @@ def test_enqueue_refuses_what_must_never_wait_in_the_queue(
     if "token" in change:
         request = request.model_copy(update={"task_token": None})
     with pytest.raises(InvalidInput, match=message):
-        logic.run(request, CONFIG, store, Tokens(), TTL, QUEUE_SECONDS, Clock())
+        call(request, store)
 
 
 def test_a_push_queued_past_lock_queue_hours_fails_with_deployment_in_progress(
@@ -743,17 +726,9 @@ def test_a_push_queued_past_lock_queue_hours_fails_with_deployment_in_progress(
 ) -> None:
     hold(dynamodb, "web-app-test", OTHER, NOW + 7 * 86400)
     tokens = Tokens()
-    logic.run(queue_request("enqueue", ME, 5, token="t1"), CONFIG, store, tokens, TTL, QUEUE_SECONDS, Clock())
+    call(queue_request("enqueue", ME, 5, token="t1"), store, tokens)
     # When it looks again after lock.queueHours
-    output = logic.run(
-        queue_request("enqueue", ME, 5, token="t2"),
-        CONFIG,
-        store,
-        tokens,
-        TTL,
-        QUEUE_SECONDS,
-        Clock(NOW + QUEUE_SECONDS + 1),
-    )
+    output = call(queue_request("enqueue", ME, 5, token="t2"), store, tokens, clock=Clock(NOW + QUEUE_SECONDS + 1))
     # Then its task fails with DeploymentInProgress (the failure path releases and notifies) and it leaves the queue
     assert not output.queued
     assert [(t, e) for t, e, _ in tokens.sent] == [("t2", "DeploymentInProgress")]

@@ -88,7 +88,7 @@ def payload(event: str, **changes: Any) -> dict[str, Any]:
 def notify(event: str, **changes: Any) -> tuple[dict[str, Any], Sent]:
     sent = Sent()
     request = NotifyInput.model_validate(payload(event, **changes))
-    output = logic.run(request, load_deploy_config(), sent, lambda: NOW)
+    output = logic.run(request, load_deploy_config(), publisher=sent, now=lambda: NOW)
     return output.model_dump(by_alias=True), sent
 
 
@@ -185,7 +185,7 @@ def test_a_rejected_request_names_the_error_without_a_plan() -> None:
     request = NotifyInput.model_validate(
         {"event": "DeploymentRejected", "executionId": EXECUTION, "error": {"Error": "InvalidInput", "Cause": "bad"}}
     )
-    logic.run(request, load_deploy_config(), sent, lambda: NOW)
+    logic.run(request, load_deploy_config(), publisher=sent, now=lambda: NOW)
 
     assert sent.subjects == ["[web-app] Deployment rejected: InvalidInput"]
     assert emitted() == {"DeploymentRejected"}

@@ -208,7 +208,7 @@ class Fleet:
         if recycle_bin_days is not None:
             retention = config.retention.model_copy(update={"recycle_bin_days": recycle_bin_days})
             config = config.model_copy(update={"retention": retention})
-        result = prune_images(payload, config, self.images, self.fleet, seconds_left=seconds_left)
+        result = prune_images(payload, config, images=self.images, fleet=self.fleet, seconds_left=seconds_left)
         return result.model_dump(by_alias=True)
 
     def label(self, ami_id: str) -> str:
@@ -1090,7 +1090,7 @@ def test_prune_skips_deregistration_protected_ami() -> None:
 
         # When pruning
         payload = PruneImagesInput(execution_id="arn:x")
-        result = prune_images(payload, config, Images(ec2), FleetReferences(ec2, autoscaling))
+        result = prune_images(payload, config, images=Images(ec2), fleet=FleetReferences(ec2, autoscaling))
 
         # Then the protected image is skipped (never sent to DeregisterImage), the deregistered one ignored
         ec2_stub.assert_no_pending_responses()

@@ -168,7 +168,13 @@ def test_restore_after_a_publish_that_failed_past_the_default_switch_puts_the_pr
     # Given a publish that made version 5 the default (replacing 3), then failed while pruning old versions
     store = FailingDelete(versions=[1, 2, 3, 4], default=3)
     with pytest.raises(RuntimeError):
-        logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), FakeGroups())
+        logic.run(
+            publish_request(),
+            config_keeping(2),
+            launch_templates=store,
+            autoscaling=FakeAutoScaling(),
+            groups=FakeGroups(),
+        )
     assert store.default == 5
     # When the state machine's failure path asks the step to restore
     output = logic.restore(publish_request().model_copy(update={"restore": True}), CONFIG, store)
@@ -196,7 +202,9 @@ def test_restore_changes_nothing_when_the_execution_published_no_version_or_it_i
 def test_restore_in_a_dry_run_changes_nothing() -> None:
     # Given a real publish, then a dry-run restore by the same execution
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
-    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # When it is restored as a dry run
     output = logic.restore(publish_request(dry_run=True), CONFIG, store)
     # Then it reports what it would do and the default stays
@@ -210,7 +218,13 @@ def test_publish_copies_the_default_version_with_the_new_ami_and_makes_it_the_de
     # Given versions 1..4 with version 3 as the default
     store = FakeLaunchTemplates(versions=[1, 2, 3, 4], default=3)
     # When the new AMI is published
-    output = logic.run(publish_request(), config_keeping(10), store, FakeAutoScaling(), FakeGroups())
+    output = logic.run(
+        publish_request(),
+        config_keeping(10),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+    )
     # Then version 5 is copied from the default (3) with only the image changed, and is the new default
     assert store.created[0]["source"] == 3
     assert store.created[0]["image"] == AMI
@@ -221,9 +235,13 @@ def test_publish_copies_the_default_version_with_the_new_ami_and_makes_it_the_de
 def test_publish_retry_with_the_same_execution_returns_the_version_it_already_made() -> None:
     # Given a first successful publish
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
-    first = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    first = logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # When the same execution retries the step
-    second = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    second = logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # Then no second version is made and the answer is the same, with created=false
     assert len(store.created) == 1
     assert (second.version, second.previous_version, second.created) == (first.version, 2, False)
@@ -235,7 +253,9 @@ def test_publish_retry_after_a_crash_before_the_default_switch_makes_the_found_v
     description = logic.version_description(publish_request(), source_version=2)
     store.create_version(TEMPLATE, source_version=2, image_id=AMI, description=description, client_token="x")
     # When the step is retried
-    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    output = logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # Then it sets that version as the default without creating another
     assert (output.version, output.previous_version, output.created) == (3, 2, False)
     assert store.default == 3
@@ -246,10 +266,16 @@ def test_publish_a_new_execution_with_the_same_ami_still_creates_a_new_version()
     # Given the default already uses the AMI, made by another execution
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
     logic.run(
-        publish_request(execution=f"{EXECUTION}-earlier"), config_keeping(5), store, FakeAutoScaling(), FakeGroups()
+        publish_request(execution=f"{EXECUTION}-earlier"),
+        config_keeping(5),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
     )
     # When a new execution publishes the same AMI
-    output = logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    output = logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # Then it gets its own version
     assert (output.version, output.previous_version, output.created) == (4, 3, True)
 
@@ -257,12 +283,18 @@ def test_publish_a_new_execution_with_the_same_ami_still_creates_a_new_version()
 def test_publish_refuses_a_different_ami_in_the_same_execution() -> None:
     # Given this execution already published AMI
     store = FakeLaunchTemplates(versions=[1], default=1)
-    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+    logic.run(
+        publish_request(), config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # When it tries another AMI
     # Then it fails clearly instead of reusing the ClientToken with other parameters
     with pytest.raises(InvalidInput, match="refusing to publish a different AMI"):
         logic.run(
-            publish_request(ami="ami-0fffffffffffffff0"), config_keeping(5), store, FakeAutoScaling(), FakeGroups()
+            publish_request(ami="ami-0fffffffffffffff0"),
+            config_keeping(5),
+            launch_templates=store,
+            autoscaling=FakeAutoScaling(),
+            groups=FakeGroups(),
         )
 
 
@@ -294,7 +326,13 @@ def test_publish_missing_template_raises_launch_template_not_found() -> None:
     store = FakeLaunchTemplates(template_id="lt-0ffffffffffffffff")
     # When / Then
     with pytest.raises(LaunchTemplateNotFound):
-        logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+        logic.run(
+            publish_request(),
+            config_keeping(5),
+            launch_templates=store,
+            autoscaling=FakeAutoScaling(),
+            groups=FakeGroups(),
+        )
 
 
 def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
@@ -307,7 +345,9 @@ def test_publish_rejects_an_unconfigured_target_before_touching_aws() -> None:
     )
     # When / Then
     with pytest.raises(InvalidInput, match="not a configured target"):
-        logic.run(request, config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+        logic.run(
+            request, config_keeping(5), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+        )
     assert store.created == []
 
 
@@ -356,7 +396,14 @@ def test_rebuild_base_publishes_the_image_of_the_commit_the_target_runs_not_the_
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
     images = FakeImages({OLD_AMI: RUNNING_COMMIT})
     # When the new images are published (amiId names the other stage's image)
-    output = logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), images)
+    output = logic.run(
+        rebuild_request(),
+        config_keeping(5),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+        images=images,
+    )
     # Then the target gets its own commit on the new base, and the version says which commit it is
     assert store.created[0]["image"] == RUNNING_COMMIT_IMAGE
     assert f" commit={RUNNING_COMMIT} " in store.created[0]["description"]
@@ -369,13 +416,20 @@ def test_rebuild_base_retry_after_publishing_keeps_the_version_this_execution_ma
     first = logic.run(
         rebuild_request(),
         config_keeping(5),
-        store,
-        FakeAutoScaling(),
-        FakeGroups(),
-        FakeImages({OLD_AMI: RUNNING_COMMIT}),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+        images=FakeImages({OLD_AMI: RUNNING_COMMIT}),
     )
     # When the step is retried, and the new default's AMI cannot be read (EC2 does not list it to this call)
-    second = logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages({}))
+    second = logic.run(
+        rebuild_request(),
+        config_keeping(5),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+        images=FakeImages({}),
+    )
     # Then the version it made is kept: no second version, and no other commit's image
     assert len(store.created) == 1
     assert (second.version, second.created) == (first.version, False)
@@ -396,7 +450,14 @@ def test_rebuild_base_refuses_a_target_whose_commit_was_not_baked(running: dict[
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
     # When / Then nothing is published: a rebuild never moves a target to another commit
     with pytest.raises(InvalidInput, match=message):
-        logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages(running))
+        logic.run(
+            rebuild_request(),
+            config_keeping(5),
+            launch_templates=store,
+            autoscaling=FakeAutoScaling(),
+            groups=FakeGroups(),
+            images=FakeImages(running),
+        )
     assert store.created == []
     assert store.default_changes == []
 
@@ -405,7 +466,13 @@ def test_images_without_an_image_reader_are_refused() -> None:
     store = FakeLaunchTemplates(versions=[1], default=1)
 
     with pytest.raises(InvalidInput, match="without an image reader"):
-        logic.run(rebuild_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups())
+        logic.run(
+            rebuild_request(),
+            config_keeping(5),
+            launch_templates=store,
+            autoscaling=FakeAutoScaling(),
+            groups=FakeGroups(),
+        )
     assert store.created == []
 
 
@@ -413,7 +480,14 @@ def test_a_deploy_without_images_publishes_the_ami_it_is_given_without_reading_i
     # Given a deploy's payload (no images) and an image reader that knows nothing
     store = FakeLaunchTemplates(versions=[1], default=1)
     # When published
-    logic.run(publish_request(), config_keeping(5), store, FakeAutoScaling(), FakeGroups(), FakeImages({}))
+    logic.run(
+        publish_request(),
+        config_keeping(5),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+        images=FakeImages({}),
+    )
     # Then the given AMI is published
     assert store.created[0]["image"] == AMI
 
@@ -429,7 +503,9 @@ def test_prune_keeps_the_newest_versions_the_previous_default_and_in_flight_refr
         refreshes=[make_refresh("r-1", "InProgress", "2"), make_refresh("r-0", "Successful", "1")],
     )
     # When version 11 is published with keep=3
-    output = logic.run(publish_request(), config_keeping(3), store, autoscaling, FakeGroups())
+    output = logic.run(
+        publish_request(), config_keeping(3), launch_templates=store, autoscaling=autoscaling, groups=FakeGroups()
+    )
     # Then kept: newest 3 (11, 10, 9), previous default 4, group/instance version 5, in-flight 2
     assert output.pruned_versions == [1, 3, 6, 7, 8]
     assert sorted(store.versions) == [2, 4, 5, 9, 10, 11]
@@ -441,7 +517,13 @@ def test_prune_keeps_the_version_a_template_named_refresh_uses() -> None:
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     refresh = make_refresh("r-1", "Baking", "1", template=None)
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]), FakeGroups())
+    output = logic.run(
+        publish_request(),
+        config_keeping(2),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(refreshes=[refresh]),
+        groups=FakeGroups(),
+    )
     # Then version 1 is kept anyway
     assert output.pruned_versions == [2, 3, 4]
 
@@ -451,7 +533,13 @@ def test_prune_ignores_versions_of_other_templates() -> None:
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     refresh = make_refresh("r-1", "InProgress", "2", template="lt-0ccccccccccccccc3")
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(refreshes=[refresh]), FakeGroups())
+    output = logic.run(
+        publish_request(),
+        config_keeping(2),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(refreshes=[refresh]),
+        groups=FakeGroups(),
+    )
     # Then version 2 of our template is pruned (the group runs version 1, which stays)
     assert output.pruned_versions == [2, 3, 4]
 
@@ -461,7 +549,9 @@ def test_prune_deletes_in_batches_of_at_most_200() -> None:
     store = FakeLaunchTemplates(versions=range(1, 452), default=451)
     autoscaling = FakeAutoScaling(group=make_group(version="451"))
     # When the new version is published
-    output = logic.run(publish_request(), config_keeping(2), store, autoscaling, FakeGroups())
+    output = logic.run(
+        publish_request(), config_keeping(2), launch_templates=store, autoscaling=autoscaling, groups=FakeGroups()
+    )
     # Then deletion takes 3 calls of 200, 200 and 50
     assert [len(batch) for batch in store.delete_batches] == [200, 200, 50]
     assert output.pruned_versions == list(range(1, 451))
@@ -474,7 +564,9 @@ def test_prune_reports_unexpected_per_version_errors_and_counts_missing_versions
     store.delete_failures[2] = ("unexpectedError", "throttled")
     store.delete_failures[3] = ("launchTemplateVersionDoesNotExist", "gone")
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), FakeGroups())
+    output = logic.run(
+        publish_request(), config_keeping(2), launch_templates=store, autoscaling=FakeAutoScaling(), groups=FakeGroups()
+    )
     # Then 3 counts as pruned, 2 is reported with its code and message
     assert output.pruned_versions == [3, 4]
     assert [f.model_dump(by_alias=True) for f in output.prune_failures] == [
@@ -486,7 +578,13 @@ def test_publish_dry_run_reports_the_versions_and_the_prune_plan_and_changes_not
     # Given versions 1..6, default 6
     store = FakeLaunchTemplates(versions=range(1, 7), default=6)
     # When publishing in dry run with keep=3
-    output = logic.run(publish_request(dry_run=True), config_keeping(3), store, FakeAutoScaling(), FakeGroups())
+    output = logic.run(
+        publish_request(dry_run=True),
+        config_keeping(3),
+        launch_templates=store,
+        autoscaling=FakeAutoScaling(),
+        groups=FakeGroups(),
+    )
     # Then it predicts version 7 and pruning 1..4 (the group's version 1 is kept), and changes nothing
     assert (output.version, output.previous_version, output.created) == (7, 6, True)
     assert output.pruned_versions == [2, 3, 4]
@@ -505,7 +603,9 @@ def test_publish_keeps_version_used_by_retained_group() -> None:
     autoscaling = FakeAutoScaling(group=make_group(version="10"))
     groups = FakeGroups(tagged=[app_group(f"{GROUP}-exec1", "2"), app_group(f"{GROUP}-exec2", "10", role="live")])
     # When version 11 is published with keep=3
-    output = logic.run(publish_request(), config_keeping(3), store, autoscaling, groups)
+    output = logic.run(
+        publish_request(), config_keeping(3), launch_templates=store, autoscaling=autoscaling, groups=groups
+    )
     # Then version 2 stays for the retained group, and the output says why each remaining version stays
     assert output.pruned_versions == [1, 3, 4, 5, 6, 7, 8]
     assert sorted(store.versions) == [2, 9, 10, 11]
@@ -526,7 +626,9 @@ def test_publish_resolves_latest_and_default_of_groups_against_the_versions_befo
     store = FakeLaunchTemplates(versions=range(1, 11), default=4)
     groups = FakeGroups(tagged=[app_group("green", "$Latest", role="green"), app_group("blue", "$Default")])
     # When version 11 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), groups)
+    output = logic.run(
+        publish_request(), config_keeping(2), launch_templates=store, autoscaling=FakeAutoScaling(), groups=groups
+    )
     # Then $Latest is 10 and $Default is 4 (what their instances run), not the new version 11
     kept = {k.version: k.reasons for k in output.kept_versions}
     assert "used by Auto Scaling group green (green)" in kept[10]
@@ -540,7 +642,9 @@ def test_publish_ignores_groups_on_other_launch_templates() -> None:
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     groups = FakeGroups(tagged=[app_group("other", "3", template="lt-0ccccccccccccccc3")])
     # When version 6 is published with keep=2
-    output = logic.run(publish_request(), config_keeping(2), store, FakeAutoScaling(), groups)
+    output = logic.run(
+        publish_request(), config_keeping(2), launch_templates=store, autoscaling=FakeAutoScaling(), groups=groups
+    )
     # Then version 3 of our template is pruned (the configured group runs version 1, which stays)
     assert output.pruned_versions == [2, 3, 4]
 
@@ -565,7 +669,7 @@ def test_publish_keeps_versions_of_other_configured_groups_sharing_the_template(
     store = FakeLaunchTemplates(versions=range(1, 6), default=5)
     groups = FakeGroups(untagged=[app_group("web-app-canary", "2", role=None)])
     # When version 6 is published for the first group with keep=2
-    output = logic.run(publish_request(), config, store, FakeAutoScaling(), groups)
+    output = logic.run(publish_request(), config, launch_templates=store, autoscaling=FakeAutoScaling(), groups=groups)
     # Then the other configured group was asked for by name (not the target's own, already read), and its
     # version stays
     assert groups.asked == [("web-app", ["web-app-canary"])]
@@ -709,7 +813,11 @@ def test_publish_sends_source_version_client_token_and_only_the_image_then_delet
         )
         # When version 6 is published with keep=3
         output = logic.run(
-            request, config_keeping(3), LaunchTemplates(ec2), AutoScaling(asg), FleetReferences(ec2, asg)
+            request,
+            config_keeping(3),
+            launch_templates=LaunchTemplates(ec2),
+            autoscaling=AutoScaling(asg),
+            groups=FleetReferences(ec2, asg),
         )
         ec2_stub.assert_no_pending_responses()
         asg_stub.assert_no_pending_responses()

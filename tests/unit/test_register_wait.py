@@ -16,6 +16,7 @@ from botocore.stub import ANY, Stubber
 from register_wait import logic
 from register_wait.models import RegisterWaitEnvironment, RegisterWaitInput
 
+from shared import clock
 from shared.aws.autoscaling import AutoScaling
 from shared.aws.imagebuilder import ImageBuilder
 from shared.aws.notifications import Notifications
@@ -358,7 +359,7 @@ def handler(dynamodb: Any, clients: Clients, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(module, "autoscaling", lambda: AutoScaling(clients.autoscaling))
     monkeypatch.setattr(module, "imagebuilder", lambda: ImageBuilder(clients.imagebuilder))
     monkeypatch.setattr(module, "notifications", lambda: Notifications(TOPIC, clients.sns))
-    monkeypatch.setattr(module, "now", lambda: NOW)
+    monkeypatch.setattr(clock, "epoch_seconds", lambda: NOW)
     monkeypatch.setattr(
         module,
         "ENV",

@@ -102,7 +102,7 @@ def wait_for(dynamodb: Any, kind: str, resource_id: str, token: str = TOKEN) -> 
 
 
 def relay(event: dict[str, Any], dynamodb: Any, sfn: Any) -> dict[str, Any]:
-    output = logic.run(EventBridgeEvent.model_validate(event), WaitTable(TABLE, dynamodb), TaskTokens(sfn))
+    output = logic.run(EventBridgeEvent.model_validate(event), waits=WaitTable(TABLE, dynamodb), tokens=TaskTokens(sfn))
     return output.model_dump(by_alias=True, mode="json")
 
 
@@ -311,8 +311,8 @@ def test_relay_conditional_delete_keeps_the_item_of_a_newer_token(dynamodb: Any)
     # When the event is relayed
     output = logic.run(
         EventBridgeEvent.model_validate(refresh_event("EC2 Auto Scaling Instance Refresh Checkpoint Reached")),
-        WaitTable(TABLE, dynamodb),
-        tokens,
+        waits=WaitTable(TABLE, dynamodb),
+        tokens=tokens,
     )
     # Then the old token was the one sent, and the newer token's item is still there
     assert tokens.sent == [TOKEN]

@@ -48,7 +48,7 @@ def fleet() -> Iterator[Fleet]:
 
 def retire(fleet: Fleet, *, dry_run: bool = False) -> dict[str, Any]:
     request = RetireGroupsInput(execution_id=EXECUTION, dry_run=dry_run, target=fleet.target)
-    return logic.run(request, fleet.config, fleet.groups).model_dump(by_alias=True, mode="json")
+    return logic.run(request, fleet.config, groups=fleet.groups).model_dump(by_alias=True, mode="json")
 
 
 def test_retire_keeps_the_newest_retained_groups_and_never_deletes_the_seed(fleet: Fleet) -> None:

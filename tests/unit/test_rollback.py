@@ -57,7 +57,7 @@ def test_active_refresh_is_rolled_back_by_aws_and_the_default_restored(status: s
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", status, percentage=30)])
     templates = templates_on_new_default()
     # When rolling back
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then AWS rolls the fleet back, the default is version 1 again, and the step waits for the rollback
     assert "RollbackInstanceRefresh" in autoscaling.calls
     assert autoscaling.started == []
@@ -80,12 +80,12 @@ def test_refused_rollback_cancels_then_refreshes_back_once_the_cancellation_ends
     # When rolling back: the refresh is cancelled and the default restored, but the refresh back must wait
     # for the cancellation (Cancelling blocks StartInstanceRefresh) -> RefreshInProgress for the state machine
     with pytest.raises(RefreshInProgress, match="r-1 \\(Cancelling"):
-        logic.run(rollback_request(), CONFIG, autoscaling, templates)
+        logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     assert autoscaling.calls.count("CancelInstanceRefresh") == 1
     assert templates.default == 1
     # When the cancellation has ended and the step is retried
     autoscaling.refreshes = [dataclasses.replace(autoscaling.refreshes[0], status="Cancelled")]
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then a refresh to version 1 starts with rollback preferences, and the step waits for it
     assert [(s["version"], s["preferences"]["AutoRollback"]) for s in autoscaling.started] == [(1, False)]
     assert (output.instance_refresh_id, output.needs_wait) == ("refresh-2", True)
@@ -100,7 +100,7 @@ def test_successful_refresh_is_followed_by_a_refresh_back_to_the_previous_versio
     )
     templates = templates_on_new_default()
     # When rolling back (e.g. the health check failed)
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then the default is restored and a refresh to version 1 (not $Default) starts
     assert templates.default == 1
     assert [s["version"] for s in autoscaling.started] == [1]
@@ -113,9 +113,9 @@ def test_redriven_rollback_adopts_its_refresh_back_instead_of_starting_another()
         make_group([instance("i-1", "2")], version="2"), [make_refresh("r-1", "Successful", percentage=100)]
     )
     templates = templates_on_new_default()
-    first = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    first = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # When the step runs again
-    second = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    second = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then the running refresh back is adopted
     assert len(autoscaling.started) == 1
     assert second.instance_refresh_id == first.instance_refresh_id
@@ -129,7 +129,7 @@ def test_rollback_after_the_fleet_is_back_starts_nothing() -> None:
     )
     templates = FakeLaunchTemplates(versions=[1, 2], default=1)
     # When rolling back again
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then nothing changes and there is nothing to wait for
     assert autoscaling.started == []
     assert templates.default_changes == []
@@ -141,7 +141,7 @@ def test_failed_refresh_that_replaced_nothing_only_restores_the_default() -> Non
     autoscaling = FakeAutoScaling(make_group([instance("i-1", "1")]), [make_refresh("r-1", "Failed", percentage=0)])
     templates = templates_on_new_default()
     # When rolling back
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then only the default changes
     assert autoscaling.started == []
     assert "RollbackInstanceRefresh" not in autoscaling.calls
@@ -156,7 +156,7 @@ def test_failed_refresh_at_zero_percent_with_an_instance_on_the_new_version_refr
         [make_refresh("r-1", "Cancelled", percentage=0)],
     )
     # When rolling back
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates_on_new_default())
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates_on_new_default())
     # Then the fleet is refreshed back, the reason in the actions
     assert [s["version"] for s in autoscaling.started] == [1]
     assert "1 instance(s) run version 2: i-new" in output.actions
@@ -168,7 +168,7 @@ def test_rollback_already_done_by_aws_counts_as_done(status: str, needs_wait: bo
     autoscaling = FakeAutoScaling(make_group([instance("i-1", "2")]), [make_refresh("r-1", status, percentage=50)])
     templates = templates_on_new_default()
     # When rolling back
-    output = logic.run(rollback_request(), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then no new rollback or refresh is made; the default is restored
     assert "RollbackInstanceRefresh" not in autoscaling.calls
     assert autoscaling.started == []
@@ -181,7 +181,9 @@ def test_rollback_without_a_refresh_id_finds_the_refresh_a_crashed_start_step_ma
     # Given no refresh id in the payload, but an active refresh to the new version on the group
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-orphan", "InProgress", "2")])
     # When rolling back
-    output = logic.run(rollback_request(None), CONFIG, autoscaling, templates_on_new_default())
+    output = logic.run(
+        rollback_request(None), CONFIG, autoscaling=autoscaling, launch_templates=templates_on_new_default()
+    )
     # Then that refresh is rolled back
     assert output.instance_refresh_id == "r-orphan"
     assert "RollbackInstanceRefresh" in autoscaling.calls
@@ -194,7 +196,7 @@ def test_rollback_dry_run_lists_the_actions_and_changes_nothing() -> None:
     )
     templates = templates_on_new_default()
     # When rolling back in dry run
-    output = logic.run(rollback_request(dry_run=True), CONFIG, autoscaling, templates)
+    output = logic.run(rollback_request(dry_run=True), CONFIG, autoscaling=autoscaling, launch_templates=templates)
     # Then the actions are listed and nothing changed
     assert templates.default_changes == []
     assert autoscaling.started == []
@@ -210,7 +212,9 @@ def test_rollback_dry_run_of_an_active_refresh_calls_no_mutating_api() -> None:
     # Given an active refresh
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("r-1", "InProgress")])
     # When rolling back in dry run
-    output = logic.run(rollback_request(dry_run=True), CONFIG, autoscaling, templates_on_new_default())
+    output = logic.run(
+        rollback_request(dry_run=True), CONFIG, autoscaling=autoscaling, launch_templates=templates_on_new_default()
+    )
     # Then only reads happened
     assert set(autoscaling.calls) <= {"DescribeInstanceRefreshes", "DescribeAutoScalingGroups"}
     assert output.actions[0].startswith("would roll back instance refresh r-1 (InProgress, 0% complete)")
@@ -222,7 +226,7 @@ def test_rollback_to_a_missing_previous_version_fails_with_rollback_failed() -> 
     # When rolling back to it
     # Then the failure is named RollbackFailed
     with pytest.raises(RollbackFailed, match="cannot restore default version 1"):
-        logic.run(rollback_request(None, new=3), CONFIG, FakeAutoScaling(), templates)
+        logic.run(rollback_request(None, new=3), CONFIG, autoscaling=FakeAutoScaling(), launch_templates=templates)
 
 
 def test_rollback_rejects_equal_previous_and_new_versions() -> None:

@@ -58,7 +58,7 @@ def shift(
     request = ShiftTrafficInput(
         execution_id=EXECUTION, dry_run=dry_run, target=fleet.target, green=green_payload(fleet, **green)
     )
-    output = logic.run(request, fleet.config, groups or fleet.groups, now=NOW)
+    output = logic.run(request, fleet.config, groups=groups or fleet.groups, now=NOW)
     return output.model_dump(by_alias=True, mode="json")
 
 

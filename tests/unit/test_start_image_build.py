@@ -218,9 +218,9 @@ class Aws:
                 request,
                 config,
                 ENV,
-                ImageBuilder(self.imagebuilder),
-                FleetReferences(ec2 or self.ec2),
-                images or Images(ec2 or self.ec2),
+                imagebuilder=ImageBuilder(self.imagebuilder),
+                templates=FleetReferences(ec2 or self.ec2),
+                images=images or Images(ec2 or self.ec2),
             )
             self.stub.assert_no_pending_responses()
         return output.model_dump(by_alias=True, mode="json")
@@ -406,9 +406,9 @@ def test_a_component_with_no_parameters_is_sent_without_a_parameters_list(aws: A
             start_input(base_ami_id=BASE_AMI),
             CONFIG,
             env,
-            ImageBuilder(aws.imagebuilder),
-            FleetReferences(no_ec2()),
-            Images(no_ec2()),
+            imagebuilder=ImageBuilder(aws.imagebuilder),
+            templates=FleetReferences(no_ec2()),
+            images=Images(no_ec2()),
         )
     # Then that component is named alone
     assert aws.requests("CreateImageRecipe")[0]["components"][2] == {"componentArn": reboot}

@@ -252,7 +252,7 @@ def test_start_pins_the_version_number_and_sends_the_configured_preferences() ->
     # Given a group with no refresh
     autoscaling = FakeAutoScaling()
     # When the refresh to version 7 starts
-    output = logic.run(request(7), CONFIG, autoscaling)
+    output = logic.run(request(7), CONFIG, autoscaling=autoscaling)
     # Then the refresh names version "7" and the preferences sent are returned
     assert autoscaling.started == [
         {"template_id": TEMPLATE, "version": 7, "preferences": logic.build_refresh_preferences(CONFIG.refresh)}
@@ -266,7 +266,7 @@ def test_start_adopts_an_active_refresh_to_the_same_version_instead_of_starting_
     # Given a refresh to version 2 already in progress (a retried step)
     autoscaling = FakeAutoScaling(refreshes=[make_refresh("refresh-ours", "InProgress", "2")])
     # When the step runs again
-    output = logic.run(request(2), CONFIG, autoscaling)
+    output = logic.run(request(2), CONFIG, autoscaling=autoscaling)
     # Then it adopts the running refresh and starts nothing
     assert output.instance_refresh_id == "refresh-ours"
     assert output.adopted is True
@@ -279,7 +279,7 @@ def test_start_refuses_when_a_refresh_to_another_version_is_active_and_names_it(
     # When the step runs for version 2
     # Then it fails clearly with the running refresh id, and starts nothing
     with pytest.raises(RefreshInProgress, match="refresh-foreign"):
-        logic.run(request(2), CONFIG, autoscaling)
+        logic.run(request(2), CONFIG, autoscaling=autoscaling)
     assert "StartInstanceRefresh" not in autoscaling.calls
 
 
@@ -288,7 +288,7 @@ def test_start_adopts_a_refresh_to_the_same_version_that_won_a_race() -> None:
     autoscaling = FakeAutoScaling()
     autoscaling.before_start = [make_refresh("refresh-raced", "Pending", "2")]
     # When the step runs
-    output = logic.run(request(2), CONFIG, autoscaling)
+    output = logic.run(request(2), CONFIG, autoscaling=autoscaling)
     # Then the raced refresh is adopted
     assert (output.instance_refresh_id, output.adopted) == ("refresh-raced", True)
     assert autoscaling.started == []
@@ -300,7 +300,7 @@ def test_start_fails_clearly_when_a_foreign_refresh_won_the_race() -> None:
     autoscaling.before_start = [make_refresh("refresh-other", "Pending", "9")]
     # When / Then the error names it; no blind retry
     with pytest.raises(RefreshInProgress, match="refresh-other"):
-        logic.run(request(2), CONFIG, autoscaling)
+        logic.run(request(2), CONFIG, autoscaling=autoscaling)
     assert autoscaling.calls.count("StartInstanceRefresh") == 1
 
 
@@ -310,7 +310,7 @@ def test_start_ignores_finished_refreshes_when_deciding() -> None:
         refreshes=[make_refresh("old-1", "Successful", "1"), make_refresh("old-2", "Failed", "2")]
     )
     # When the step runs for version 2
-    output = logic.run(request(2), CONFIG, autoscaling)
+    output = logic.run(request(2), CONFIG, autoscaling=autoscaling)
     # Then a new refresh starts
     assert output.adopted is False
     assert len(autoscaling.started) == 1
@@ -320,7 +320,7 @@ def test_start_dry_run_starts_nothing_and_returns_no_id() -> None:
     # Given a group with no refresh
     autoscaling = FakeAutoScaling()
     # When the step runs in dry run
-    output = logic.run(request(2, dry_run=True), CONFIG, autoscaling)
+    output = logic.run(request(2, dry_run=True), CONFIG, autoscaling=autoscaling)
     # Then nothing starts, and the preferences that would be sent are reported
     assert autoscaling.started == []
     assert output.instance_refresh_id is None
@@ -333,7 +333,7 @@ def test_start_rejects_a_target_that_is_not_configured_before_calling_aws() -> N
     stranger = Target(auto_scaling_group_name="someone-else", launch_template_id=TEMPLATE)
     # When / Then
     with pytest.raises(InvalidInput, match="not a configured target"):
-        logic.run(request(2, target=stranger), CONFIG, autoscaling)
+        logic.run(request(2, target=stranger), CONFIG, autoscaling=autoscaling)
     assert autoscaling.calls == []
 
 
@@ -348,7 +348,7 @@ def test_start_warns_naming_protected_and_standby_instances_that_keep_the_old_am
     warnings: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(logic.logger, "warning", lambda msg, extra: warnings.append((msg, extra)))
     # When the refresh starts with the default (Ignore) behaviours
-    logic.run(request(2), CONFIG, autoscaling)
+    logic.run(request(2), CONFIG, autoscaling=autoscaling)
     # Then each kind is named in a warning saying it keeps the old version
     assert [w[1]["instanceIds"] for w in warnings] == [["i-protected"], ["i-standby"]]
     assert all("keep the old launch template version" in w[0] for w in warnings)

@@ -80,7 +80,9 @@ def codecommit() -> Iterator[tuple[Any, Stubber]]:
 
 def validate(raw: Any, adapters: Adapters, config: DeployConfig = CONFIG) -> dict[str, Any]:
     images, fleet, codecommit = adapters
-    return validate_request(event(raw), config, images, fleet, codecommit).model_dump(by_alias=True, mode="json")
+    return validate_request(event(raw), config, images=images, fleet=fleet, codecommit=codecommit).model_dump(
+        by_alias=True, mode="json"
+    )
 
 
 def rejected(raw: Any, adapters: Adapters, config: DeployConfig = CONFIG) -> str:
