@@ -17,10 +17,11 @@ from check_refresh.models import CheckRefreshInput, CheckRefreshOutput, Verdict
 from shared import clock
 from shared.aws.autoscaling import Group, Refresh, ScalingActivity
 from shared.aws.elbv2 import TargetHealth
+from shared.blue_green import health_entries
 from shared.config import DeployConfig
 from shared.errors import InstanceRefreshNotFound
 from shared.observability import logger, metrics
-from shared.reasons import listed, target_group_name
+from shared.reasons import listed
 from shared.targets import require_configured_target
 
 # This many failed launch activities since the refresh started means it is stuck (bad AMI, no capacity...).
@@ -53,21 +54,15 @@ def fleet_health(group: Group, load_balancing: TargetHealthReader) -> tuple[Verd
         return "Healthy", f"refresh succeeded; group {group.name} has no InService instances"
     unhealthy: list[str] = []
     waiting: list[str] = []
-    for arn in group.target_group_arns:
-        name = target_group_name(arn)
-        by_instance: dict[str, list[TargetHealth]] = {}
-        for health in load_balancing.target_health(arn):
-            by_instance.setdefault(health.target_id, []).append(health)
-        for instance_id in in_service:
-            entries = by_instance.get(instance_id, [])
-            if not entries:
-                waiting.append(f"{instance_id} not registered yet in {name}")
+    for name, instance_id, entries in health_entries(load_balancing, group.target_group_arns, in_service):
+        if not entries:
+            waiting.append(f"{instance_id} not registered yet in {name}")
+            continue
+        for entry in entries:
+            if entry.state == "healthy":
                 continue
-            for entry in entries:
-                if entry.state == "healthy":
-                    continue
-                detail = f"{instance_id} {entry.state} in {name}" + (f" ({entry.reason})" if entry.reason else "")
-                (unhealthy if entry.state.startswith("unhealthy") else waiting).append(detail)
+            detail = f"{instance_id} {entry.state} in {name}" + (f" ({entry.reason})" if entry.reason else "")
+            (unhealthy if entry.state.startswith("unhealthy") else waiting).append(detail)
     if unhealthy:
         return "Failed", f"refresh succeeded but instances are unhealthy: {listed(unhealthy)}"
     if waiting:

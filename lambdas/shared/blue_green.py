@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -46,6 +46,20 @@ class TemplateReader(Protocol):
 
 class TargetHealthReader(Protocol):
     def target_health(self, target_group_arn: str) -> list[TargetHealth]: ...
+
+
+def health_entries(
+    load_balancing: TargetHealthReader, target_group_arns: Sequence[str], instance_ids: Sequence[str]
+) -> Iterator[tuple[str, str, list[TargetHealth]]]:
+    """(target group name, instance, its health entries there) for each instance in each target group, one
+    DescribeTargetHealth per target group: the walk the rolling and the blue-green health checks share."""
+    for arn in target_group_arns:
+        name = target_group_name(arn)
+        by_instance: dict[str, list[TargetHealth]] = {}
+        for health in load_balancing.target_health(arn):
+            by_instance.setdefault(health.target_id, []).append(health)
+        for instance_id in instance_ids:
+            yield name, instance_id, by_instance.get(instance_id, [])
 
 
 class GroupWriter(Protocol):
@@ -213,21 +227,15 @@ def serving_health(
         if arn not in group.target_group_arns
     ]
     healthy_everywhere = set(in_service)
-    for arn in group.target_group_arns:
-        name = target_group_name(arn)
-        by_instance: dict[str, list[TargetHealth]] = {}
-        for health in load_balancing.target_health(arn):
-            by_instance.setdefault(health.target_id, []).append(health)
-        for instance_id in in_service:
-            entries = by_instance.get(instance_id, [])
-            if not entries:
-                waiting.append(f"{instance_id} not registered yet in {name}")
+    for name, instance_id, entries in health_entries(load_balancing, group.target_group_arns, in_service):
+        if not entries:
+            waiting.append(f"{instance_id} not registered yet in {name}")
+            healthy_everywhere.discard(instance_id)
+        for entry in entries:
+            if entry.state != "healthy":
+                detail = f" ({entry.reason})" if entry.reason else ""
+                waiting.append(f"{instance_id} {entry.state} in {name}{detail}")
                 healthy_everywhere.discard(instance_id)
-            for entry in entries:
-                if entry.state != "healthy":
-                    detail = f" ({entry.reason})" if entry.reason else ""
-                    waiting.append(f"{instance_id} {entry.state} in {name}{detail}")
-                    healthy_everywhere.discard(instance_id)
     desired = group.capacity.desired
     if in_service_healthy < desired:
         waiting.insert(0, f"{in_service_healthy} of {desired} instance(s) InService and Healthy")
