@@ -25,6 +25,7 @@ from shared.config import ConfigurationError
 from shared.environment import load_environment
 from shared.errors import ImageBuildNotFound, InvalidInput
 from tests.conftest import ACCOUNT, REGION
+from tests.unit.fakes import FakeBakedImages, FakePackages
 from tests.unit.test_start_image_build import BASE_AMI, COMMIT, EXECUTION, IMAGEBUILDER, OTHER_COMMIT, request_dict
 
 # One botocore session for the module: each service model is loaded once (see test_start_image_build).
@@ -878,22 +879,6 @@ NEW_BUILD = "arn:aws:imagebuilder:eu-west-1:123456789012:image/web-app-base/1.0.
 PACKAGES = frozenset({("kernel", "6.1.100-1"), ("openssl", "3.0.8-1")})
 
 
-class FakePackages:
-    def __init__(self, by_build: dict[str, frozenset[tuple[str, str]]]) -> None:
-        self.by_build = by_build
-
-    def list_packages(self, build_version_arn: str) -> frozenset[tuple[str, str]]:
-        return self.by_build.get(build_version_arn, frozenset())
-
-
-class FakeImages:
-    def __init__(self, records: list[logic.ImageRecord]) -> None:
-        self.records = records
-
-    def list_application_images(self, application: str) -> list[logic.ImageRecord]:
-        return self.records
-
-
 def base_record(image_id: str, created: str, build: str | None) -> logic.ImageRecord:
     record_tags = {tags.APPLICATION: "web-app", tags.PIPELINE: "base"}
     if build:
@@ -901,8 +886,8 @@ def base_record(image_id: str, created: str, build: str | None) -> logic.ImageRe
     return logic.ImageRecord(image_id=image_id, state="available", creation_date=created, tags=record_tags)
 
 
-def previous_bases() -> FakeImages:
-    return FakeImages(
+def previous_bases() -> FakeBakedImages:
+    return FakeBakedImages(
         [
             base_record("ami-0000000000000000a", "2026-11-01T03:00:00.000Z", "arn:old"),
             base_record("ami-0000000000000000b", "2026-11-20T03:00:00.000Z", PREVIOUS_BUILD),
@@ -959,5 +944,5 @@ def test_base_counts_as_changed_when_it_cannot_be_compared(
 ) -> None:
     # Given nothing reliable to compare with / Then rolling out is the safe answer
     assert not logic.base_unchanged(
-        "ami-0000000000000000c", "web-app", FakePackages(by_build), FakeImages(records), NEW_BUILD
+        "ami-0000000000000000c", "web-app", FakePackages(by_build), FakeBakedImages(records), NEW_BUILD
     )

@@ -14,9 +14,10 @@ from check_refresh import logic
 from check_refresh.models import CheckRefreshInput
 
 from shared.aws.autoscaling import AutoScaling, ScalingActivity
-from shared.aws.elbv2 import LoadBalancing, TargetHealth
+from shared.aws.elbv2 import LoadBalancing
 from shared.errors import InstanceRefreshNotFound, TargetGroupNotFound
 from tests.conftest import REGION
+from tests.unit.fakes import FakeLoadBalancing
 from tests.unit.test_start_instance_refresh import (
     CONFIG,
     EXECUTION,
@@ -33,21 +34,6 @@ from tests.unit.test_start_instance_refresh import (
 
 TG_WEB = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/0123456789abcdef"
 TG_API = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/api/fedcba9876543210"
-
-
-class FakeLoadBalancing:
-    def __init__(self, health: dict[str, dict[str, str]]) -> None:
-        self.health = health  # target group arn -> instance id -> state
-        self.calls: list[str] = []
-
-    def target_health(self, target_group_arn: str) -> list[TargetHealth]:
-        self.calls.append(target_group_arn)
-        return [
-            TargetHealth(
-                target_id=i, port=80, state=state, reason="" if state == "healthy" else "Target.Timeout", description=""
-            )
-            for i, state in self.health[target_group_arn].items()
-        ]
 
 
 def check_request(refresh_id: str = "r-1", version: int = 2) -> CheckRefreshInput:

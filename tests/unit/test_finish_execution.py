@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ from publish_launch_template_version.models import PublishInput
 
 from shared.aws.lock_table import QueuedDeployment
 from shared.aws.stepfunctions import last_state_entered
-from shared.aws.task_tokens import TokenDelivery
 from shared.config import Stage
 from shared.errors import InvalidInput
-from shared.notifications import event_of
+from tests.unit.fakes import FakeHistory, FakeLocks, FakeNotifier, FakeQueue
 from tests.unit.test_publish_launch_template_version import FakeLaunchTemplates
 from tests.unit.test_start_instance_refresh import (
     CONFIG,
@@ -35,40 +33,6 @@ from tests.unit.test_start_instance_refresh import (
 ONE_TARGET = CONFIG.model_copy(update={"stages": (Stage(name="test", targets=(TARGET,)),)})
 STATE_MACHINE = EXECUTION.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "deploy.asl.json"
-
-
-class FakeHistory:
-    def __init__(self, last: str | None) -> None:
-        self.last = last
-
-    def last_state(self, execution: str, events: int = 20) -> str | None:
-        return self.last
-
-
-class FakeLocks:
-    def __init__(self, held: dict[str, str]) -> None:
-        self.held = dict(held)
-
-    def delete_if_held_by(self, target: str, holder: str) -> bool:
-        if self.held.get(target) == holder:
-            del self.held[target]
-            return True
-        return False
-
-
-class FakeNotifier:
-    """Keeps each publish's subject and its structured event as a machine reads it (shared.notifications)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.mails: list[str] = []
-
-    def publish(self, subject: str, messages: Mapping[str, str], attributes: Mapping[str, str]) -> str:
-        event = event_of(messages["default"])
-        assert attributes == {"event": event["event"]}
-        self.sent.append((subject, event))
-        self.mails.append(messages["email"])
-        return "m-1"
 
 
 def status_event(status: str, machine: str = STATE_MACHINE) -> ExecutionStatusEvent:
@@ -196,32 +160,6 @@ def test_the_last_state_entered_is_read_by_event_id_whatever_the_order() -> None
     ]
 
     assert last_state_entered(events) == "WaitForHealth"
-
-
-class FakeQueue:
-    """The lock table's queue and the tokens that wake it, recorded (lambdas/lock wake_queued's calls)."""
-
-    def __init__(self, entries: list[Any]) -> None:
-        self.entries = {e.execution_id: e for e in entries}
-        self.woken: list[str] = []
-
-    @property
-    def store(self) -> Any:
-        return self
-
-    @property
-    def tokens(self) -> Any:
-        return self
-
-    def queued(self) -> list[Any]:
-        return list(self.entries.values())
-
-    def delete_queued(self, execution_id: str, task_token: str | None = None) -> bool:
-        return self.entries.pop(execution_id, None) is not None
-
-    def send_success(self, task_token: str, output: Any) -> Any:
-        self.woken.append(task_token)
-        return TokenDelivery(delivered=True)
 
 
 def test_a_stopped_execution_wakes_the_push_queued_for_its_groups_and_leaves_the_queue_itself() -> None:

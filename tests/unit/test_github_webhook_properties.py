@@ -20,8 +20,7 @@ import importlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
@@ -32,8 +31,8 @@ from hypothesis import strategies as st
 from validate_request.logic import check_request, parse_request
 
 import shared.observability
-from shared.aws.stepfunctions import StartedExecution, execution_arn
 from tests.conftest import FakeLambdaContext
+from tests.unit.fakes import RecordingStarter
 from tests.unit.test_github_webhook import (
     BRANCH,
     COMMIT,
@@ -65,19 +64,6 @@ class FixedSecret:
 
     def refresh(self) -> str | None:
         return None
-
-
-@dataclass
-class RecordingStarter:
-    """StartExecution that records every call and always starts a new execution (ExecutionStarter)."""
-
-    started: list[str] = field(default_factory=list)
-
-    def start_execution(self, state_machine_arn: str, name: str, execution_input: str) -> StartedExecution:
-        self.started.append(execution_input)
-        return StartedExecution(
-            execution_arn=execution_arn(state_machine_arn, name), start_date=datetime.now(UTC), already_existed=False
-        )
 
 
 @dataclass

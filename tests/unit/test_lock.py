@@ -21,6 +21,7 @@ from shared.config import ConfigurationError, DeployConfig
 from shared.environment import load_environment
 from shared.errors import InvalidInput
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+from tests.unit.fakes import RecordingStore
 from tests.unit.tables import create_coordination_table
 
 CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
@@ -69,29 +70,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-class RecordingStore:
-    """The real adapter, with every call recorded in order."""
-
-    def __init__(self, table: LockTable) -> None:
-        self.table = table
-        self.calls: list[tuple[str, str]] = []
-
-    def put_if_free(self, lock: LockItem) -> PutOutcome:
-        self.calls.append(("put", lock.target))
-        return self.table.put_if_free(lock)
-
-    def get(self, target: str) -> LockItem | None:
-        self.calls.append(("get", target))
-        return self.table.get(target)
-
-    def delete_if_held_by(self, target: str, holder: str) -> bool:
-        self.calls.append(("delete", target))
-        return self.table.delete_if_held_by(target, holder)
-
-    def __getattr__(self, name: str) -> Any:  # the queue's calls go straight to the table
-        return getattr(self.table, name)
 
 
 @pytest.fixture

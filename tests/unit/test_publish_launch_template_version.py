@@ -18,18 +18,16 @@ from publish_launch_template_version.models import PublishInput
 
 from shared import tags
 from shared.aws.autoscaling import AutoScaling, LaunchTemplateRef
-from shared.aws.images import ImageRecord
 from shared.aws.launch_templates import (
-    MAX_VERSIONS_PER_DELETE,
     DeleteOutcome,
     LaunchTemplates,
     TemplateVersion,
-    VersionDeleteFailure,
 )
 from shared.aws.references import ApplicationGroup, FleetReferences
 from shared.config import DeployConfig, Retention, Target
 from shared.errors import InvalidInput, LaunchTemplateNotFound
 from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+from tests.unit.fakes import OLD_AMI, FakeGroups, FakeLaunchTemplates, FakeOwnImages
 from tests.unit.test_start_instance_refresh import (
     CONFIG,
     EXECUTION,
@@ -45,96 +43,6 @@ from tests.unit.test_start_instance_refresh import (
 )
 
 AMI = "ami-0123456789abcdef0"
-OLD_AMI = "ami-00000000000000001"
-
-
-class FakeLaunchTemplates:
-    """In-memory launch template with EC2's rules: sequential numbers, ClientToken idempotency,
-    at most 200 versions per delete, the default cannot be deleted."""
-
-    def __init__(self, versions: Sequence[int] = (1,), default: int | None = None, template_id: str = TEMPLATE) -> None:
-        self.template_id = template_id
-        self.versions: dict[int, TemplateVersion] = {
-            n: TemplateVersion(number=n, image_id=OLD_AMI, description=f"v{n}", is_default=False) for n in versions
-        }
-        self.default = default if default is not None else max(versions)
-        self.next_number = max(versions) + 1
-        self.tokens: dict[str, int] = {}
-        self.created: list[dict[str, Any]] = []
-        self.delete_batches: list[list[int]] = []
-        self.delete_failures: dict[int, tuple[str, str]] = {}
-        self.default_changes: list[int] = []
-
-    def _check(self, template_id: str) -> None:
-        if template_id != self.template_id:
-            raise LaunchTemplateNotFound(f"launch template {template_id}: InvalidLaunchTemplateId.NotFound")
-
-    def _view(self, n: int) -> TemplateVersion:
-        v = self.versions[n]
-        return TemplateVersion(number=n, image_id=v.image_id, description=v.description, is_default=n == self.default)
-
-    def list_versions(self, template_id: str) -> list[TemplateVersion]:
-        self._check(template_id)
-        return [self._view(n) for n in sorted(self.versions)]
-
-    def default_version(self, template_id: str) -> TemplateVersion:
-        self._check(template_id)
-        return self._view(self.default)
-
-    def create_version(
-        self, template_id: str, *, source_version: int, image_id: str, description: str, client_token: str
-    ) -> TemplateVersion:
-        self._check(template_id)
-        if client_token in self.tokens:
-            return self._view(self.tokens[client_token])
-        n = self.next_number
-        self.next_number += 1
-        self.versions[n] = TemplateVersion(number=n, image_id=image_id, description=description, is_default=False)
-        self.tokens[client_token] = n
-        self.created.append(
-            {"source": source_version, "image": image_id, "description": description, "token": client_token}
-        )
-        return self._view(n)
-
-    def set_default_version(self, template_id: str, version: int) -> None:
-        self._check(template_id)
-        if version not in self.versions:
-            raise LaunchTemplateNotFound(f"launch template {template_id}: InvalidLaunchTemplateId.VersionNotFound")
-        self.default = version
-        self.default_changes.append(version)
-
-    def delete_versions(self, template_id: str, versions: Sequence[int]) -> DeleteOutcome:
-        self._check(template_id)
-        assert len(versions) <= MAX_VERSIONS_PER_DELETE, "DeleteLaunchTemplateVersions takes at most 200 versions"
-        self.delete_batches.append(list(versions))
-        deleted: list[int] = []
-        failures: list[VersionDeleteFailure] = []
-        for n in versions:
-            if n in self.delete_failures:
-                code, message = self.delete_failures[n]
-                failures.append(VersionDeleteFailure(version=n, code=code, message=message))
-            elif n not in self.versions:
-                failures.append(VersionDeleteFailure(n, "launchTemplateVersionDoesNotExist", "no such version"))
-            elif n == self.default:
-                failures.append(VersionDeleteFailure(n, "unexpectedError", "cannot delete the default version"))
-            else:
-                del self.versions[n]
-                deleted.append(n)
-        return DeleteOutcome(deleted=tuple(deleted), failures=tuple(failures))
-
-
-class FakeGroups:
-    """The application's groups as FleetReferences.application_groups lists them: every tagged group, then the
-    untagged ones among the configured names it is given."""
-
-    def __init__(self, tagged: Sequence[ApplicationGroup] = (), untagged: Sequence[ApplicationGroup] = ()) -> None:
-        self.tagged = list(tagged)
-        self.untagged = list(untagged)
-        self.asked: list[tuple[str, list[str]]] = []
-
-    def application_groups(self, application: str, names: Sequence[str] = ()) -> list[ApplicationGroup]:
-        self.asked.append((application, list(names)))
-        return [*self.tagged, *(g for g in self.untagged if g.name in names)]
 
 
 def app_group(
@@ -359,24 +267,6 @@ RUNNING_COMMIT_IMAGE = "ami-0aaaaaaaaaaaaaaa1"
 OTHER_STAGE_IMAGE = "ami-0bbbbbbbbbbbbbbb2"
 
 
-class FakeImages:
-    """The account's own AMIs as DescribeImages reports them (an AMI not listed is not ours, or gone)."""
-
-    def __init__(self, commits: dict[str, str | None]) -> None:
-        self.records = {
-            image_id: ImageRecord(
-                image_id=image_id,
-                state="available",
-                creation_date="2026-11-01T03:00:00.000Z",
-                tags={tags.COMMIT: commit} if commit else {},
-            )
-            for image_id, commit in commits.items()
-        }
-
-    def get_own_image(self, image_id: str) -> ImageRecord | None:
-        return self.records.get(image_id)
-
-
 def rebuild_request(*, images: Sequence[tuple[str, str]] | None = None) -> PublishInput:
     """publish's payload in a rebuild-base: the first image as amiId, every commit's image in images."""
     baked = images or [(OTHER_STAGE_COMMIT, OTHER_STAGE_IMAGE), (RUNNING_COMMIT, RUNNING_COMMIT_IMAGE)]
@@ -394,7 +284,7 @@ def rebuild_request(*, images: Sequence[tuple[str, str]] | None = None) -> Publi
 def test_rebuild_base_publishes_the_image_of_the_commit_the_target_runs_not_the_first_one() -> None:
     # Given the target's default version runs an AMI of RUNNING_COMMIT, and the rebuild baked two commits
     store = FakeLaunchTemplates(versions=[1, 2], default=2)
-    images = FakeImages({OLD_AMI: RUNNING_COMMIT})
+    images = FakeOwnImages({OLD_AMI: RUNNING_COMMIT})
     # When the new images are published (amiId names the other stage's image)
     output = logic.run(
         rebuild_request(),
@@ -419,7 +309,7 @@ def test_rebuild_base_retry_after_publishing_keeps_the_version_this_execution_ma
         launch_templates=store,
         autoscaling=FakeAutoScaling(),
         groups=FakeGroups(),
-        images=FakeImages({OLD_AMI: RUNNING_COMMIT}),
+        images=FakeOwnImages({OLD_AMI: RUNNING_COMMIT}),
     )
     # When the step is retried, and the new default's AMI cannot be read (EC2 does not list it to this call)
     second = logic.run(
@@ -428,7 +318,7 @@ def test_rebuild_base_retry_after_publishing_keeps_the_version_this_execution_ma
         launch_templates=store,
         autoscaling=FakeAutoScaling(),
         groups=FakeGroups(),
-        images=FakeImages({}),
+        images=FakeOwnImages({}),
     )
     # Then the version it made is kept: no second version, and no other commit's image
     assert len(store.created) == 1
@@ -456,7 +346,7 @@ def test_rebuild_base_refuses_a_target_whose_commit_was_not_baked(running: dict[
             launch_templates=store,
             autoscaling=FakeAutoScaling(),
             groups=FakeGroups(),
-            images=FakeImages(running),
+            images=FakeOwnImages(running),
         )
     assert store.created == []
     assert store.default_changes == []
@@ -486,7 +376,7 @@ def test_a_deploy_without_images_publishes_the_ami_it_is_given_without_reading_i
         launch_templates=store,
         autoscaling=FakeAutoScaling(),
         groups=FakeGroups(),
-        images=FakeImages({}),
+        images=FakeOwnImages({}),
     )
     # Then the given AMI is published
     assert store.created[0]["image"] == AMI

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,20 +11,14 @@ from botocore.stub import Stubber
 from start_instance_refresh import logic
 from start_instance_refresh.models import StartInstanceRefreshInput
 
-from shared.aws.autoscaling import AutoScaling, Group, GroupInstance, Refresh, RollbackAttempt
-from shared.aws.autoscaling import ScalingActivity as Activity
-from shared.config import ConfigurationError, DeployConfig, RefreshPreferences, Target
+from shared.aws.autoscaling import AutoScaling, GroupInstance
+from shared.config import ConfigurationError, RefreshPreferences, Target
 from shared.errors import AutoScalingGroupNotFound, InvalidInput, RefreshInProgress
 from shared.observability import metrics
-from shared.statuses import ACTIVE_REFRESH_STATUSES
-from tests.conftest import REGION, SAMPLE_DEPLOY_CONFIG
+from tests.conftest import REGION
+from tests.unit.fakes import CONFIG, GROUP, STARTED, TARGET, TEMPLATE, FakeAutoScaling, make_group, make_refresh
 
-CONFIG = DeployConfig.model_validate(SAMPLE_DEPLOY_CONFIG)
-TARGET = CONFIG.stages[0].targets[0]  # web-app-test / lt-0aaaaaaaaaaaaaaa1
-GROUP = TARGET.auto_scaling_group_name
-TEMPLATE = TARGET.launch_template_id
 EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:deploy:run-1"
-STARTED = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def instance(
@@ -46,108 +37,6 @@ def instance(
         launch_template_id=template,
         launch_template_version=version,
     )
-
-
-def make_group(instances: Sequence[GroupInstance] = (), target_groups: Sequence[str] = (), version: str = "1") -> Group:
-    return Group(
-        name=GROUP,
-        target_group_arns=tuple(target_groups),
-        instances=tuple(instances),
-        launch_template_id=TEMPLATE,
-        launch_template_version=version,
-    )
-
-
-def make_refresh(
-    refresh_id: str,
-    status: str,
-    version: str | None = "2",
-    *,
-    template: str | None = TEMPLATE,
-    percentage: int = 0,
-    reason: str = "",
-) -> Refresh:
-    return Refresh(
-        refresh_id=refresh_id,
-        status=status,
-        status_reason=reason,
-        percentage_complete=percentage,
-        instances_to_update=None,
-        start_time=STARTED,
-        launch_template_id=template,
-        launch_template_name=None,
-        launch_template_version=version,
-    )
-
-
-class FakeAutoScaling:
-    """In-memory Auto Scaling with AWS's refresh rules: one active refresh per group, rollback/cancel states."""
-
-    def __init__(
-        self,
-        group: Group | None = None,
-        refreshes: Sequence[Refresh] = (),
-        activities: Sequence[Activity] = (),
-        *,
-        irreversible: bool = False,
-    ) -> None:
-        self.group = group or make_group()
-        self.refreshes = list(refreshes)  # newest first, like DescribeInstanceRefreshes
-        self.activities = list(activities)
-        self.irreversible = irreversible
-        self.started: list[dict[str, Any]] = []
-        self.calls: list[str] = []
-        self.before_start: list[Refresh] = []  # refreshes that "appear" just before StartInstanceRefresh
-
-    def describe_group(self, name: str) -> Group:
-        self.calls.append("DescribeAutoScalingGroups")
-        if name != self.group.name:
-            raise AutoScalingGroupNotFound(name)
-        return self.group
-
-    def describe_refreshes(self, group_name: str, refresh_ids: Sequence[str] = ()) -> list[Refresh]:
-        self.calls.append("DescribeInstanceRefreshes")
-        return [r for r in self.refreshes if not refresh_ids or r.refresh_id in refresh_ids]
-
-    def _active(self) -> Refresh | None:
-        return next((r for r in self.refreshes if r.status in ACTIVE_REFRESH_STATUSES), None)
-
-    def _set_status(self, refresh_id: str, status: str) -> None:
-        self.refreshes = [
-            dataclasses.replace(r, status=status) if r.refresh_id == refresh_id else r for r in self.refreshes
-        ]
-
-    def start_refresh(self, group_name: str, *, template_id: str, version: int, preferences: dict[str, Any]) -> str:
-        self.calls.append("StartInstanceRefresh")
-        self.refreshes[:0], self.before_start = self.before_start, []
-        if self._active() is not None:
-            raise RefreshInProgress(f"{group_name}: An Instance Refresh is already in progress")
-        refresh_id = f"refresh-{len(self.refreshes) + 1}"
-        self.refreshes.insert(0, make_refresh(refresh_id, "Pending", str(version), template=template_id))
-        self.started.append({"template_id": template_id, "version": version, "preferences": preferences})
-        return refresh_id
-
-    def rollback_refresh(self, group_name: str) -> RollbackAttempt:
-        self.calls.append("RollbackInstanceRefresh")
-        active = self._active()
-        if active is None or active.status == "RollbackInProgress":
-            return RollbackAttempt(outcome="not_active", refresh_id=None, message="No active refresh")
-        if self.irreversible:
-            return RollbackAttempt(outcome="irreversible", refresh_id=None, message="The refresh is irreversible")
-        self._set_status(active.refresh_id, "RollbackInProgress")
-        return RollbackAttempt(outcome="started", refresh_id=active.refresh_id, message="")
-
-    def cancel_refresh(self, group_name: str) -> str | None:
-        self.calls.append("CancelInstanceRefresh")
-        active = self._active()
-        if active is None:
-            return None
-        self._set_status(active.refresh_id, "Cancelling")
-        return active.refresh_id
-
-    def scaling_activities(self, group_name: str, since: datetime) -> list[Activity]:
-        self.calls.append("DescribeScalingActivities")
-        return [a for a in self.activities if a.start_time >= since]
 
 
 @pytest.fixture(autouse=True)
