@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stacks.steps import BY_FOLDER
+
 POLL_SECONDS = 15
 
 
-def _lambda(fn: str, payload: dict[str, Any], result_path: str, nxt: str) -> dict[str, Any]:
+def _lambda(step: str, payload: dict[str, Any], result_path: str, nxt: str) -> dict[str, Any]:
+    """A task invoking the function of `step` (a folder of stacks.steps) by its placeholder in the table."""
+    placeholder = BY_FOLDER[step].placeholder
+    if placeholder is None:
+        raise ValueError(f"{step} is invoked by EventBridge, not by a state machine")
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "${" + fn + "FunctionArn}", "Payload": payload},
+        "Parameters": {"FunctionName": f"${{{placeholder}}}", "Payload": payload},
         "ResultSelector": {"result.$": "$.Payload"},
         "ResultPath": result_path,
         "TimeoutSeconds": 60,
@@ -33,13 +39,13 @@ def _poll(name: str, check: str) -> dict[str, dict[str, Any]]:
 def baseline_asl() -> str:
     target = {
         "Publish": _lambda(
-            "PublishLaunchTemplateVersion",
+            "publish_launch_template_version",
             {"executionId.$": "$.executionId", "target.$": "$.target", "amiId.$": "$.amiId", "commit.$": "$.commit"},
             "$.launchTemplate",
             "StartRefresh",
         ),
         "StartRefresh": _lambda(
-            "StartInstanceRefresh",
+            "start_instance_refresh",
             {
                 "executionId.$": "$.executionId",
                 "target.$": "$.target",
@@ -50,7 +56,7 @@ def baseline_asl() -> str:
         ),
         **_poll("WaitRefresh", "DescribeRefresh"),
         "DescribeRefresh": _lambda(
-            "CheckRefresh",
+            "check_refresh",
             {
                 "executionId.$": "$.executionId",
                 "target.$": "$.target",
@@ -73,13 +79,13 @@ def baseline_asl() -> str:
     }
     states = {
         "Validate": _lambda(
-            "ValidateRequest",
+            "validate_request",
             {"executionId.$": "$$.Execution.Id", "executionName.$": "$$.Execution.Name", "input.$": "$"},
             "$.plan",
             "StartBuild",
         ),
         "StartBuild": _lambda(
-            "StartImageBuild",
+            "start_image_build",
             {
                 "executionId.$": "$$.Execution.Id",
                 "request.$": "$.plan.result.request",
@@ -91,7 +97,7 @@ def baseline_asl() -> str:
         ),
         **_poll("WaitBuild", "DescribeBuild"),
         "DescribeBuild": _lambda(
-            "CheckImageBuild",
+            "check_image_build",
             {
                 "executionId.$": "$$.Execution.Id",
                 "build.$": "$.build.result",
@@ -131,14 +137,14 @@ def baseline_asl() -> str:
             "Next": "Prune",
         },
         "Prune": _lambda(
-            "PruneImages",
+            "prune_images",
             {"executionId.$": "$$.Execution.Id", "protectAmiIds.$": "States.Array($.image.result.amiId)"},
             "$.prune",
             "Notify",
         ),
         # The same notify step as ours (the state machine has no SNS permission of its own).
         "Notify": _lambda(
-            "Notify", {"event": "DeploymentSucceeded", "executionId.$": "$$.Execution.Id"}, "$.notify", "Done"
+            "notify", {"event": "DeploymentSucceeded", "executionId.$": "$$.Execution.Id"}, "$.notify", "Done"
         ),
         "Done": {"Type": "Succeed"},
     }
