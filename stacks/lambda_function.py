@@ -48,7 +48,7 @@ def powertools_layer_parameter(version: str) -> str:
     "/aws/service/powertools/python/<arch>/<runtime>/<version>", e.g. .../arm64/python3.14/3.37.0 (the Python
     version keeps its period; `latest` also exists but follows every release, so it is not used):
     https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/#using-ssm-parameter-store
-    Published in the commercial partition only (stacks/config.py refuses other partitions).
+    Published in the commercial partition only (stacks/config_sections.py refuses other partitions).
     """
     return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.config import PLAYBOOK_URI, PROJECT_ROOT, AppImage, BaseImage
+from stacks.config_sections import PLAYBOOK_URI, PROJECT_ROOT, AppImage, BaseImage
 from stacks.image_builder import ANSIBLE_COMPONENT
 from tests.infra.components import toe
 from tests.infra.components.sandbox import Sandbox, Upstream, basic, http_server
