@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rehearsal.rate_limits import SimulatedSeconds
+from stacks.steps import BY_FOLDER
 
 POLL_SECONDS = 15
 # The page size the Images adapter asks DescribeImages for; the baseline asks for the same.
@@ -24,11 +25,15 @@ DESCRIBE_IMAGES_PAGE_SIZE = 1000
 CLI_MAX_ATTEMPTS = 3
 
 
-def _lambda(fn: str, payload: dict[str, Any], result_path: str, nxt: str) -> dict[str, Any]:
+def _lambda(step: str, payload: dict[str, Any], result_path: str, nxt: str) -> dict[str, Any]:
+    """A task invoking the function of `step` (a folder of stacks.steps) by its placeholder in the table."""
+    placeholder = BY_FOLDER[step].placeholder
+    if placeholder is None:
+        raise ValueError(f"{step} is invoked by EventBridge, not by a state machine")
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "${" + fn + "FunctionArn}", "Payload": payload},
+        "Parameters": {"FunctionName": f"${{{placeholder}}}", "Payload": payload},
         "ResultSelector": {"result.$": "$.Payload"},
         "ResultPath": result_path,
         "TimeoutSeconds": 60,
@@ -43,13 +48,13 @@ def _poll(name: str, check: str) -> dict[str, dict[str, Any]]:
 def baseline_asl() -> str:
     target = {
         "Publish": _lambda(
-            "PublishLaunchTemplateVersion",
+            "publish_launch_template_version",
             {"executionId.$": "$.executionId", "target.$": "$.target", "amiId.$": "$.amiId", "commit.$": "$.commit"},
             "$.launchTemplate",
             "StartRefresh",
         ),
         "StartRefresh": _lambda(
-            "StartInstanceRefresh",
+            "start_instance_refresh",
             {
                 "executionId.$": "$.executionId",
                 "target.$": "$.target",
@@ -60,7 +65,7 @@ def baseline_asl() -> str:
         ),
         **_poll("WaitRefresh", "DescribeRefresh"),
         "DescribeRefresh": _lambda(
-            "CheckRefresh",
+            "check_refresh",
             {
                 "executionId.$": "$.executionId",
                 "target.$": "$.target",
@@ -83,13 +88,13 @@ def baseline_asl() -> str:
     }
     states = {
         "Validate": _lambda(
-            "ValidateRequest",
+            "validate_request",
             {"executionId.$": "$$.Execution.Id", "executionName.$": "$$.Execution.Name", "input.$": "$"},
             "$.plan",
             "StartBuild",
         ),
         "StartBuild": _lambda(
-            "StartImageBuild",
+            "start_image_build",
             {
                 "executionId.$": "$$.Execution.Id",
                 "request.$": "$.plan.result.request",
@@ -101,7 +106,7 @@ def baseline_asl() -> str:
         ),
         **_poll("WaitBuild", "DescribeBuild"),
         "DescribeBuild": _lambda(
-            "CheckImageBuild",
+            "check_image_build",
             {
                 "executionId.$": "$$.Execution.Id",
                 "build.$": "$.build.result",
@@ -141,14 +146,14 @@ def baseline_asl() -> str:
             "Next": "Prune",
         },
         "Prune": _lambda(
-            "PruneImages",
+            "prune_images",
             {"executionId.$": "$$.Execution.Id", "protectAmiIds.$": "States.Array($.image.result.amiId)"},
             "$.prune",
             "Notify",
         ),
         # The same notify step as ours (the state machine has no SNS permission of its own).
         "Notify": _lambda(
-            "Notify", {"event": "DeploymentSucceeded", "executionId.$": "$$.Execution.Id"}, "$.notify", "Done"
+            "notify", {"event": "DeploymentSucceeded", "executionId.$": "$$.Execution.Id"}, "$.notify", "Done"
         ),
         "Done": {"Type": "Succeed"},
     }

@@ -16,9 +16,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.build_instance_role import ssm_agent_statements
 from stacks.checkov import skip
 from stacks.config import PipelineConfig
-from stacks.image_builder import ssm_agent_statements
 from stacks.lambda_function import retention
 from stacks.nag import acknowledge, wildcard_resource
 

@@ -48,7 +48,7 @@ def powertools_layer_parameter(version: str) -> str:
     "/aws/service/powertools/python/<arch>/<runtime>/<version>", e.g. .../arm64/python3.14/3.37.0 (the Python
     version keeps its period; `latest` also exists but follows every release, so it is not used):
     https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/#using-ssm-parameter-store
-    Published in the commercial partition only (stacks/config.py refuses other partitions).
+    Published in the commercial partition only (stacks/config_sections.py refuses other partitions).
     """
     return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
 
@@ -67,6 +67,7 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 def camel(step: str) -> str:
+    """The construct id of a step's function, role and log group ("prune_images" → "PruneImages")."""
     return "".join(part.capitalize() for part in step.split("_"))
 
 
@@ -74,6 +75,7 @@ def python_function(
     scope: Construct,
     *,
     step: str,
+    handler: str,
     config: PipelineConfig,
     timeout_seconds: int,
     memory_mb: int = 256,
@@ -82,7 +84,7 @@ def python_function(
     reserved_concurrency: int | None = None,
     unreserved_reason: str = "Invoked only by this workflow, bounded by its executions and Map concurrency",
 ) -> lambda_.Function:
-    """The function whose handler is `lambdas/<step>/handler.py:lambda_handler`.
+    """The function of `lambdas/<step>/` whose entry point is `handler` ("<step>.handler.lambda_handler").
 
     `dead_letter_queue` for a function invoked asynchronously (by EventBridge): what still fails after Lambda's
     own retries lands there. `reserved_concurrency` for a function the public can invoke; without one,
@@ -113,7 +115,7 @@ def python_function(
         description=f"{config.application}: {step}",
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
-        handler=f"{step}.handler.lambda_handler",
+        handler=handler,
         code=lambda_.Code.from_asset(str(PROJECT_ROOT / "lambdas"), exclude=LAMBDA_CODE_EXCLUDES),
         layers=[layer],  # type: ignore[list-item]
         role=role,

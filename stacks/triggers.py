@@ -113,6 +113,7 @@ class Triggers(Construct):
         function = python_function(
             self,
             step="github_webhook",
+            handler="github_webhook.handler.lambda_handler",
             config=self._config,
             timeout_seconds=15,
             # The function URL is public: a reservation caps how much of the account's concurrency a flood of

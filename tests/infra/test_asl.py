@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from shared.statuses import ACTIVE_REFRESH_STATUSES
-from stacks.deploy_workflow import ASL_FILE, STEPS
-from stacks.lambda_function import camel
+from stacks.deploy_workflow import ASL_FILE
+from stacks.steps import BY_PLACEHOLDER
 from tests.infra.conftest import Synthesized
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -72,7 +72,7 @@ def test_every_retry_backs_off_with_full_jitter() -> None:
 
 
 def test_every_lambda_task_names_a_step_the_stack_builds() -> None:
-    arns = {f"${{{camel(step)}FunctionArn}}" for step in STEPS}
+    arns = {f"${{{placeholder}}}" for placeholder in BY_PLACEHOLDER}
     for name, state in all_states(asl()["States"]):
         if state.get("Resource") == "arn:aws:states:::lambda:invoke":
             assert state["Parameters"]["FunctionName"] in arns, name

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.config import PLAYBOOK_URI, PROJECT_ROOT, AppImage, BaseImage
+from stacks.config_sections import PLAYBOOK_URI, PROJECT_ROOT, AppImage, BaseImage
 from stacks.image_builder import ANSIBLE_COMPONENT
 from tests.infra.components import toe
 from tests.infra.components.sandbox import Sandbox, Upstream, basic, http_server
@@ -711,7 +711,7 @@ def test_ansible_playbook_refuses_anything_but_a_plain_s3_yaml_uri_before_anythi
 
 
 def test_the_component_accepts_exactly_the_playbook_uris_the_configuration_accepts() -> None:
-    # The same pattern guards baseImage.ansiblePlaybook (stacks/config.py) and CheckParameters (bash ERE)
+    # The same pattern guards baseImage.ansiblePlaybook (stacks/config_sections.py) and CheckParameters (bash ERE)
     document = toe.load(toe.COMPONENTS_DIR / "ansible-playbook.yml")
     _, check = next(toe.steps(document))
     match = re.search(r'\[\[ ! "\$PlaybookS3Uri" =~ (\S+) \]\]', check["inputs"]["commands"][0])

@@ -33,8 +33,8 @@ import botocore.session
 import pytest
 
 from shared import errors as deploy_errors_module
-from stacks.deploy_workflow import ASL_FILE, STEPS
-from stacks.lambda_function import camel
+from stacks.deploy_workflow import ASL_FILE
+from stacks.steps import BY_PLACEHOLDER
 from tests.infra.test_asl import all_states
 
 LAMBDAS = ASL_FILE.parent.parent / "lambdas"
@@ -107,9 +107,8 @@ def step_of(state: dict[str, Any]) -> str:
     function_name = str(state["Parameters"]["FunctionName"])
     match = _PLACEHOLDER.match(function_name)
     assert match, f"FunctionName {function_name!r} is not a step placeholder"
-    steps = {f"{camel(step)}FunctionArn": step for step in STEPS}
-    assert match.group(1) in steps, f"{function_name} names no step of stacks.deploy_workflow.STEPS"
-    return steps[match.group(1)]
+    assert match.group(1) in BY_PLACEHOLDER, f"{function_name} names no step of stacks.steps.STEPS"
+    return BY_PLACEHOLDER[match.group(1)].folder
 
 
 def _module_file(module: str) -> Path | None:

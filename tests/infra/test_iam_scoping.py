@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stacks.deploy_workflow import BLUE_GREEN_STEPS
+from stacks.steps import STEPS
 from tests.infra.conftest import Synthesized
 from tests.infra.test_stack import render, statements_of
 
@@ -354,7 +354,7 @@ def test_blue_green_steps_name_no_rolling_group_or_template(synthesized: Synthes
     assert all(name in str(synthesized.json) for name in rolling)
     named = {
         (step, name)
-        for step in BLUE_GREEN_STEPS
+        for step in (s.folder for s in STEPS if s.blue_green)
         for statement in statements_of(synthesized, step)
         for name in rolling
         if name in str(render(statement["Resource"]))

@@ -45,11 +45,12 @@ def test_the_app_and_the_handlers_share_one_config_model() -> None:
 
 
 def test_the_stack_builds_from_the_same_target_and_tag_modules_the_handlers_read() -> None:
-    import stacks.deploy_workflow
+    import stacks.bake_grants
+    import stacks.fleet_arns
     from shared import tags
 
-    assert stacks.deploy_workflow.Target is shared.config.Target
-    assert stacks.pipeline_stack.tag_keys is tags
+    assert stacks.fleet_arns.Target is shared.config.Target
+    assert stacks.bake_grants.tag_keys is tags
 
 
 def test_nothing_imports_the_lambda_code_under_a_second_name() -> None:

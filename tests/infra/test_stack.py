@@ -13,7 +13,7 @@ from aws_cdk.assertions import Match
 from shared import tags as lambda_tags
 from shared.config import DeployConfig
 from stacks.config import PROJECT_ROOT
-from stacks.deploy_workflow import STEPS
+from stacks.steps import BY_FOLDER
 from tests.infra.conftest import Synthesized, example_config, synthesize, variant
 from tests.infra.event_pattern import matches
 
@@ -321,7 +321,7 @@ def test_state_machine_is_standard_with_logging_all_and_tracing_but_no_execution
     )
 
 
-@pytest.mark.parametrize("step", sorted(STEPS))
+@pytest.mark.parametrize("step", sorted(BY_FOLDER))
 def test_every_step_function_runs_latest_python_on_arm64_with_powertools_layer(
     synthesized: Synthesized, step: str
 ) -> None:

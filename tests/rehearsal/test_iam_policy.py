@@ -695,7 +695,7 @@ TEMPLATE_AMI, OTHER_AMI = "ami-0123456789abcdef0", "ami-0fffffffffffffff0"
 
 
 def launch_statements(pin_image: bool) -> list[dict[str, Any]]:
-    """The stack's _launch_with_templates statements for one template (IsLaunchTemplateResource on the image and
+    """stacks.step_grants.launch_with_templates' statements for one template (IsLaunchTemplateResource on the image and
     key pair when `pin_image`)."""
     ec2 = f"arn:aws:ec2:{LT_REGION}"
     from_template = {"ArnLike": {"ec2:LaunchTemplate": [LT_ARN]}}
