@@ -196,6 +196,9 @@ class SecondExecution:
         self.never: str | None = None  # why it was never started
         self._held_since: float | None = None
         self.late: str | None = None  # why the world moved on before the execution reached `holdUntil`
+        # The `alsoStart` that watches this one (`after: previous`): the world stays held until it has started too,
+        # or it never will, so nothing moves between this execution reaching `holdUntil` and the next one starting.
+        self.successor: SecondExecution | None = None
 
     def _entered(self, execution: str, state: str) -> tuple[bool, bool]:
         """(has it entered `state`, has it ended)."""
@@ -238,7 +241,9 @@ class SecondExecution:
         if self._held_since is not None:
             entered, ended = self._entered(self.execution, self.hold_until)
             overdue = time.time() - self._held_since > self.HOLD_REAL_SECONDS
-            if entered or ended or overdue:
+            successor = self.successor
+            handed_over = successor is None or successor.execution is not None or successor.never is not None
+            if ((entered or ended) and handed_over) or overdue:
                 self._held_since = None
                 self._activity.end()
                 why = f"is in {self.hold_until}" if entered else ("ended" if ended else "is slow to start")

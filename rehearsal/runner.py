@@ -247,6 +247,8 @@ def _run(scenario: dict[str, Any], artifact: Artifact, resolver: Any, asl: str |
                         events,
                     )
                 )
+                if watched is not execution and previous is not None:
+                    previous.successor = more[-1]
             stopper = (
                 perturbations.StopWhen(sfn, execution, scenario["stopWhen"], events)
                 if scenario.get("stopWhen")

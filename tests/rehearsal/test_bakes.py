@@ -145,8 +145,9 @@ class FakeStepFunctions:
 
     def start_execution(self, **kwargs: Any) -> dict[str, Any]:
         self.started.append(kwargs)
-        self.histories["second"] = []
-        return {"executionArn": "second"}
+        arn = "second" if len(self.started) == 1 else str(kwargs["name"])  # later ones by their names
+        self.histories[arn] = []
+        return {"executionArn": arn}
 
 
 def second_execution(sfn: FakeStepFunctions, activity: Activity) -> SecondExecution:
@@ -210,6 +211,36 @@ def test_a_second_execution_that_reaches_its_hold_state_is_never_late() -> None:
     second.poll()
     assert second.late is None
     assert not second.held
+
+
+def test_a_queued_push_holds_the_world_until_the_newer_push_watching_it_has_started() -> None:
+    # Given a second push that queues (holdUntil JoinQueue) and a third that starts once the second is queued
+    sfn, activity, clock = FakeStepFunctions(), Activity(), SimClock()
+    queue = {"when": "WaitForRefreshEvent", "holdUntil": "JoinQueue", "input": {}}
+    second = SecondExecution(sfn, "machine", "first", queue, {}, "also", activity, clock, [])
+    newer = {"after": "previous", "when": "JoinQueue", "holdUntil": "JoinQueue", "input": {}}
+    third = SecondExecution(sfn, "machine", lambda: second.execution, newer, {}, "also2", activity, clock, [])
+    second.successor = third
+    sfn.entered("first", "WaitForRefreshEvent")
+    assert second.poll() == "second"
+
+    # When the second reaches the queue, before the third has started
+    sfn.entered("second", "JoinQueue")
+    second.poll()
+
+    # Then the world stays held (the first cannot finish and hand the lock to the second meanwhile)
+    assert second.held
+    assert third.poll() == "also2"
+    second.poll()
+    assert not second.held
+    assert third.held
+    sfn.entered("also2", "JoinQueue")
+    third.poll()
+    activity.unanswered_token()
+    time.sleep(IDLE_SECONDS * 2)
+    assert activity.take_timeout()
+    assert second.late is None
+    assert third.late is None
 
 
 def test_a_first_execution_that_ends_before_the_named_state_starts_no_second_one() -> None:
